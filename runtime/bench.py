@@ -1,0 +1,364 @@
+"""The measurement agent and its result: ``python -m edgeship.runtime.bench MODEL``.
+
+Prints exactly one JSON object on stdout (backends' own chatter is sent to stderr).  The
+protocol is DESIGN.md's: a fresh process per measurement, load time, first inference, warmup
+until the rolling median settles, at least ``runs`` timed runs and ``min_seconds``, each timed
+with ``perf_counter_ns``; peak RSS from VmHWM; thermal and frequency before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+SCHEMA = "edgeship.benchmark/1"
+DEFAULT_WARMUP = 10
+DEFAULT_RUNS = 100
+DEFAULT_MIN_SECONDS = 1.0
+PERCENTILES = ("p50", "p90", "p99")
+
+
+@dataclass
+class LatencyStats:
+    """Milliseconds over the timed runs."""
+
+    min: float
+    p50: float
+    p90: float
+    p99: float
+    max: float
+    mean: float
+    std: float
+    runs: int
+
+    @classmethod
+    def from_ns(cls, samples_ns: Sequence[int]) -> LatencyStats:
+        ms = sorted(s / 1e6 for s in samples_ns)
+        return cls(
+            min=ms[0],
+            p50=_percentile(ms, 50),
+            p90=_percentile(ms, 90),
+            p99=_percentile(ms, 99),
+            max=ms[-1],
+            mean=statistics.fmean(ms),
+            std=statistics.pstdev(ms),
+            runs=len(ms),
+        )
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default method)."""
+    pos = (len(sorted_values) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+@dataclass
+class BenchmarkResult:
+    """One measurement of one model on one machine (schema ``edgeship.benchmark/1``).
+
+    Example:
+        >>> result = BenchmarkResult.from_json(text)                 # doctest: +SKIP
+        >>> result.latency_ms.p50, result.memory["peak_rss_mb"]       # doctest: +SKIP
+        >>> verdict = result.check(Budget(max_latency_ms=20))         # doctest: +SKIP
+    """
+
+    model: dict[str, Any]
+    backend: dict[str, Any]
+    inputs: list[dict[str, Any]]
+    config: dict[str, Any]
+    load_ms: float
+    first_inference_ms: float
+    latency_ms: LatencyStats
+    throughput_ips: float
+    memory: dict[str, Any]
+    thermal: dict[str, Any]
+    cpu_frequency: dict[str, Any]
+    host: dict[str, Any]
+    node_coverage: Optional[dict[str, Any]] = None
+    samples_ms: list[float] = field(default_factory=list)
+    timestamp: str = ""
+    target: dict[str, Any] = field(default_factory=dict)  # filled in by the host side
+    schema: str = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, indent: Optional[int] = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchmarkResult:
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"not an {SCHEMA} result (schema={data.get('schema')!r})")
+        data = dict(data)
+        data["latency_ms"] = LatencyStats(**data["latency_ms"])
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> BenchmarkResult:
+        return cls.from_dict(json.loads(text))
+
+    def latency(self, percentile: str = "p50") -> float:
+        return float(getattr(self.latency_ms, percentile))
+
+    def check(self, budget: Any) -> Any:
+        """Compare with a ``edgeship.Budget``; returns its ``Verdict``."""
+        return budget.evaluate(self)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_files(path: Path) -> list[Path]:
+    """The files a model consists of (an IR's .bin, ONNX external data beside it)."""
+    files = [path]
+    if path.suffix.lower() == ".xml" and path.with_suffix(".bin").exists():
+        files.append(path.with_suffix(".bin"))
+    data = path.with_name(path.name + ".data")
+    if data.exists():
+        files.append(data)
+    return files
+
+
+def _settle(call: Callable[[], object], minimum: int, budget_s: float = 5.0) -> int:
+    """Run ``minimum`` warmup runs, then more until the rolling median of 5 moves < 5 %."""
+    window: list[int] = []
+    done = 0
+    deadline = time.perf_counter() + budget_s
+    while True:
+        t0 = time.perf_counter_ns()
+        call()
+        window.append(time.perf_counter_ns() - t0)
+        done += 1
+        if done >= minimum and len(window) >= 10:
+            prev, last = statistics.median(window[-10:-5]), statistics.median(window[-5:])
+            if abs(last - prev) <= 0.05 * prev:
+                return done
+        if done >= minimum and (done >= minimum * 10 or time.perf_counter() > deadline):
+            return done
+        if minimum == 0:
+            return done
+
+
+def measure(
+    model: str | Path,
+    *,
+    backend: Optional[str] = None,
+    threads: Optional[int] = None,
+    warmup: int = DEFAULT_WARMUP,
+    runs: int = DEFAULT_RUNS,
+    min_seconds: float = DEFAULT_MIN_SECONDS,
+    input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+    data: Optional[str | Path] = None,
+    precision: Optional[str] = None,
+    seed: int = 0,
+    coverage: bool = True,
+) -> BenchmarkResult:
+    """Measure ``model`` in this process.  Use the agent (a fresh process) for real numbers."""
+    from edgeship.runtime import load, parse_backend
+    from edgeship.runtime import sysinfo
+    from edgeship.runtime.backends import import_backend
+    from edgeship.runtime.formats import format_for_path
+    from edgeship.runtime.inputs import load_samples, random_inputs
+
+    path = Path(model)
+    fmt = format_for_path(path)
+    name = parse_backend(backend)[0] if backend else fmt.backends[0]
+    started = time.perf_counter()
+    thermal_before, freq_before = sysinfo.thermal(), sysinfo.cpu_frequency()
+    import_backend(name)  # so the baseline holds the backend library, not the model
+    rss_before = sysinfo.rss_mb()
+
+    t0 = time.perf_counter_ns()
+    session = load(path, backend=backend, threads=threads, precision=precision,
+                   input_shapes=input_shapes)
+    load_ns = time.perf_counter_ns() - t0
+
+    if data is not None:
+        feeds = load_samples(data, session.inputs)
+        source = f"samples:{Path(data).name}"
+    else:
+        feeds = random_inputs(session.inputs, seed=seed, fixed=input_shapes)
+        source = f"random(seed={seed})"
+    call = session.prepare(feeds)
+
+    t0 = time.perf_counter_ns()
+    call()
+    first_ns = time.perf_counter_ns() - t0
+
+    warmup_runs = _settle(call, warmup)
+
+    samples: list[int] = []
+    timed_start = time.perf_counter_ns()
+    min_ns = int(min_seconds * 1e9)
+    clock = time.perf_counter_ns
+    while len(samples) < runs or clock() - timed_start < min_ns:
+        t0 = clock()
+        call()
+        samples.append(clock() - t0)
+    timed_ns = clock() - timed_start
+
+    peak, peak_source = sysinfo.peak_rss_mb()
+    thermal_after, freq_after = sysinfo.thermal(), sysinfo.cpu_frequency()
+    node_coverage = session.node_coverage() if coverage else None
+    stats = LatencyStats.from_ns(samples)
+    batch = next((s for k, s in feeds.items()), None)
+    batch_size = int(batch.shape[0]) if batch is not None and batch.ndim else 1
+    files = model_files(path)
+    return BenchmarkResult(
+        model={
+            "path": str(path),
+            "name": path.name,
+            "format": fmt.name,
+            "size_bytes": sum(f.stat().st_size for f in files),
+            "sha256": sha256_file(path),
+            "files": [f.name for f in files],
+        },
+        backend=asdict(session.info),
+        inputs=[
+            {"name": k, "shape": list(v.shape), "dtype": v.dtype.name, "source": source}
+            for k, v in feeds.items()
+        ],
+        config={
+            "warmup": warmup,
+            "warmup_runs": warmup_runs,
+            "runs": runs,
+            "min_seconds": min_seconds,
+            "threads": threads,
+            "seed": seed,
+            "batch_size": batch_size,
+            "timer": "perf_counter_ns",
+            "timed_seconds": timed_ns / 1e9,
+        },
+        load_ms=load_ns / 1e6,
+        first_inference_ms=first_ns / 1e6,
+        latency_ms=stats,
+        throughput_ips=batch_size * len(samples) / (timed_ns / 1e9),
+        memory={
+            "rss_before_load_mb": rss_before,
+            "peak_rss_mb": peak,
+            "delta_mb": peak - rss_before if rss_before is not None else None,
+            "source": peak_source,
+        },
+        thermal={
+            "before": thermal_before,
+            "after": thermal_after,
+            "throttled": sysinfo.throttled(thermal_before, thermal_after),
+        },
+        cpu_frequency={"before": freq_before, "after": freq_after},
+        host=sysinfo.host_facts() | {"wall_seconds": time.perf_counter() - started},
+        node_coverage=node_coverage,
+        samples_ms=[s / 1e6 for s in samples],
+        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m edgeship.runtime.bench",
+        description="Measure one model in this process; print one JSON object on stdout.",
+    )
+    p.add_argument("model")
+    p.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
+    p.add_argument("--runs", type=int, default=DEFAULT_RUNS)
+    p.add_argument("--min-seconds", type=float, default=DEFAULT_MIN_SECONDS)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--backend", default=None, help="onnxruntime|openvino|tflite[:DEVICE]")
+    p.add_argument("--precision", default=None, help="fp32|fp16|bf16 (OpenVINO)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...")
+    p.add_argument("--data", default=None, help=".npz with model-ready samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-coverage", action="store_true", help="skip the node-coverage pass")
+    return p
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would print usage and exit(2) itself
+        raise _UsageError(message)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from edgeship.runtime.errors import ConfigError, EdgeshipError
+    from edgeship.runtime.inputs import parse_input_shapes
+
+    # Backends print to fd 1 from C++; keep the real stdout for the one JSON object.
+    sys.stdout.flush()
+    json_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        parser = build_parser()
+        parser.__class__ = _Parser
+        try:
+            args = parser.parse_args(argv)
+            for name, value in (("--runs", args.runs), ("--warmup", args.warmup)):
+                if value < 0 or (name == "--runs" and value < 1):
+                    raise ConfigError(f"{name} must be positive, got {value}", f"pass {name} 1 or more")
+            if args.min_seconds < 0:
+                raise ConfigError("--min-seconds must not be negative", "pass 0 or more")
+            result = measure(
+                args.model,
+                backend=args.backend,
+                threads=args.threads,
+                warmup=args.warmup,
+                runs=args.runs,
+                min_seconds=args.min_seconds,
+                input_shapes=parse_input_shapes(args.input_shape),
+                data=args.data,
+                precision=args.precision,
+                seed=args.seed,
+                coverage=not args.no_coverage,
+            )
+            payload, code = result.to_json(), 0
+        except _UsageError as exc:
+            err = ConfigError(f"bad agent arguments: {exc}", "see python -m edgeship.runtime.bench --help")
+            payload, code = _error_json(err), err.exit_code
+        except EdgeshipError as exc:
+            payload, code = _error_json(exc), exc.exit_code
+        if code:
+            print(f"edgeship.runtime.bench: error: {json.loads(payload)['error']['message']}",
+                  file=sys.stderr)
+        sys.stdout.flush()
+        os.write(json_fd, (payload + "\n").encode())
+        return code
+    finally:
+        os.close(json_fd)
+
+
+def _error_json(exc: Any) -> str:
+    return json.dumps(
+        {
+            "schema": SCHEMA,
+            "error": {
+                "type": type(exc).__name__,
+                "message": exc.one_line(),
+                "problem": exc.problem,
+                "fix": exc.fix,
+                "exit_code": exc.exit_code,
+            },
+        }
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

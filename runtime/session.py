@@ -1,0 +1,129 @@
+"""The backend-neutral session every model runs through: ``Session.run(dict) -> dict``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from edgeship.runtime.errors import ConfigError
+
+Dim = Optional[Union[int, str]]  # None or a symbolic name for a dynamic dimension
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A model input or output: name, shape (dynamic dims are None or a name), numpy dtype.
+
+    ``dtype`` is what callers pass and get back.  A quantized TFLite tensor is still presented
+    as float32; ``quantization`` holds the (scale, zero_point) the session maps it with.
+    """
+
+    name: str
+    shape: tuple[Dim, ...]
+    dtype: str
+    quantization: Optional[tuple[float, int]] = None
+    storage_dtype: Optional[str] = None  # the dtype inside the model when it differs
+
+    @property
+    def is_dynamic(self) -> bool:
+        return any(not isinstance(d, int) or d < 0 for d in self.shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BackendInfo:
+    """What actually ran the model, as measured, not as requested."""
+
+    backend: str  # onnxruntime | openvino | tflite
+    module: str  # the Python module that was imported (e.g. ai_edge_litert)
+    version: str
+    device: str  # execution provider / device actually used
+    requested_device: Optional[str] = None
+    precision: Optional[str] = None  # inference precision actually used, where the backend says
+    threads: Optional[int] = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Session:
+    """A loaded model.  Subclasses implement one backend each.
+
+    Example:
+        >>> from edgeship.runtime import load
+        >>> sess = load("model.onnx")                              # doctest: +SKIP
+        >>> out = sess.run({sess.inputs[0].name: x})               # doctest: +SKIP
+    """
+
+    path: Path
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    info: BackendInfo
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one inference; returns a new dict of output name -> array."""
+        return self._run(self.check_feeds(feeds))
+
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], object]:
+        """Bind inputs once and return a zero-argument call that only runs inference.
+
+        The measurement agent times this call, as native tools (benchmark_app,
+        onnxruntime_perf_test) do, so the harness adds no copying of its own per run.
+        """
+        checked = self.check_feeds(feeds)
+        return lambda: self._run(checked)
+
+    def node_coverage(self) -> Optional[dict[str, Any]]:
+        """Which device/provider ran how many nodes; None where the backend cannot tell."""
+        return None
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def check_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Validate names, dtypes and fixed dimensions; returns contiguous arrays."""
+        expected = {spec.name: spec for spec in self.inputs}
+        missing = [n for n in expected if n not in feeds]
+        unknown = [n for n in feeds if n not in expected]
+        if missing or unknown:
+            raise ConfigError(
+                f"inputs do not match the model: missing {missing}, unknown {unknown}",
+                f"pass exactly these inputs: {list(expected)}",
+            )
+        checked = {}
+        for name, spec in expected.items():
+            arr = np.asarray(feeds[name])
+            want = np.dtype(spec.dtype)
+            if arr.dtype != want:
+                if not np.can_cast(arr.dtype, want, casting="same_kind"):
+                    raise ConfigError(
+                        f"input '{name}' has dtype {arr.dtype}, the model takes {want}",
+                        f"convert it with .astype('{want}')",
+                    )
+                arr = arr.astype(want)
+            if len(arr.shape) != len(spec.shape) or any(
+                isinstance(d, int) and d >= 0 and d != a for d, a in zip(spec.shape, arr.shape)
+            ):
+                raise ConfigError(
+                    f"input '{name}' has shape {tuple(arr.shape)}, the model takes "
+                    f"{format_shape(spec.shape)}",
+                    "reshape the data to match (dynamic dimensions are shown as '?')",
+                )
+            checked[name] = np.ascontiguousarray(arr)
+        return checked
+
+
+def format_shape(shape: tuple[Dim, ...]) -> str:
+    return "(" + ", ".join(str(d) if isinstance(d, int) and d >= 0 else "?" for d in shape) + ")"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first meaningful line of a backend's (often multi-line) exception text."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return type(exc).__name__

@@ -1,0 +1,145 @@
+"""Facts about the machine the agent runs on, read from /proc and /sys (stdlib only)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+
+def _read(path: str | Path) -> Optional[str]:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _status_kb(field: str) -> Optional[int]:
+    text = _read("/proc/self/status") or ""
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def rss_mb() -> Optional[float]:
+    """Resident set size now (VmRSS), in MB."""
+    kb = _status_kb("VmRSS")
+    return kb / 1024 if kb is not None else None
+
+
+def peak_rss_mb() -> tuple[float, str]:
+    """Peak resident set size of this process, in MB, and where it was read from."""
+    kb = _status_kb("VmHWM")
+    if kb is not None:
+        return kb / 1024, "VmHWM"
+    # ru_maxrss is KiB on Linux, bytes on macOS
+    raw = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (raw / 1024 / 1024 if sys.platform == "darwin" else raw / 1024), "ru_maxrss"
+
+
+def cpu_model() -> Optional[str]:
+    text = _read("/proc/cpuinfo") or ""
+    for key in ("model name", "Model", "Hardware", "cpu model"):
+        for line in text.splitlines():
+            if line.split(":")[0].strip() == key:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def cpu_flags() -> list[str]:
+    """ISA feature flags (x86 'flags', Arm 'Features') of the first CPU."""
+    text = _read("/proc/cpuinfo") or ""
+    for line in text.splitlines():
+        key = line.split(":")[0].strip()
+        if key in ("flags", "Features"):
+            return line.split(":", 1)[1].split()
+    return []
+
+
+def device_tree_model() -> Optional[str]:
+    value = _read("/proc/device-tree/model")
+    return value.rstrip("\x00") if value else None
+
+
+def memory_total_mb() -> Optional[float]:
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def thermal() -> dict[str, Any]:
+    """Temperature (°C) of each thermal zone, and its lowest passive/hot trip point."""
+    zones: dict[str, Any] = {}
+    for zone in sorted(Path("/sys/class/thermal").glob("thermal_zone*")):
+        temp = _read(zone / "temp")
+        if temp is None or not temp.lstrip("-").isdigit():
+            continue
+        trips = []
+        for trip_type in zone.glob("trip_point_*_type"):
+            if (_read(trip_type) or "") in ("passive", "hot"):
+                value = _read(str(trip_type).replace("_type", "_temp"))
+                if value and value.lstrip("-").isdigit():
+                    trips.append(int(value) / 1000)
+        zones[_read(zone / "type") or zone.name] = {
+            "celsius": int(temp) / 1000,
+            "trip_celsius": min(trips) if trips else None,
+        }
+    return zones
+
+
+def cpu_frequency() -> dict[str, Any]:
+    base = Path("/sys/devices/system/cpu/cpu0/cpufreq")
+    cur = _read(base / "scaling_cur_freq")
+    high = _read(base / "cpuinfo_max_freq")
+    return {
+        "governor": _read(base / "scaling_governor"),
+        "mhz": int(cur) / 1000 if cur and cur.isdigit() else None,
+        "max_mhz": int(high) / 1000 if high and high.isdigit() else None,
+    }
+
+
+def vcgencmd_throttled() -> Optional[bool]:
+    """Raspberry Pi firmware's throttling bits, where vcgencmd exists."""
+    exe = shutil.which("vcgencmd")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "get_throttled"], capture_output=True, text=True, timeout=5)
+        return int(out.stdout.strip().split("=")[1], 16) & 0xF != 0
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def throttled(before: dict[str, Any], after: dict[str, Any]) -> Optional[bool]:
+    """True when firmware says so, or a zone reached its trip point; None when nothing tells."""
+    firmware = vcgencmd_throttled()
+    if firmware is not None:
+        return firmware
+    zones = [z for z in list(before.values()) + list(after.values()) if z.get("trip_celsius")]
+    if not zones:
+        return None
+    return any(z["celsius"] >= z["trip_celsius"] for z in zones)
+
+
+def host_facts() -> dict[str, Any]:
+    uname = platform.uname()
+    libc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
+    return {
+        "hostname": uname.node,
+        "os": f"{uname.system} {uname.release}",
+        "machine": uname.machine,
+        "python": platform.python_version(),
+        "libc": libc,
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "device_model": device_tree_model(),
+        "memory_total_mb": memory_total_mb(),
+    }

@@ -1,0 +1,53 @@
+"""edgeship: take a trained neural network to a real edge device and prove it fits.
+
+The public API is the CLI's twin; names are imported lazily so ``import edgeship`` (and
+``edgeship --help``) stay fast and the runtime can ship to devices on its own.
+
+Example:
+    >>> import edgeship
+    >>> result = edgeship.benchmark("examples/models/digits_cnn.onnx", runs=50)  # doctest: +SKIP
+    >>> result.check(edgeship.Budget(max_latency_ms=5)).ok                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute"; every CLI command is a thin wrapper over one of these
+_EXPORTS = {
+    "Budget": "edgeship.budget:Budget",
+    "Verdict": "edgeship.budget:Verdict",
+    "BenchmarkResult": "edgeship.runtime.bench:BenchmarkResult",
+    "benchmark": "edgeship.bench:benchmark",
+    "DeviceProfile": "edgeship.device_profiles.schema:DeviceProfile",
+    "load_profile": "edgeship.profiles:load_profile",
+    "list_profiles": "edgeship.profiles:list_profiles",
+    "EdgeshipError": "edgeship.errors:EdgeshipError",
+    "ConfigError": "edgeship.errors:ConfigError",
+    "ModelError": "edgeship.errors:ModelError",
+    "UnsupportedError": "edgeship.errors:UnsupportedError",
+    "MissingBackendError": "edgeship.errors:MissingBackendError",
+    "OutputMismatchError": "edgeship.errors:OutputMismatchError",
+    "TargetError": "edgeship.errors:TargetError",
+    "BudgetExceeded": "edgeship.errors:BudgetExceeded",
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'edgeship' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,88 @@
+"""`edgeship bench`: measure a model locally or on a device and gate on budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgeship.cli import options as o
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
+
+
+def bench(
+    model: Annotated[Path, typer.Argument(help="Model file: .onnx, .xml (OpenVINO IR) or .tflite.")],
+    target: Annotated[str, typer.Option("--target", help="'local' or an SSH target/alias.")] = "local",
+    device: Annotated[
+        Optional[str], typer.Option("--device", help="Device profile for default budgets.")
+    ] = None,
+    max_latency_ms: o.MaxLatency = None,
+    max_memory_mb: o.MaxMemory = None,
+    max_size_mb: o.MaxSize = None,
+    percentile: o.Percentile = "50",
+    backend: o.Backend = None,
+    threads: o.Threads = None,
+    precision: Annotated[
+        Optional[str], typer.Option("--precision", help="fp32|fp16|bf16 where the backend chooses.")
+    ] = None,
+    runs: Annotated[int, typer.Option("--runs", help="At least this many timed runs.")] = 100,
+    warmup: Annotated[int, typer.Option("--warmup", help="At least this many warmup runs.")] = 10,
+    min_seconds: Annotated[
+        float, typer.Option("--min-seconds", help="Time the runs for at least this long.")
+    ] = 1.0,
+    input_shape: o.InputShape = None,
+    output: Annotated[
+        Optional[Path], typer.Option("-o", "--output", help="Also write the result JSON here.")
+    ] = None,
+    json_out: o.Json = False,
+) -> int:
+    """Benchmark MODEL in a fresh process and check it against budgets (exit 1 if one is missed)."""
+    from edgeship.bench import benchmark
+    from edgeship.cli.render import err_console, result_table
+    from edgeship.errors import ConfigError
+    from edgeship.io import write_atomic
+    from edgeship.runtime.inputs import parse_input_shapes
+
+    defaults = None
+    if device:
+        from edgeship.profiles import load_profile
+
+        defaults = load_profile(device).default_budget_dict()
+    budget = o.make_budget(max_latency_ms, max_memory_mb, max_size_mb, None, percentile, defaults)
+    if runs < 1 or warmup < 0 or min_seconds < 0:
+        raise ConfigError("--runs must be ≥ 1, --warmup and --min-seconds ≥ 0",
+                          "pass non-negative counts")
+    shapes = parse_input_shapes(input_shape or [])
+    with err_console.status(f"benchmarking {model.name} on {target}…"):
+        result = benchmark(model, target, backend=backend, threads=threads, warmup=warmup,
+                           runs=runs, min_seconds=min_seconds, input_shapes=shapes,
+                           precision=precision)
+    verdict = result.check(budget)
+    payload = result.to_dict() | {"verdict": verdict_dict(verdict)}
+    if output:
+        import json
+
+        write_atomic(output, json.dumps(payload, indent=2))
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(payload))
+    else:
+        err_console.print(result_table(result, verdict))
+        err_console.print(("✅ " if verdict.ok else "❌ ") + verdict.summary())
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
+def verdict_dict(verdict) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    return {
+        "ok": verdict.ok,
+        "checks": [
+            {"name": c.name, "limit": c.limit, "measured": c.measured, "unit": c.unit,
+             "detail": c.detail, "ok": c.ok}
+            for c in verdict.checks
+        ],
+    }

@@ -1,0 +1,47 @@
+"""Options shared by several commands: budgets, inputs, output format."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+MaxLatency = Annotated[Optional[str], typer.Option("--max-latency-ms", help="Latency budget (ms).")]
+MaxMemory = Annotated[Optional[str], typer.Option("--max-memory-mb", help="Peak memory budget (MB).")]
+MaxSize = Annotated[Optional[str], typer.Option("--max-size-mb", help="Model size budget (MB).")]
+MaxAccuracyDrop = Annotated[
+    Optional[str], typer.Option("--max-accuracy-drop", help="Accuracy drop budget (points).")
+]
+Percentile = Annotated[str, typer.Option("--percentile", help="Latency percentile: 50, 90 or 99.")]
+InputShape = Annotated[
+    Optional[list[str]],
+    typer.Option("--input-shape", help="NAME=1,3,224,224 fixes dynamic dimensions; repeatable."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help="Inference threads.")]
+Backend = Annotated[
+    Optional[str], typer.Option("--backend", help="onnxruntime|openvino|tflite[:DEVICE].")
+]
+
+
+def make_budget(
+    max_latency_ms: Optional[str],
+    max_memory_mb: Optional[str],
+    max_size_mb: Optional[str],
+    max_accuracy_drop: Optional[str] = None,
+    percentile: str = "50",
+    defaults: Optional[dict[str, float]] = None,
+):  # type: ignore[no-untyped-def]
+    """A Budget from CLI strings (validated there), filling gaps from a profile's defaults."""
+    from edgeship.budget import Budget
+
+    d = defaults or {}
+    return Budget(
+        max_latency_ms=max_latency_ms if max_latency_ms is not None else d.get("max_latency_ms"),
+        max_memory_mb=max_memory_mb if max_memory_mb is not None else d.get("max_memory_mb"),
+        max_size_mb=max_size_mb if max_size_mb is not None else d.get("max_size_mb"),
+        max_accuracy_drop=max_accuracy_drop
+        if max_accuracy_drop is not None
+        else d.get("max_accuracy_drop"),
+        percentile=percentile,
+    )

@@ -1,0 +1,58 @@
+"""Rich tables for results; everything here writes to stderr unless it is the --json payload."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from rich.console import Console
+from rich.table import Table
+
+err_console = Console(stderr=True)
+
+
+def _fmt(value: Optional[float], unit: str = "", digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}g}{unit}"
+
+
+def result_table(result: Any, verdict: Any = None, title: Optional[str] = None) -> Table:
+    """The table `edgeship bench` prints: latency, memory, backend, and a ✅/❌ per budget."""
+    lat = result.latency_ms
+    be = result.backend
+    table = Table(title=title or f"{result.model['name']} on {result.target.get('name', 'local')}",
+                  show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("budget", justify="right")
+    checks = {c.name: c for c in (verdict.checks if verdict else [])}
+
+    def budget_cell(name: str) -> str:
+        c = checks.get(name)
+        if c is None:
+            return ""
+        return f"{'✅' if c.ok else '❌'} ≤ {c.limit:g} {c.unit}"
+
+    table.add_row("backend", f"{be['backend']} {be['version']} on {be['device']}"
+                  + (f" ({be['precision']})" if be.get("precision") else ""), "")
+    table.add_row("threads", str(be.get("threads") or "backend default"), "")
+    table.add_row("load", _fmt(result.load_ms, " ms"), "")
+    table.add_row("first inference", _fmt(result.first_inference_ms, " ms"), "")
+    for p in ("min", "p50", "p90", "p99", "max"):
+        name = "latency" if checks.get("latency") and checks["latency"].detail == p else ""
+        table.add_row(f"latency {p}", _fmt(getattr(lat, p), " ms"), budget_cell(name) if name else "")
+    table.add_row("mean ± std", f"{lat.mean:.3g} ± {lat.std:.2g} ms", "")
+    table.add_row("runs", f"{lat.runs} (+{result.config['warmup_runs']} warmup)", "")
+    table.add_row("throughput", _fmt(result.throughput_ips, " /s", 4), "")
+    mem = result.memory
+    table.add_row("peak memory", _fmt(mem.get("peak_rss_mb"), " MB") +
+                  f" (+{_fmt(mem.get('delta_mb'), ' MB')} for the model)", budget_cell("memory"))
+    table.add_row("model size", _fmt(result.model["size_bytes"] / 1e6, " MB"), budget_cell("size"))
+    cov = result.node_coverage or {}
+    if cov.get("share_on_primary") is not None:
+        table.add_row("nodes on device", f"{cov['share_on_primary']:.0%} of {cov['nodes']}", "")
+    therm = result.thermal
+    if therm.get("throttled") is not None:
+        table.add_row("throttled", "yes" if therm["throttled"] else "no", "")
+    host = result.host
+    table.add_row("host", f"{host.get('device_model') or host.get('cpu_model')} "
+                  f"({host.get('machine')}, {host.get('cpu_count')} cores)", "")
+    return table

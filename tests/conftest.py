@@ -1,0 +1,11 @@
+"""Shared fixtures.  Fixture modules live in tests/fixtures/ and are listed here."""
+
+from __future__ import annotations
+
+import os
+
+# Keep backends from oversubscribing the 2-core CI machine while tests run in one process.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+pytest_plugins: list[str] = [
+]
