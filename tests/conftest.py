@@ -8,4 +8,5 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 pytest_plugins: list[str] = [
+    "tests.fixtures.models",
 ]
