@@ -8,5 +8,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 pytest_plugins: list[str] = [
+    "tests.fixtures.onnx_graphs",
     "tests.fixtures.models",
 ]

@@ -16,6 +16,12 @@ from edgeship.runtime.session import BackendInfo, Session, TensorSpec, first_lin
 _PRECISION_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
 
 
+def _precision_name(hint: Any) -> str:
+    """OpenVINO's element type (f32/bf16/f16) as an edgeship precision name (fp32/bf16/fp16)."""
+    name = hint.to_string() if hasattr(hint, "to_string") else str(hint)
+    return {v: k for k, v in _PRECISION_HINTS.items()}.get(name, name)
+
+
 def _spec(port: Any) -> TensorSpec:
     pshape = port.get_partial_shape()
     shape = tuple(d.get_length() if d.is_static else None for d in pshape)
@@ -92,7 +98,7 @@ class OpenVINOSession(Session):
             version=ov.get_version(),
             device=",".join(executed),
             requested_device=device,
-            precision=str(self._compiled.get_property("INFERENCE_PRECISION_HINT")),
+            precision=_precision_name(self._compiled.get_property("INFERENCE_PRECISION_HINT")),
             threads=threads,
             details={
                 "num_streams": int(self._compiled.get_property("NUM_STREAMS")),
