@@ -173,8 +173,7 @@ def measure(
     coverage: bool = True,
 ) -> BenchmarkResult:
     """Measure ``model`` in this process.  Use the agent (a fresh process) for real numbers."""
-    from edgeship.runtime import load, parse_backend
-    from edgeship.runtime import sysinfo
+    from edgeship.runtime import load, parse_backend, sysinfo
     from edgeship.runtime.backends import import_backend
     from edgeship.runtime.formats import format_for_path
     from edgeship.runtime.inputs import load_samples, random_inputs

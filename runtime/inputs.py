@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-
 from edgeship.runtime.errors import ConfigError
 from edgeship.runtime.session import TensorSpec, format_shape
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
-
 from edgeship.runtime.errors import ConfigError
 
 Dim = Optional[Union[int, str]]  # None or a symbolic name for a dynamic dimension

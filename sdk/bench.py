@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from edgeship import errors
-from edgeship.runtime.bench import DEFAULT_MIN_SECONDS, DEFAULT_RUNS, DEFAULT_WARMUP, BenchmarkResult
+from edgeship.runtime.bench import (
+    DEFAULT_MIN_SECONDS,
+    DEFAULT_RUNS,
+    DEFAULT_WARMUP,
+    BenchmarkResult,
+)
 from edgeship.runtime.formats import format_for_path
 from edgeship.targets import Target, open_target
 

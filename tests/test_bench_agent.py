@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from edgeship import Budget, benchmark
 from edgeship.errors import ConfigError, ModelError
 from edgeship.runtime.bench import SCHEMA, BenchmarkResult, LatencyStats
@@ -105,7 +104,7 @@ def test_benchmark_api_runs_a_fresh_process(linear_onnx: Path) -> None:
     assert result.target["kind"] == "LocalTarget"
     assert result.latency_ms.runs >= 20
     # Memory is this model's alone: the agent is a fresh process, far smaller than pytest's.
-    assert 0 < result.memory["peak_rss_mb"]
+    assert result.memory["peak_rss_mb"] > 0
 
 
 def test_benchmark_api_reraises_agent_errors_as_the_same_class(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from edgeship import runtime
 from edgeship.runtime.errors import ConfigError, ModelError, UnsupportedError
 from edgeship.runtime.inputs import parse_input_shapes, random_inputs

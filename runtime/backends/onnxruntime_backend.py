@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-
 from edgeship.runtime.backends import import_backend
 from edgeship.runtime.errors import ModelError, UnsupportedError
 from edgeship.runtime.session import BackendInfo, Session, TensorSpec, first_line

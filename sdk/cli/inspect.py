@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
 from edgeship.cli import options as o
 
 
@@ -21,10 +20,9 @@ def inspect(
     json_out: o.Json = False,
 ) -> None:
     """Load MODEL and describe its inputs, outputs, backend and manifest."""
-    from rich.table import Table
-
     from edgeship.cli.render import err_console
     from edgeship.inspect import inspect_model
+    from rich.table import Table
 
     info = inspect_model(model, backend=backend)
     if json_out:

@@ -58,7 +58,7 @@ class Target(abc.ABC):
         environment the agent needs.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: LocalTarget holds nothing to release
         """Release connections and remove temporary files."""
 
     def __enter__(self) -> Target:
