@@ -35,7 +35,8 @@ req = compiled.create_infer_request()
 rng = np.random.default_rng(0)
 for port in compiled.inputs:
     shape = [d.get_length() for d in port.get_partial_shape()]
-    req.set_tensor(port, ov.Tensor(rng.random(shape, dtype=np.float32).astype(port.get_element_type().to_dtype())))
+    data = rng.random(shape, dtype=np.float32).astype(port.get_element_type().to_dtype())
+    req.set_tensor(port, ov.Tensor(data))
 for _ in range(10):
     req.infer()
 samples, end = [], time.perf_counter() + seconds
