@@ -62,6 +62,38 @@ def cpu_flags() -> list[str]:
     return []
 
 
+def parse_cpuinfo(text: str) -> dict[str, Any]:
+    """Facts from the text of a /proc/cpuinfo (x86 or Arm), keyed as ``host_facts()`` keys them.
+
+    ``cpu_parts`` lists Arm 'CPU implementer:CPU part' ids (e.g. ``0x41:0xd08``, Cortex-A72),
+    each once, in order of appearance.
+    """
+    first: dict[str, str] = {}
+    flags: list[str] = []
+    parts: list[str] = []
+    processors = 0
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                fields[key.strip()] = value.strip()
+        processors += "processor" in fields
+        flags = flags or (fields.get("flags") or fields.get("Features") or "").split()
+        part = f"{fields.get('CPU implementer', '')}:{fields.get('CPU part', '')}".lower()
+        if part != ":" and part not in parts:
+            parts.append(part)
+        for key, value in fields.items():
+            first.setdefault(key, value)
+    return {
+        "cpu_model": first.get("model name") or first.get("Model") or first.get("Hardware"),
+        "cpu_flags": flags,
+        "cpu_count": processors or None,
+        "cpu_parts": parts,
+        "device_model": first.get("Model"),
+    }
+
+
 def device_tree_model() -> Optional[str]:
     value = _read("/proc/device-tree/model")
     return value.rstrip("\x00") if value else None

@@ -1,0 +1,1 @@
+"""Bundled device profiles (one YAML file each) and their schema; see ``edgeship.profiles``."""

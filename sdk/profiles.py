@@ -1,0 +1,383 @@
+"""Device profiles: load the bundled ones or a user's YAML, describe this host, recognise a device.
+
+Example:
+    >>> import edgeship
+    >>> edgeship.load_profile("raspberry-pi-4").default_budget_dict()["max_latency_ms"]
+    100.0
+    >>> from edgeship.targets import LocalTarget
+    >>> profile, score, reasons = edgeship.match_profile(LocalTarget().probe())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional, Union, get_args
+
+from edgeship.device_profiles.schema import ISA_FLAGS, DeviceProfile
+from edgeship.errors import ConfigError
+from pydantic import BaseModel, ValidationError
+
+# Detection evidence and its weight in the score (0..1).  A specific device (one whose profile
+# names a board model or CPU part) needs specific evidence; a class of machines (x86-avx2) is
+# recognised by architecture and ISA alone, the more required features the more specific.
+WEIGHT_ARCH = 0.2
+WEIGHT_MODEL = 0.45
+WEIGHT_PARTS = 0.2
+WEIGHT_PER_FLAG, WEIGHT_FLAGS_MAX = 0.03, 0.3
+WEIGHT_CORES = 0.05
+MATCH_THRESHOLD = 0.25
+
+_ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64"}
+_ORT_GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider",
+                      "ROCMExecutionProvider", "MIGraphXExecutionProvider")
+_OV_PRECISIONS = {"FP32": "fp32", "FP16": "fp16", "BF16": "bf16", "INT8": "int8"}
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def _bundled_files() -> dict[str, Any]:
+    root = resources.files("edgeship.device_profiles")
+    return {p.name[: -len(".yaml")]: p for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def profile_names() -> list[str]:
+    """Names of the bundled profiles, sorted."""
+    return sorted(_bundled_files())
+
+
+def list_profiles() -> list[DeviceProfile]:
+    """Every bundled profile, sorted by name."""
+    files = _bundled_files()
+    return [parse_profile(files[n].read_text(), f"profile '{n}'") for n in sorted(files)]
+
+
+def load_profile(name_or_path: Union[str, Path]) -> DeviceProfile:
+    """A bundled profile by name, ``local`` (this host), or a profile YAML file.
+
+    Example:
+        >>> load_profile("x86-avx512-vnni").arch
+        'x86_64'
+    """
+    text = str(name_or_path)
+    if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(f"profile file '{path}' does not exist",
+                              f"check the path, or use a bundled name: {', '.join(profile_names())}")
+        return parse_profile(path.read_text(), f"profile '{path}'")
+    if text == "local":
+        return local_profile()
+    files = _bundled_files()
+    if text not in files:
+        close = difflib.get_close_matches(text, list(files), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"unknown device profile '{text}'",
+                          f"{hint}known profiles: {', '.join(sorted(files))}, local, "
+                          "or a path to a profile .yaml")
+    return parse_profile(files[text].read_text(), f"profile '{text}'")
+
+
+def parse_profile(text: str, source: str = "profile") -> DeviceProfile:
+    """Validate profile YAML; every problem becomes a one-line ConfigError naming the field."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError(f"{source} is not valid YAML{where}: {problem}",
+                          "fix the YAML syntax (indentation, colons, quotes)") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a YAML mapping of fields, got {type(data).__name__}",
+                          "start from `edgeship profiles show raspberry-pi-4 --json` as a template")
+    return parse_profile_data(data, source)
+
+
+def parse_profile_data(data: Mapping[str, Any], source: str = "profile") -> DeviceProfile:
+    """Validate a profile given as a mapping (parsed YAML or JSON)."""
+    try:
+        return DeviceProfile.model_validate(dict(data))
+    except ValidationError as exc:
+        raise _field_error(exc, source) from None
+
+
+def _field_error(exc: ValidationError, source: str) -> ConfigError:
+    errors = exc.errors()
+    err, more = errors[0], (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+    loc = err["loc"]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    if err["type"] == "extra_forbidden":
+        allowed = list(_model_at(loc[:-1]).model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return ConfigError(f"{source}: unknown field '{where}'{more}",
+                           f"{hint}remove or rename it; allowed here: {', '.join(allowed)}")
+    expected = _description_at(loc)
+    if err["type"] == "missing":
+        return ConfigError(f"{source}: missing field '{where}'{more}", f"add '{where}': {expected}")
+    message = err["msg"].removeprefix("Value error, ")
+    got = repr(err.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "..."
+    return ConfigError(f"{source}: field '{where}': {message}, got {got}{more}",
+                       f"set '{where}' to {expected}")
+
+
+def _submodel(annotation: Any) -> Optional[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _submodel(arg)
+        if found:
+            return found
+    return None
+
+
+def _model_at(loc: Sequence[Union[str, int]]) -> type[BaseModel]:
+    model: type[BaseModel] = DeviceProfile
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        inner = _submodel(field.annotation) if field else None
+        if inner:
+            model = inner
+    return model
+
+
+def _description_at(loc: Sequence[Union[str, int]]) -> str:
+    names = [p for p in loc if isinstance(p, str)]
+    field = _model_at(loc[: len(loc) - 1]).model_fields.get(names[-1]) if names else None
+    if field and field.description:
+        return field.description
+    return "a valid value (see `edgeship profiles show raspberry-pi-4` for an example)"
+
+
+# -------------------------------------------------------------------------------- matching
+
+
+def _arch(machine: str) -> str:
+    return _ARCH_ALIASES.get(machine.lower(), machine.lower())
+
+
+def _score(profile: DeviceProfile, facts: Mapping[str, Any]) -> tuple[Optional[float], list[str]]:
+    """How well the facts fit the profile (None: they rule it out), and why."""
+    score, reasons = 0.0, []
+    machine = facts.get("machine")
+    if machine:
+        if _arch(machine) != profile.arch:
+            return None, [f"arch {machine} is not {profile.arch}"]
+        score += WEIGHT_ARCH
+        reasons.append(f"arch {profile.arch}")
+    flags = set(facts.get("cpu_flags") or [])
+    required = list(profile.cpu.isa) + list(profile.match.cpu_flags)
+    if flags and required:
+        missing = [f for f in required if not flags & set(ISA_FLAGS.get(f, (f,)))]
+        if missing:
+            return None, [f"CPU lacks {', '.join(missing)}"]
+        score += min(WEIGHT_FLAGS_MAX, WEIGHT_PER_FLAG * len(required))
+        reasons.append(f"CPU has {', '.join(required)}")
+    specific = False
+    parts = facts.get("cpu_parts")
+    if parts and profile.match.cpu_parts:
+        missing = [p for p in profile.match.cpu_parts if p not in parts]
+        if missing:
+            return None, [f"no CPU part {', '.join(missing)}"]
+        score += WEIGHT_PARTS
+        specific = True
+        reasons.append(f"CPU part {', '.join(profile.match.cpu_parts)}")
+    hit = _model_hit(profile, facts)
+    if hit:
+        score += WEIGHT_MODEL
+        specific = True
+        reasons.append(hit)
+    cores = facts.get("cpu_count")
+    if cores and profile.cpu.cores == cores:
+        score += WEIGHT_CORES
+        reasons.append(f"{cores} cores")
+    elif cores and profile.cpu.cores:
+        reasons.append(f"note: {cores} cores visible, the profile has {profile.cpu.cores}")
+    m = profile.match
+    if (m.device_model or m.cpu_model or m.cpu_parts) and not specific:
+        score /= 2  # an ISA alone cannot tell one Cortex-A76 board from another
+        reasons.append("no board model or CPU part confirms this device")
+    return min(1.0, round(score, 3)), reasons
+
+
+def _model_hit(profile: DeviceProfile, facts: Mapping[str, Any]) -> Optional[str]:
+    # On Arm boards the cpuinfo 'Model' line (the board) is what host_facts reports as cpu_model.
+    names = {"device model": facts.get("device_model"), "CPU model": facts.get("cpu_model")}
+    for pattern in profile.match.device_model:
+        for label, value in names.items():
+            if value and pattern.lower() in value.lower():
+                return f"{label} '{value}' contains '{pattern}'"
+    for pattern in profile.match.cpu_model:
+        value = names["CPU model"]
+        if value and pattern.lower() in value.lower():
+            return f"CPU model '{value}' contains '{pattern}'"
+    return None
+
+
+def match_profile(
+    facts: Mapping[str, Any], profiles: Optional[Sequence[DeviceProfile]] = None
+) -> tuple[Optional[DeviceProfile], float, list[str]]:
+    """The bundled profile that best fits a target's probe facts, its score (0..1), and why.
+
+    Facts are what ``Target.probe()`` returns (machine, cpu_model, cpu_flags, cpu_parts,
+    device_model, cpu_count, ...).  Below ``MATCH_THRESHOLD`` the profile is None and the
+    reasons name the closest candidate.
+    """
+    ranked = []
+    for profile in profiles if profiles is not None else list_profiles():
+        score, reasons = _score(profile, facts)
+        if score is not None:
+            specificity = len(profile.cpu.isa) + len(profile.match.cpu_parts)
+            ranked.append((score, specificity, profile, reasons))
+    if not ranked:
+        return None, 0.0, ["no profile has this architecture and CPU features"]
+    score, _, best, reasons = max(ranked, key=lambda r: (r[0], r[1]))
+    if score < MATCH_THRESHOLD:
+        return None, score, [f"no profile scored {MATCH_THRESHOLD} or more; closest "
+                             f"{best.name} ({score:.2f}): {'; '.join(reasons)}"]
+    return best, score, reasons
+
+
+# ------------------------------------------------------------------------ profiles from facts
+
+
+def _precisions(isa: Sequence[str]) -> list[str]:
+    found = set(isa)
+    return (["fp32"] + (["fp16"] if found & {"fp16", "avx512_fp16", "amx_fp16"} else [])
+            + (["bf16"] if found & {"bf16", "avx512_bf16", "amx_bf16"} else []) + ["int8"])
+
+
+def profile_from_facts(facts: Mapping[str, Any], name: Optional[str] = None) -> DeviceProfile:
+    """A profile describing the probed machine; preferences come from the closest bundled one."""
+    from edgeship.runtime.formats import BACKENDS, FORMATS
+
+    flags = set(facts.get("cpu_flags") or [])
+    isa = [feature for feature, names in ISA_FLAGS.items() if flags & set(names)]
+    label = facts.get("device_model") or facts.get("cpu_model") or "unknown device"
+    base, score, _ = match_profile(facts)
+    backends = list(base.backends) if base else list(BACKENDS)
+    available = facts.get("backends")
+    if available is not None and any(b.partition(":")[0] in available for b in backends):
+        backends = [b for b in backends if b.partition(":")[0] in available]
+    runnable = {b.partition(":")[0] for b in backends}
+    formats = [f for f in (base.formats if base else FORMATS) if set(FORMATS[f].backends) & runnable]
+    memory = facts.get("memory_total_mb")
+    data = {
+        "name": name or _slug(label),
+        "display_name": label if name != "local" else f"This machine ({label})",
+        "description": f"Built from the probe facts of {facts.get('hostname') or 'the device'}"
+        + (f"; preferences and budgets from {base.name} (match {score:.2f})" if base else ""),
+        "arch": _arch(str(facts.get("machine") or "unknown")),
+        "cpu": {"model": facts.get("cpu_model") or "unknown", "cores": facts.get("cpu_count"),
+                "max_mhz": facts.get("cpu_max_mhz"), "isa": isa, "precisions": _precisions(isa)},
+        "accelerators": list(facts.get("accelerators") or []),
+        "memory_mb": int(memory) if memory else None,
+        "formats": formats or list(FORMATS),
+        "backends": backends,
+        "budgets": base.budgets.model_dump() if base else {},
+        "match": {"device_model": [facts["device_model"]] if facts.get("device_model") else [],
+                  "cpu_parts": list(facts.get("cpu_parts") or [])},
+        "sources": [f"edgeship probe of {facts.get('hostname') or 'the device'} "
+                    "(/proc/cpuinfo, /proc/meminfo, importable backends)"],
+    }
+    if data["arch"] not in get_args(DeviceProfile.model_fields["arch"].annotation):
+        raise ConfigError(f"architecture '{facts.get('machine')}' is not one edgeship profiles "
+                          "describe", "use an aarch64, armv7l, x86_64 or riscv64 device")
+    return parse_profile_data(data, f"profile built from {label}")
+
+
+def _slug(label: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40].strip("-")
+    return slug or "my-device"
+
+
+def profile_yaml_from_facts(facts: Mapping[str, Any]) -> str:
+    """YAML for a device no bundled profile fits: save it, complete it, load it by path."""
+    import yaml
+
+    profile = profile_from_facts(facts)
+    header = ("# edgeship device profile generated by `edgeship profiles detect`.\n"
+              "# Add accelerators, peak_gops and budgets from the vendor's datasheet, cite it in\n"
+              f"# sources, then use it with `--device {profile.name}.yaml`.\n")
+    body = yaml.safe_dump(profile.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    return header + body
+
+
+def _local_facts() -> dict[str, Any]:
+    from edgeship.runtime import sysinfo
+    from edgeship.targets import LocalTarget
+
+    facts = LocalTarget().probe()
+    cpuinfo = sysinfo.parse_cpuinfo(Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo")
+                                     .is_file() else "")
+    facts.setdefault("cpu_parts", cpuinfo["cpu_parts"])
+    facts.setdefault("cpu_max_mhz", sysinfo.cpu_frequency().get("max_mhz"))
+    facts.setdefault("accelerators", _local_accelerators(facts.get("backends") or {}))
+    return facts
+
+
+def _local_accelerators(backends: Mapping[str, str]) -> list[dict[str, Any]]:
+    """GPUs/NPUs the installed backends can reach here, with the precisions they report."""
+    found: list[dict[str, Any]] = []
+    if "openvino" in backends:
+        import openvino as ov
+
+        core = ov.Core()
+        for device in core.available_devices:
+            kind = {"GPU": "gpu", "NPU": "npu"}.get(device.split(".")[0])
+            if kind:
+                caps = core.get_property(device, "OPTIMIZATION_CAPABILITIES")
+                precisions = [_OV_PRECISIONS[c] for c in caps if c in _OV_PRECISIONS]
+                found.append({"kind": kind, "name": core.get_property(device, "FULL_DEVICE_NAME"),
+                              "backend": f"openvino:{device}", "precisions": precisions or ["fp32"]})
+    if "onnxruntime" in backends:
+        import onnxruntime as ort
+
+        for provider in ort.get_available_providers():
+            if provider in _ORT_GPU_PROVIDERS:
+                found.append({"kind": "gpu", "name": provider, "backend": f"onnxruntime:{provider}",
+                              "precisions": ["fp32", "fp16"]})
+    return found
+
+
+def local_profile() -> DeviceProfile:
+    """This host as a profile: CPU flags, cores, memory, reachable accelerators, installed
+    backends; preferences and default budgets from the closest bundled profile."""
+    return profile_from_facts(_local_facts(), name="local")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What `edgeship profiles detect` found on a target."""
+
+    facts: dict[str, Any]
+    profile: Optional[DeviceProfile]
+    score: float
+    reasons: list[str]
+
+    def new_profile_yaml(self) -> str:
+        return profile_yaml_from_facts(self.facts)
+
+
+def detect_profile(target: Any = "local") -> Detection:
+    """Probe a target (``local``, an SSH host/alias, or a Target) and match it to a profile."""
+    from edgeship.targets import Target, open_target
+
+    if isinstance(target, Target):
+        facts = target.probe()
+    elif target in (None, "", "local"):
+        facts = _local_facts()
+    else:
+        with open_target(target) as opened:
+            facts = opened.probe()
+    profile, score, reasons = match_profile(facts)
+    return Detection(facts, profile, score, reasons)
