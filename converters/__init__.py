@@ -1,0 +1,1 @@
+"""Compression steps (prune, distill, quantize, export) and their evaluation helpers."""
