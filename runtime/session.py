@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -62,10 +67,21 @@ class Session:
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     info: BackendInfo
+    manifest: Optional[dict[str, Any]] = None  # X.ext.manifest.json beside the model, if any
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one inference; returns a new dict of output name -> array."""
         return self._run(self.check_feeds(feeds))
+
+    def preprocess(self, images: Any) -> np.ndarray:
+        """Raw image(s) (arrays or file paths) -> the model-ready batch, as the manifest says."""
+        from edgeship.runtime.preprocess import preprocessing_for_session
+
+        return preprocessing_for_session(self).batch(images)
+
+    def run_raw(self, images: Any) -> dict[str, np.ndarray]:
+        """Preprocess raw image(s) exactly as at evaluation time, then run the model."""
+        return self.run({self.inputs[0].name: self.preprocess(images)})
 
     def prepare(self, feeds: Mapping[str, np.ndarray]) -> Callable[[], object]:
         """Bind inputs once and return a zero-argument call that only runs inference.
@@ -120,9 +136,43 @@ def format_shape(shape: tuple[Dim, ...]) -> str:
     return "(" + ", ".join(str(d) if isinstance(d, int) and d >= 0 else "?" for d in shape) + ")"
 
 
+_NOISE = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at \S+)$")
+
+
 def first_line(exc: BaseException) -> str:
-    """The first meaningful line of a backend's (often multi-line) exception text."""
+    """The first meaningful line of a backend's (often multi-line) exception text.
+
+    OpenVINO prefixes its messages with source locations ("Exception from src/...:84:"); those
+    say nothing to a user, so they are skipped.
+    """
     for line in str(exc).splitlines():
-        if line.strip():
-            return line.strip()[:300]
+        line = line.strip()
+        if line and not _NOISE.match(line):
+            return line[:300]
     return type(exc).__name__
+
+
+@contextlib.contextmanager
+def native_stderr_captured() -> Iterator[list[str]]:
+    """Send what C++ libraries write to fd 2 into a buffer while loading a model.
+
+    Backends log from native code (OpenVINO probing frontends, LiteRT's delegate notices), which
+    would break the CLI's one-line errors.  The yielded list receives the captured lines.
+    """
+    lines: list[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (embedded interpreters): nothing to capture
+        yield lines
+        return
+    with tempfile.TemporaryFile() as buf:
+        sys.stderr.flush()
+        os.dup2(buf.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            buf.seek(0)
+            lines.extend(ln for ln in buf.read().decode(errors="replace").splitlines() if ln.strip())

@@ -12,7 +12,13 @@ from typing import Any, Optional
 import numpy as np
 from edgeship.runtime.backends import import_backend
 from edgeship.runtime.errors import ModelError, UnsupportedError
-from edgeship.runtime.session import BackendInfo, Session, TensorSpec, first_line
+from edgeship.runtime.session import (
+    BackendInfo,
+    Session,
+    TensorSpec,
+    first_line,
+    native_stderr_captured,
+)
 
 _ORT_DTYPES = {
     "tensor(float)": "float32",
@@ -104,7 +110,8 @@ class OnnxRuntimeSession(Session):
             so.enable_profiling = True
             so.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="edgeship-prof-"), "p")
         try:
-            return self._ort.InferenceSession(str(self.path), so, providers=self._providers)
+            with native_stderr_captured():
+                return self._ort.InferenceSession(str(self.path), so, providers=self._providers)
         except Exception as exc:
             text = first_line(exc)
             if "NOT_IMPLEMENTED" in text or "not implemented" in text.lower():

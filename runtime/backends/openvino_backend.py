@@ -9,7 +9,13 @@ from typing import Any, Optional
 import numpy as np
 from edgeship.runtime.backends import import_backend
 from edgeship.runtime.errors import ConfigError, ModelError, UnsupportedError
-from edgeship.runtime.session import BackendInfo, Session, TensorSpec, first_line
+from edgeship.runtime.session import (
+    BackendInfo,
+    Session,
+    TensorSpec,
+    first_line,
+    native_stderr_captured,
+)
 
 # edgeship precision names -> OpenVINO INFERENCE_PRECISION_HINT values
 _PRECISION_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
@@ -62,7 +68,8 @@ class OpenVINOSession(Session):
                 "install its driver or pick an available device",
             )
         try:
-            model = core.read_model(str(self.path))
+            with native_stderr_captured():
+                model = core.read_model(str(self.path))
         except Exception as exc:
             raise ModelError(
                 f"OpenVINO cannot read '{self.path.name}': {first_line(exc)}",
@@ -81,7 +88,8 @@ class OpenVINOSession(Session):
                 )
             config["INFERENCE_PRECISION_HINT"] = _PRECISION_HINTS[precision]
         try:
-            self._compiled = core.compile_model(model, device, config)
+            with native_stderr_captured():
+                self._compiled = core.compile_model(model, device, config)
         except Exception as exc:
             raise UnsupportedError(
                 f"OpenVINO cannot compile '{self.path.name}' for {device}: {first_line(exc)}",

@@ -8,7 +8,13 @@ from typing import Any, Optional
 import numpy as np
 from edgeship.runtime.backends import import_backend
 from edgeship.runtime.errors import ModelError, UnsupportedError
-from edgeship.runtime.session import BackendInfo, Session, TensorSpec, first_line
+from edgeship.runtime.session import (
+    BackendInfo,
+    Session,
+    TensorSpec,
+    first_line,
+    native_stderr_captured,
+)
 
 
 def _spec(detail: dict[str, Any]) -> TensorSpec:
@@ -57,12 +63,12 @@ class TFLiteSession(Session):
             module.Interpreter
         )
         try:
-            self._interp = interpreter_cls(model_path=str(self.path), num_threads=threads)
-            if input_shapes:
-                for d in self._interp.get_input_details():
+            with native_stderr_captured():
+                self._interp = interpreter_cls(model_path=str(self.path), num_threads=threads)
+                for d in self._interp.get_input_details() if input_shapes else []:
                     if d["name"] in input_shapes:
                         self._interp.resize_tensor_input(d["index"], list(input_shapes[d["name"]]))
-            self._interp.allocate_tensors()
+                self._interp.allocate_tensors()
         except Exception as exc:
             raise ModelError(
                 f"the TFLite interpreter cannot load '{self.path.name}': {first_line(exc)}",
