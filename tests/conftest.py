@@ -10,4 +10,5 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 pytest_plugins: list[str] = [
     "tests.fixtures.onnx_graphs",
     "tests.fixtures.models",
+    "tests.fixtures.sshd",
 ]
