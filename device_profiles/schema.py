@@ -103,7 +103,11 @@ class Accelerator(_Strict):
 
 
 class Budgets(_Strict):
-    """Default budgets for the device; every one optional."""
+    """Default budgets for the device; every one optional.
+
+    An accuracy drop is the task's tolerance rather than the device's, so bundled profiles leave
+    ``max_accuracy_drop`` unset; a user profile may set it for `compress`.
+    """
 
     max_latency_ms: Optional[float] = Field(default=None, gt=0, description="a number of ms > 0")
     max_memory_mb: Optional[float] = Field(default=None, gt=0, description="a number of MB > 0")

@@ -232,17 +232,20 @@ def match_profile(
     device_model, cpu_count, ...).  Below ``MATCH_THRESHOLD`` the profile is None and the
     reasons name the closest candidate.
     """
-    ranked = []
+    ranked, ruled_out = [], []
     for profile in profiles if profiles is not None else list_profiles():
         score, reasons = _score(profile, facts)
-        if score is not None:
-            specificity = len(profile.cpu.isa) + len(profile.match.cpu_parts)
-            ranked.append((score, specificity, profile, reasons))
+        if score is None:
+            ruled_out.append(f"{profile.name}: {reasons[0]}")
+            continue
+        specificity = len(profile.cpu.isa) + len(profile.match.cpu_parts)
+        ranked.append((score, specificity, profile, reasons))
     if not ranked:
-        return None, 0.0, ["no profile has this architecture and CPU features"]
+        same_arch = [r for r in ruled_out if " is not " not in r]
+        return None, 0.0, [f"no bundled profile fits: {'; '.join(same_arch or ruled_out)}"]
     score, _, best, reasons = max(ranked, key=lambda r: (r[0], r[1]))
     if score < MATCH_THRESHOLD:
-        return None, score, [f"no profile scored {MATCH_THRESHOLD} or more; closest "
+        return None, score, [f"no bundled profile fits (none scores {MATCH_THRESHOLD}); closest "
                              f"{best.name} ({score:.2f}): {'; '.join(reasons)}"]
     return best, score, reasons
 
