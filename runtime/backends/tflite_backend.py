@@ -65,9 +65,10 @@ class TFLiteSession(Session):
         try:
             with native_stderr_captured():
                 self._interp = interpreter_cls(model_path=str(self.path), num_threads=threads)
-                for d in self._interp.get_input_details() if input_shapes else []:
-                    if d["name"] in input_shapes:
-                        self._interp.resize_tensor_input(d["index"], list(input_shapes[d["name"]]))
+                shapes = input_shapes or {}
+                for d in self._interp.get_input_details():
+                    if d["name"] in shapes:
+                        self._interp.resize_tensor_input(d["index"], list(shapes[d["name"]]))
                 self._interp.allocate_tensors()
         except Exception as exc:
             raise ModelError(
