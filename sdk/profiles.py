@@ -155,7 +155,11 @@ def _description_at(loc: Sequence[Union[str, int]]) -> str:
     field = _model_at(loc[: len(loc) - 1]).model_fields.get(names[-1]) if names else None
     if field and field.description:
         return field.description
-    return "a valid value (see `edgeship profiles show raspberry-pi-4` for an example)"
+    inner = _submodel(field.annotation) if field else None
+    example = "see `edgeship profiles show raspberry-pi-4 --json` for an example"
+    if inner:
+        return f"a mapping with fields {', '.join(inner.model_fields)} ({example})"
+    return f"a valid value ({example})"
 
 
 # -------------------------------------------------------------------------------- matching
@@ -203,7 +207,9 @@ def _score(profile: DeviceProfile, facts: Mapping[str, Any]) -> tuple[Optional[f
     elif cores and profile.cpu.cores:
         reasons.append(f"note: {cores} cores visible, the profile has {profile.cpu.cores}")
     m = profile.match
-    if (m.device_model or m.cpu_model or m.cpu_parts) and not specific:
+    if not (m.device_model or m.cpu_model or m.cpu_parts):
+        reasons.append("a class of machines, recognised by architecture and ISA alone")
+    elif not specific:
         score /= 2  # an ISA alone cannot tell one Cortex-A76 board from another
         reasons.append("no board model or CPU part confirms this device")
     return min(1.0, round(score, 3)), reasons
@@ -274,15 +280,22 @@ def profile_from_facts(facts: Mapping[str, Any], name: Optional[str] = None) -> 
     runnable = {b.partition(":")[0] for b in backends}
     formats = [f for f in (base.formats if base else FORMATS) if set(FORMATS[f].backends) & runnable]
     memory = facts.get("memory_total_mb")
+    # Probes report device nodes (kind, node, driver); only entries naming a backend are profile
+    # accelerators, the rest are listed in the description for the user to complete.
+    probed = list(facts.get("accelerators") or [])
+    accelerators = [a for a in probed if "backend" in a]
+    nodes = [f"{a.get('kind')} {a.get('name') or a.get('node')} (driver {a.get('driver')})"
+             for a in probed if "backend" not in a]
     data = {
         "name": name or _slug(label),
         "display_name": label if name != "local" else f"This machine ({label})",
         "description": f"Built from the probe facts of {facts.get('hostname') or 'the device'}"
-        + (f"; preferences and budgets from {base.name} (match {score:.2f})" if base else ""),
+        + (f"; preferences and budgets from {base.name} (match {score:.2f})" if base else "")
+        + (f"; accelerator devices found: {', '.join(nodes)}" if nodes else ""),
         "arch": _arch(str(facts.get("machine") or "unknown")),
         "cpu": {"model": facts.get("cpu_model") or "unknown", "cores": facts.get("cpu_count"),
                 "max_mhz": facts.get("cpu_max_mhz"), "isa": isa, "precisions": _precisions(isa)},
-        "accelerators": list(facts.get("accelerators") or []),
+        "accelerators": accelerators,
         "memory_mb": int(memory) if memory else None,
         "formats": formats or list(FORMATS),
         "backends": backends,
@@ -324,7 +337,8 @@ def _local_facts() -> dict[str, Any]:
                                      .is_file() else "")
     facts.setdefault("cpu_parts", cpuinfo["cpu_parts"])
     facts.setdefault("cpu_max_mhz", sysinfo.cpu_frequency().get("max_mhz"))
-    facts.setdefault("accelerators", _local_accelerators(facts.get("backends") or {}))
+    facts["accelerators"] = list(facts.get("accelerators") or []) + _local_accelerators(
+        facts.get("backends") or {})
     return facts
 
 

@@ -188,6 +188,9 @@ def test_missing_field_error_says_what_to_add(tmp_path: Path, capsys: pytest.Cap
     path = pi4_yaml_with(tmp_path, lambda d: d.pop("formats"))
     _, _, err = run_cli(capsys, "profiles", "show", str(path))
     assert "Fix: add 'formats': model formats in order of preference" in err
+    path = pi4_yaml_with(tmp_path, lambda d: d.pop("cpu"))
+    _, _, err = run_cli(capsys, "profiles", "show", str(path))
+    assert "Fix: add 'cpu': a mapping with fields model, cores, max_mhz, isa, precisions" in err
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -302,7 +305,8 @@ def test_unknown_board_gets_no_profile_and_a_loadable_new_profile_yaml(tmp_path:
     facts = {"machine": "aarch64", "device_model": "Pine64 Quartz64 Model A", "cpu_model": None,
              "cpu_flags": ["fp", "asimd", "asimdhp", "asimddp", "crc32"],
              "cpu_parts": ["0x41:0xd05"], "cpu_count": 4, "memory_total_mb": 3900.4,
-             "hostname": "quartz", "backends": {"tflite": "2.18"}}
+             "hostname": "quartz", "backends": {"tflite": "2.18"},
+             "accelerators": [{"kind": "gpu", "node": "/dev/dri/renderD128", "driver": "panfrost"}]}
     profile, _, reasons = match_profile(facts)
     assert profile is None and reasons[0].startswith("no bundled profile fits")
     assert "raspberry-pi-4: no CPU part 0x41:0xd08" in reasons[0]
@@ -313,6 +317,7 @@ def test_unknown_board_gets_no_profile_and_a_loadable_new_profile_yaml(tmp_path:
     assert made.cpu.isa == ["neon", "fp16", "dotprod"] and made.memory_mb == 3900
     assert made.backends == ["tflite"] and made.formats == ["tflite"]
     assert made.match.cpu_parts == ["0x41:0xd05"]
+    assert made.accelerators == [] and "gpu /dev/dri/renderD128 (driver panfrost)" in made.description
     assert match_profile(facts, [made])[0] == made
 
 
