@@ -173,5 +173,6 @@ def host_facts() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "device_model": device_tree_model(),
+        "cpu_parts": parse_cpuinfo(_read("/proc/cpuinfo") or "")["cpu_parts"],
         "memory_total_mb": memory_total_mb(),
     }

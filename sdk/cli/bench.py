@@ -51,6 +51,7 @@ def bench(
         from edgeship.profiles import load_profile
 
         defaults = load_profile(device).default_budget_dict()
+        defaults.pop("max_accuracy_drop", None)  # bench measures no accuracy
     budget = o.make_budget(max_latency_ms, max_memory_mb, max_size_mb, None, percentile, defaults)
     if runs < 1 or warmup < 0 or min_seconds < 0:
         raise ConfigError("--runs must be ≥ 1, --warmup and --min-seconds ≥ 0",
