@@ -31,6 +31,7 @@ class Format:
     backends: tuple[str, ...]  # backends that run it, preferred first
     precisions: tuple[str, ...]  # precisions an export to this format can carry
     layout: str  # the layout of image inputs exporters produce by default
+    exporter: str = ""  # "module:function" that writes this format (converters/export/)
 
 
 BACKENDS: dict[str, Backend] = {
@@ -58,10 +59,15 @@ BACKENDS: dict[str, Backend] = {
 
 FORMATS: dict[str, Format] = {
     "onnx": Format(
-        "onnx", (".onnx",), ("onnxruntime", "openvino"), ("fp32", "fp16", "int8", "int4"), "NCHW"
+        "onnx", (".onnx",), ("onnxruntime", "openvino"), ("fp32", "fp16", "int8", "int4"), "NCHW",
+        exporter="edgeship.converters.export.onnx:export_onnx",
     ),
-    "openvino": Format("openvino", (".xml",), ("openvino",), ("fp32", "fp16", "int8", "int4"), "NCHW"),
-    "tflite": Format("tflite", (".tflite",), ("tflite",), ("fp32", "fp16", "int8"), "NHWC"),
+    "openvino": Format("openvino", (".xml",), ("openvino",), ("fp32", "fp16", "int8", "int4"), "NCHW",
+                       exporter="edgeship.converters.export.openvino:export_openvino"),
+    # litert-torch (torch -> TFLite) keeps NCHW; onnx2tf (ONNX -> TFLite) writes NHWC.  The
+    # manifest of each export records the layout it really has.
+    "tflite": Format("tflite", (".tflite",), ("tflite",), ("fp32", "fp16", "int8"), "NHWC",
+                     exporter="edgeship.converters.export.tflite:export_tflite"),
 }
 
 

@@ -22,6 +22,7 @@ _EXPORTS = {
     "Verdict": "edgeship.budget:Verdict",
     "BenchmarkResult": "edgeship.runtime.bench:BenchmarkResult",
     "benchmark": "edgeship.bench:benchmark",
+    "export": "edgeship.converters.export:export",
     "inspect_model": "edgeship.inspect:inspect_model",
     "DeviceProfile": "edgeship.device_profiles.schema:DeviceProfile",
     "load_profile": "edgeship.profiles:load_profile",

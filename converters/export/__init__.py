@@ -1,0 +1,234 @@
+"""Export a model to ONNX, OpenVINO IR or TFLite, parity-checked, with its manifest.
+
+One exporter per format (onnx.py, openvino.py, tflite.py), named by the formats table
+(runtime/formats.py, ``Format.exporter``).  ``export`` stages the files in a temporary
+directory beside the output, checks the result against its source (converters/parity.py),
+writes the manifest, and only then moves everything into place: a failed export leaves nothing.
+
+Example:
+    >>> import edgeship, torch
+    >>> art = edgeship.export(model, to="tflite", output="digits.tflite",
+    ...                       example_input=torch.zeros(1, 1, 8, 8))        # doctest: +SKIP
+    >>> art.manifest.parity["outputs"][0]["max_abs_diff"]                   # doctest: +SKIP
+    2.4e-07
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+from edgeship.artifact import Manifest, ModelArtifact, Provenance, StepRecord, TensorInfo, created_by
+from edgeship.converters.export.base import Exported, ExportOptions
+from edgeship.converters.export.source import Source, resolve_source
+from edgeship.converters.parity import TOLERANCES, ParityReport, check_parity, make_samples
+from edgeship.errors import ConfigError, UnsupportedError
+from edgeship.runtime.formats import Format, get_format
+from edgeship.runtime.preprocess import Preprocessing, read_manifest
+
+Exporter = Callable[[Source, Path, str, ExportOptions, Any], Exported]
+
+
+def export(
+    model: Any,
+    to: str,
+    output: Union[str, Path, None] = None,
+    *,
+    example_input: Any = None,
+    precision: str = "fp32",
+    data: Any = None,
+    input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+    input_names: Optional[Sequence[str]] = None,
+    output_names: Optional[Sequence[str]] = None,
+    dynamic_batch: bool = True,
+    opset: int = 17,
+    dynamo: bool = False,
+    preprocessing: Union[Preprocessing, dict[str, Any], None] = None,
+    labels: Optional[Sequence[str]] = None,
+    task: Optional[str] = None,
+    parity_random: int = 8,
+    parity_real: int = 64,
+    check: bool = True,
+) -> ModelArtifact:
+    """Export ``model`` to format ``to`` (onnx | openvino | tflite) and check it against its source.
+
+    Args:
+        model: a torch ``nn.Module`` (with ``example_input``), a TorchScript or exported-program
+            file, or an ``.onnx`` file.
+        output: the model file to write (default: beside the source, the format's suffix).
+        precision: fp32, or fp16 (OpenVINO, TFLite weights), or int8 (TFLite full-integer,
+            calibrated on ``data``).
+        data: real model-ready samples (anything ``edgeship.Dataset`` reads): used for the
+            parity check (up to ``parity_real``) and as the int8 representative dataset.
+        preprocessing, labels, task: recorded in the manifest (inherited from the source's
+            manifest when the source has one).
+
+    Returns the ModelArtifact; raises OutputMismatchError when parity fails (nothing written).
+    """
+    fmt = get_format(to)
+    if precision not in fmt.precisions:
+        raise UnsupportedError(f"{fmt.name} cannot hold a {precision} model",
+                               f"use one of {list(fmt.precisions)}")
+    options = ExportOptions(to=fmt.name, precision=precision, opset=opset,
+                            dynamic_batch=dynamic_batch, dynamo=dynamo,
+                            parity_random=parity_random, parity_real=parity_real, check=check)
+    source = resolve_source(model, example_input, input_shapes=input_shapes,
+                            input_names=input_names, output_names=output_names)
+    upstream = read_manifest(source.path) if source.path else None
+    target = output_path(output, source, fmt)
+    with staging_dir(target.parent) as staging:
+        exported = exporter_for(fmt)(source, staging, target.stem, options, data)
+        parity = (compare(source, staging / exported.file, exported, options, data)
+                  if check else None)
+        manifest = build_manifest(
+            source, exported, options, staging / exported.file, upstream, parity,
+            preprocessing=preprocessing, labels=labels, task=task)
+        artifact = ModelArtifact(staging / exported.file, manifest)
+        artifact.save()
+        publish(staging, [*exported.files, artifact.manifest_path.name], target.parent)
+    return ModelArtifact(target, manifest)
+
+
+@dataclass(frozen=True)
+class Export:
+    """The export Step (DESIGN.md): a typed config and ``apply(artifact) -> artifact``."""
+
+    config: ExportOptions
+
+    def apply(self, artifact: ModelArtifact, ctx: Any = None,
+              output: Union[str, Path, None] = None, data: Any = None) -> ModelArtifact:
+        c = self.config
+        return export(artifact.path, c.to, output, precision=c.precision, data=data,
+                      dynamic_batch=c.dynamic_batch, opset=c.opset, dynamo=c.dynamo,
+                      parity_random=c.parity_random, parity_real=c.parity_real, check=c.check)
+
+
+def exporter_for(fmt: Format) -> Exporter:
+    module, _, name = fmt.exporter.partition(":")
+    exporter: Exporter = getattr(importlib.import_module(module), name)
+    return exporter
+
+
+def output_path(output: Union[str, Path, None], source: Source, fmt: Format) -> Path:
+    """Where the export goes: ``output``, or beside the source with the format's suffix."""
+    suffix = fmt.suffixes[0]
+    if output is None:
+        base = source.path or Path("model")
+        target = base.with_suffix(suffix)
+    else:
+        target = Path(output)
+        if target.is_dir():
+            target = target / ((source.path or Path("model")).stem + suffix)
+    if target.suffix.lower() not in fmt.suffixes:
+        raise ConfigError(f"output '{target}' does not end in {suffix}, the {fmt.name} suffix",
+                          f"name the output file something{suffix}")
+    if source.path is not None and target.resolve() == source.path.resolve():
+        raise ConfigError(f"output '{target}' is the source model itself",
+                          "pass another output path with -o")
+    return target
+
+
+@contextmanager
+def staging_dir(parent: Path) -> Iterator[Path]:
+    """A temporary directory beside the output, removed whatever happens."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".edgeship-export-", dir=parent))
+    except OSError as exc:
+        raise ConfigError(f"cannot write to '{parent}': {exc.strerror or exc}",
+                          "choose a writable output path with -o") from None
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish(staging: Path, names: list[str], directory: Path) -> None:
+    """Move the staged files into ``directory`` (each with an atomic rename), manifest last."""
+    for name in names:
+        os.replace(staging / name, directory / name)
+
+
+def compare(source: Source, path: Path, exported: Exported, options: ExportOptions,
+            data: Any) -> ParityReport:
+    """Run the exported file and its source on the same samples; raise on a mismatch."""
+    from edgeship.converters.parity import fixed_batch, session_runner
+    from edgeship.runtime import load
+
+    fmt = get_format(options.to)
+    # OpenVINO runs bf16 on CPUs with AMX unless told otherwise: parity is about the export.
+    precision = "fp32" if "openvino" in fmt.backends[:1] else None
+    session = load(path, backend=fmt.backends[0], precision=precision)
+    samples = make_samples(source.inputs, random=options.parity_random, data=data,
+                           max_real=options.parity_real)
+    ref_name, reference, ref_batch = source.reference()
+    return check_parity(
+        reference, session_runner(session), samples,
+        tolerance=TOLERANCES[exported.tolerance],
+        output_names=source.output_names,
+        reference_name=ref_name,
+        candidate_name=f"{fmt.name} export ({session.info.backend} {session.info.version})",
+        reference_batch=ref_batch,
+        candidate_batch=fixed_batch(session.inputs),
+        input_perms=exported.input_perms,
+        output_perms=exported.output_perms,
+    )
+
+
+def build_manifest(
+    source: Source,
+    exported: Exported,
+    options: ExportOptions,
+    model_path: Path,
+    upstream: Optional[dict[str, Any]],
+    parity: Optional[ParityReport],
+    *,
+    preprocessing: Union[Preprocessing, dict[str, Any], None],
+    labels: Optional[Sequence[str]],
+    task: Optional[str],
+) -> Manifest:
+    from edgeship.runtime import load
+
+    fmt = get_format(options.to)
+    session = load(model_path, backend=fmt.backends[0])
+    up = upstream or {}
+    if isinstance(preprocessing, Preprocessing):
+        preprocessing = preprocessing.to_dict()
+    step = StepRecord(step="export", config={
+        **options.to_dict(), "from": source.description, "from_sha256": source.sha256,
+        "converter": exported.converter, **exported.notes})
+    prov = up.get("provenance") or {}
+    return Manifest(
+        format=fmt.name,  # type: ignore[arg-type]
+        file=model_path.name,
+        files=exported.files,
+        inputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype, layout=layout)
+                for s, layout in _zip_pad(session.inputs, exported.input_layouts)],
+        outputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype, layout=layout)
+                 for s, layout in _zip_pad(session.outputs, exported.output_layouts)],
+        preprocessing=preprocessing if preprocessing is not None else up.get("preprocessing"),
+        labels=list(labels) if labels is not None else up.get("labels"),
+        task=task if task is not None else up.get("task"),  # type: ignore[arg-type]
+        provenance=Provenance(
+            source=prov.get("source", source.description),
+            source_sha256=prov.get("source_sha256", source.sha256),
+            steps=[*(StepRecord(**s) for s in prov.get("steps", [])), step],
+            created_by=created_by(),
+        ),
+        quantization=exported.quantization or up.get("quantization"),
+        parity=parity.to_dict() if parity else None,
+    )
+
+
+def _zip_pad(specs: Sequence[Any], layouts: Sequence[Optional[str]]) -> list[tuple[Any, Optional[str]]]:
+    return [(s, layouts[i] if i < len(layouts) else None) for i, s in enumerate(specs)]
+
+
+__all__ = ["Export", "ExportOptions", "export"]

@@ -1,0 +1,242 @@
+"""What an export starts from: a torch module (with example inputs) or an ONNX file.
+
+``resolve_source`` turns the user's model argument into a ``Source``: an in-memory
+``nn.Module``, a TorchScript file (``torch.jit.save``), an exported program (``torch.export.save``,
+``.pt2``), or an ``.onnx`` file (validated here, so a corrupt file fails before any converter
+touches it).  A ``Source`` also runs itself (``reference``) so parity has something to compare
+every export against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from edgeship.artifact import sha256_file
+from edgeship.converters.parity import Runner
+from edgeship.errors import ConfigError, ModelError, UnsupportedError
+from edgeship.runtime.session import TensorSpec
+
+TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".ts")  # TorchScript or exported-program archives
+
+
+@dataclass
+class Source:
+    """A model to export and how to run it as the parity reference."""
+
+    kind: str  # "torch" | "onnx"
+    description: str  # for provenance: a path, or "torch.nn.Module <ClassName>"
+    sha256: str
+    inputs: list[TensorSpec]  # names, shapes (a dynamic batch is None), dtypes
+    output_names: list[str]
+    path: Optional[Path] = None
+    module: Any = None  # kind "torch": an nn.Module in eval mode
+    example_inputs: tuple[Any, ...] = ()  # kind "torch": torch tensors to trace with
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def reference(self) -> tuple[str, Runner, Optional[int]]:
+        """(name, runner, fixed batch size or None) of the model every export is checked against."""
+        if self.kind == "torch":
+            return "torch " + _torch_version(), _torch_runner(self.module), None
+        from edgeship.converters.parity import fixed_batch, session_runner
+        from edgeship.runtime import load
+
+        session = load(self.path, backend="onnxruntime")  # type: ignore[arg-type]
+        return f"onnxruntime {session.info.version}", session_runner(session), fixed_batch(
+            session.inputs)
+
+
+def resolve_source(
+    model: Any,
+    example_input: Any = None,
+    *,
+    input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+    input_names: Optional[Sequence[str]] = None,
+    output_names: Optional[Sequence[str]] = None,
+) -> Source:
+    """The model argument of ``export`` as a Source (see the module docstring)."""
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if not path.is_file():
+            raise ModelError(f"model file '{path}' does not exist", "check the path")
+        if path.stat().st_size == 0:
+            raise ModelError(f"model file '{path}' is empty", "re-export or re-copy the model")
+        suffix = path.suffix.lower()
+        if suffix == ".onnx":
+            return _onnx_source(path)
+        if suffix in TORCH_SUFFIXES:
+            module, examples = _load_torch_file(path, example_input, input_shapes)
+            return _torch_source(module, examples, str(path), sha256_file(path),
+                                 input_names, output_names, path)
+        raise ModelError(
+            f"edgeship cannot export from '{path.name}' (suffix '{suffix or '(none)'}')",
+            f"pass an .onnx file, a TorchScript/exported-program file ({', '.join(TORCH_SUFFIXES)}), "
+            "or a torch nn.Module from Python",
+        )
+    if _is_torch_module(model):
+        if example_input is None:
+            raise ConfigError("exporting a torch module needs an example input",
+                              "pass example_input=torch.randn(1, 3, 224, 224) (your input's shape)")
+        examples = tuple(example_input) if isinstance(example_input, (tuple, list)) else (
+            example_input,)
+        examples = tuple(_as_tensor(e) for e in examples)
+        return _torch_source(model.eval(), examples, f"torch.nn.Module {type(model).__name__}",
+                             module_sha256(model), input_names, output_names, None)
+    raise ConfigError(f"cannot export a {type(model).__name__}",
+                      "pass a model file path or a torch nn.Module")
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+def _onnx_source(path: Path) -> Source:
+    proto = read_onnx(path)
+    initializers = {i.name for i in proto.graph.initializer}
+    inputs = [_onnx_spec(v) for v in proto.graph.input if v.name not in initializers]
+    return Source("onnx", str(path), sha256_file(path), inputs,
+                  [o.name for o in proto.graph.output], path=path)
+
+
+def read_onnx(path: Path) -> Any:
+    """Load and check an ONNX file; anything wrong with it is a ModelError naming the file."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ModelError(f"'{path.name}' is not a valid ONNX model ({detail})",
+                         "re-export the model; the file may be truncated or not ONNX") from None
+    return proto
+
+
+_ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64", 2: "uint8", 3: "int8", 6: "int32",
+                7: "int64", 9: "bool"}
+
+
+def _onnx_spec(value: Any) -> TensorSpec:
+    tensor = value.type.tensor_type
+    dtype = _ONNX_DTYPES.get(tensor.elem_type)
+    if dtype is None:
+        raise UnsupportedError(f"ONNX input '{value.name}' has element type {tensor.elem_type}",
+                               "export the model with float, integer or bool inputs")
+    shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
+    return TensorSpec(value.name, shape, dtype)
+
+
+# -- torch -----------------------------------------------------------------------------------------
+def _is_torch_module(model: Any) -> bool:
+    return any(c.__module__.startswith("torch.") and c.__name__ == "Module"
+               for c in type(model).__mro__)
+
+
+def _as_tensor(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise ConfigError(f"example inputs must be tensors or numpy arrays, got {type(value).__name__}",
+                          "pass torch.randn(...) shaped like one real input batch")
+    return value
+
+
+def _torch_source(module: Any, examples: tuple[Any, ...], description: str, sha256: str,
+                  input_names: Optional[Sequence[str]], output_names: Optional[Sequence[str]],
+                  path: Optional[Path]) -> Source:
+    import torch
+
+    names = list(input_names) if input_names else (
+        ["input"] if len(examples) == 1 else [f"input_{i}" for i in range(len(examples))])
+    if len(names) != len(examples):
+        raise ConfigError(f"{len(names)} input names for {len(examples)} example inputs",
+                          "give one name per input")
+    specs = [TensorSpec(n, (None, *e.shape[1:]), str(e.dtype).replace("torch.", ""))
+             for n, e in zip(names, examples)]
+    try:
+        with torch.no_grad():
+            outputs = _flatten(module(*examples))
+    except Exception as exc:
+        raise ModelError(f"the model fails on the example input: {type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:200]}",
+                         "pass an example input of the shape and dtype the model takes") from None
+    outs = list(output_names) if output_names else (
+        ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))])
+    if len(outs) != len(outputs):
+        raise ConfigError(f"{len(outs)} output names for {len(outputs)} outputs",
+                          "give one name per output")
+    return Source("torch", description, sha256, specs, outs, path=path, module=module,
+                  example_inputs=examples)
+
+
+def _load_torch_file(path: Path, example_input: Any,
+                     input_shapes: Optional[dict[str, tuple[int, ...]]]) -> tuple[Any, tuple[Any, ...]]:
+    """An exported program carries its example inputs; TorchScript needs --input-shape."""
+    import torch
+
+    try:
+        program = torch.export.load(str(path))
+    except Exception:
+        program = None
+    if program is not None:
+        args, _ = program.example_inputs
+        return program.module(), ((example_input,) if example_input is not None else tuple(args))
+    try:
+        module = torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as exc:
+        raise ModelError(f"'{path.name}' is neither a TorchScript nor an exported-program archive "
+                         f"({type(exc).__name__})",
+                         "save it with torch.jit.save or torch.export.save") from None
+    if example_input is not None:
+        return module, (example_input,)
+    if not input_shapes:
+        raise ConfigError(f"TorchScript file '{path.name}' does not record its input shapes",
+                          "pass --input-shape input=1,3,224,224 (one per input, in order)")
+    return module, tuple(torch.rand(*shape) for shape in input_shapes.values())
+
+
+def module_sha256(module: Any) -> str:
+    """A fingerprint of a module's weights: class name plus every state-dict tensor, in order."""
+    digest = hashlib.sha256(type(module).__qualname__.encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _flatten(value: Any) -> list[Any]:
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in _flatten(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _flatten(v)]
+    return [value]
+
+
+def _torch_runner(module: Any) -> Runner:
+    def run(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            out = module(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays))
+        return [t.detach().cpu().numpy() for t in _flatten(out)]
+
+    return run
+
+
+def _torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)
+
+
+def op_name(text: str) -> Optional[str]:
+    """The operator a converter's error message names, if it names one."""
+    match = re.search(r"(aten::[\w.]+|operator '([^']+)'|operations?: ?([\w.:, ]+))", text)
+    if not match:
+        return None
+    return (match.group(2) or match.group(3) or match.group(1)).strip()
+

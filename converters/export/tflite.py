@@ -1,0 +1,172 @@
+"""Export to TFLite.
+
+torch -> TFLite with litert-torch (preferred: it installs beside torch 2.13 and keeps NCHW):
+  - fp32: ``litert_torch.convert``;
+  - fp16: the fp32 flatbuffer with fp16 weights (ai-edge-quantizer float casting), computed in
+    fp32 by the interpreter, as TFLite's own "float16 quantization" does;
+  - int8: full-integer (int8 weights, activations, inputs and outputs) with PT2E static
+    quantization calibrated on representative samples from ``data``.
+ONNX -> TFLite goes through onnx2tf in its own tools venv (converters/export/onnx2tf.py).
+
+The batch size is the example input's: TFLite models here are fixed-shape.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Optional
+
+from edgeship.converters.export.base import Exported, ExportOptions, captured_output, image_layouts
+from edgeship.converters.export.source import Source
+from edgeship.errors import ConfigError, MissingBackendError, ModelError, UnsupportedError
+
+LITERT_PIP = "litert-torch"  # see README: installed with --no-deps beside torch 2.13
+
+
+def export_tflite(source: Source, directory: Path, stem: str, options: ExportOptions,
+                  data: Any = None) -> Exported:
+    if source.kind == "onnx":
+        from edgeship.converters.export.onnx2tf import onnx_to_tflite
+
+        return onnx_to_tflite(source, directory, stem, options, data)
+    if options.precision not in ("fp32", "fp16", "int8"):
+        raise UnsupportedError(f"TFLite export supports fp32, fp16 and int8, not {options.precision}",
+                               "pick one of those precisions")
+    litert = _import("litert_torch")
+    path = directory / f"{stem}.tflite"
+    quantization: Optional[dict[str, Any]] = None
+    if options.precision == "int8":
+        quantization = _convert_int8(litert, source, path, options, data)
+    else:
+        _convert(litert, source.module, source.example_inputs, path)
+        if options.precision == "fp16":
+            quantization = _fp16_weights(path)
+    shapes = [tuple(e.shape) for e in source.example_inputs]
+    return Exported(
+        file=path.name,
+        files=[path.name],
+        tolerance=options.precision,
+        converter=f"litert-torch {_version('litert-torch')}",
+        input_layouts=image_layouts(shapes, "NCHW"),
+        quantization=quantization,
+        notes={"batch": "fixed to the example input's batch size"},
+    )
+
+
+def _convert(litert: Any, module: Any, examples: tuple[Any, ...], path: Path,
+             quant_config: Any = None) -> None:
+    with captured_output() as out:
+        try:
+            edge = litert.convert(module, examples, quant_config=quant_config)
+            edge.export(str(path))
+        except Exception as exc:
+            raise _convert_error(exc, out.text) from None
+
+
+def _convert_int8(litert: Any, source: Source, path: Path, options: ExportOptions,
+                  data: Any) -> dict[str, Any]:
+    """PT2E: export, insert observers, calibrate on real samples, fold into int8, convert."""
+    import torch
+
+    if data is None:
+        raise ConfigError("full-integer int8 export needs representative data to calibrate on",
+                          "pass --data samples.npz (100-300 real, model-ready inputs)")
+    from edgeship.converters.parity import make_samples, run_batched
+
+    pt2e = _import("litert_torch.quantize.pt2e_quantizer")
+    quant_config = _import("litert_torch.quantize.quant_config")
+    quantize_pt2e = _import("torchao.quantization.pt2e.quantize_pt2e")
+    calibration = make_samples(source.inputs, random=0, data=data,
+                               max_real=options.calibration_samples)
+    batch = int(source.example_inputs[0].shape[0])
+    quantizer = pt2e.PT2EQuantizer().set_global(
+        pt2e.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    with captured_output() as out:
+        try:
+            graph = torch.export.export(source.module, source.example_inputs).module()
+            prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
+
+            def observe(arrays: list[Any]) -> list[Any]:
+                with torch.no_grad():
+                    prepared(*(torch.from_numpy(a) for a in arrays))
+                return [arrays[0][:, :1]]
+
+            run_batched(observe, calibration.arrays, batch)
+            quantized = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+        except Exception as exc:
+            raise _convert_error(exc, out.text) from None
+    _convert(litert, quantized, source.example_inputs, path,
+             quant_config.QuantConfig(pt2e_quantizer=quantizer))
+    return {
+        "method": "static",
+        "tool": f"litert-torch {_version('litert-torch')} PT2E",
+        "weights": "int8 symmetric per-channel",
+        "activations": "int8",
+        "io": "int8 (scale and zero point in the model; the runtime maps float values)",
+        "calibration": {"source": calibration.source, "samples": calibration.real},
+    }
+
+
+def _fp16_weights(path: Path) -> dict[str, Any]:
+    quantizer_mod = _import("ai_edge_quantizer.quantizer")
+    qtyping = _import("ai_edge_quantizer.qtyping")
+    algorithms = _import("ai_edge_quantizer.algorithm_manager")
+    with captured_output() as out:
+        try:
+            quantizer = quantizer_mod.Quantizer(str(path))
+            quantizer.add_weight_only_config(
+                ".*", qtyping.TFLOperationName.ALL_SUPPORTED, 16,
+                algorithm_key=algorithms.AlgorithmName.FLOAT_CASTING)
+            quantizer.quantize().export_model(str(path), overwrite=True)
+        except Exception as exc:
+            raise _convert_error(exc, out.text) from None
+    return {"method": "fp16 weights", "tool": f"ai-edge-quantizer {_version('ai-edge-quantizer')}",
+            "weights": "float16", "activations": "float32", "io": "float32"}
+
+
+def _convert_error(exc: Exception, printed: str) -> Exception:
+    """Name the torch op litert-torch failed to lower, whatever the exception says."""
+    text = " ".join(str(exc).split())
+    op = _failing_op(exc)
+    if op or text.startswith("Lowering not found"):
+        op = op or text.removeprefix("Lowering not found:").strip()
+        return UnsupportedError(
+            f"TFLite (litert-torch) cannot express the operator '{op}' ({type(exc).__name__}: "
+            f"{text[:120]})",
+            "replace that operation in the model, or export to ONNX/OpenVINO instead",
+        )
+    return ModelError(f"litert-torch could not convert the model: {type(exc).__name__}: {text[:240]}",
+                      "check the model runs under torch.export.export with the example input")
+
+
+def _failing_op(exc: BaseException) -> Optional[str]:
+    """The target of the innermost fx node being lowered or run when ``exc`` was raised."""
+    tb, op = exc.__traceback__, None
+    while tb is not None:
+        node = tb.tb_frame.f_locals.get("node")
+        target = getattr(node, "target", None)
+        if tb.tb_frame.f_code.co_name in ("run_node", "call_function") and target is not None:
+            op = str(getattr(target, "__name__", target))
+        tb = tb.tb_next
+    return op
+
+
+def _import(module: str) -> Any:
+    try:
+        with captured_output():  # absl/torchao/TF chatter at import time
+            return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingBackendError(
+            f"TFLite export needs {LITERT_PIP} ({module} is not importable: {exc})",
+            f"pip install {LITERT_PIP} (beside torch 2.13; see the README for the --no-deps list)",
+        ) from None
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,245 @@
+"""Parity: does a converted model compute what its source computes?
+
+Both models run the same samples (seeded random inputs, plus real samples when given); each
+output is compared with ``evaluate.agreement_of``: max abs diff, cosine similarity per sample,
+top-1 agreement (gated only for (N, classes) outputs, where it means something).  A figure beyond
+the tolerance of the export's precision raises ``OutputMismatchError`` naming the output and
+the figures (exit code 4 at the CLI).
+
+Layouts are explicit: ``input_perms``/``output_perms`` transpose the reference's NCHW arrays into
+what the candidate takes (e.g. NHWC) and its outputs back, so nothing is compared by accident.
+
+Example:
+    >>> report = check_parity(torch_runner, session_runner(sess), samples,
+    ...                       tolerance=TOLERANCES["fp32"], output_names=["logits"])  # doctest: +SKIP
+    >>> report.outputs[0].max_abs_diff                                              # doctest: +SKIP
+    3.1e-07
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+from edgeship.errors import ConfigError, OutputMismatchError
+from edgeship.runtime.session import TensorSpec
+
+Runner = Callable[[list[np.ndarray]], list[np.ndarray]]  # positional inputs -> positional outputs
+Perm = Optional[tuple[int, ...]]
+NCHW_TO_NHWC: tuple[int, ...] = (0, 2, 3, 1)
+NHWC_TO_NCHW: tuple[int, ...] = (0, 3, 1, 2)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Limits one output must meet: max abs diff <= atol + rtol * max |reference|, the lowest
+    per-sample cosine, the top-1 agreement.  ``atol`` None: values are not gated (integer
+    quantization changes them by design; cosine and top-1 still are)."""
+
+    atol: Optional[float]
+    rtol: float
+    min_cosine: float
+    min_top1: float
+
+    def allowed(self, reference: np.ndarray) -> Optional[float]:
+        if self.atol is None:
+            return None
+        return self.atol + self.rtol * float(np.abs(reference).max(initial=0.0))
+
+
+# Keyed by what the export changes.  "exact": the same float32 graph in another container
+# (torch -> ONNX); "fp32": another runtime's float32 kernels; fp16/int8: reduced precision.
+TOLERANCES: dict[str, Tolerance] = {
+    "exact": Tolerance(atol=1e-4, rtol=1e-6, min_cosine=0.99999, min_top1=1.0),
+    "fp32": Tolerance(atol=1e-3, rtol=1e-5, min_cosine=0.9999, min_top1=1.0),
+    "fp16": Tolerance(atol=1e-2, rtol=1e-2, min_cosine=0.999, min_top1=0.95),
+    "int8": Tolerance(atol=None, rtol=0.0, min_cosine=0.98, min_top1=0.9),
+}
+
+
+@dataclass
+class Samples:
+    """Parity inputs, one array per model input with samples along axis 0 (reference layout)."""
+
+    arrays: list[np.ndarray]
+    random: int
+    real: int
+    source: Optional[str] = None  # where the real samples came from
+
+    def __len__(self) -> int:
+        return self.random + self.real
+
+
+@dataclass
+class OutputParity:
+    name: str
+    max_abs_diff: float
+    allowed_abs_diff: Optional[float]
+    cosine_min: float
+    cosine_mean: float
+    top1: Optional[float]  # None when the output is not (N, classes)
+    ok: bool
+    failed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ParityReport:
+    reference: str
+    candidate: str
+    tolerance: Tolerance
+    samples: int
+    random: int
+    real: int
+    real_source: Optional[str]
+    outputs: list[OutputParity]
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"ok": self.ok}
+
+    def summary(self) -> str:
+        return "; ".join(
+            f"{o.name}: max abs diff {o.max_abs_diff:.3g}, cosine min {o.cosine_min:.6f}"
+            + (f", top-1 {100 * o.top1:.1f}%" if o.top1 is not None else "")
+            for o in self.outputs
+        )
+
+
+def make_samples(
+    inputs: Sequence[TensorSpec],
+    *,
+    random: int = 8,
+    data: Any = None,
+    max_real: int = 64,
+    seed: int = 0,
+) -> Samples:
+    """``random`` seeded random samples plus up to ``max_real`` real ones from ``data``
+    (anything ``edgeship.Dataset`` reads: an .npz path, an array, an iterable)."""
+    from edgeship.runtime.inputs import random_inputs
+
+    specs = [TensorSpec(s.name, (1, *s.shape[1:]), s.dtype) for s in inputs]
+    columns: list[list[np.ndarray]] = [[] for _ in specs]
+    for i in range(random):
+        feeds = random_inputs(specs, seed=seed + i)
+        for col, spec in zip(columns, specs):
+            col.append(feeds[spec.name])
+    real, source = 0, None
+    if data is not None:
+        from edgeship.data import Dataset
+
+        dataset = (data if isinstance(data, Dataset) else Dataset(data)).for_model(specs)
+        source = dataset.source
+        for feeds, _ in dataset:
+            if real >= max_real:
+                break
+            for col, spec in zip(columns, specs):
+                col.append(feeds[spec.name][None])
+            real += 1
+    if random + real == 0:
+        raise ConfigError("parity needs at least one sample", "ask for random samples or pass data")
+    return Samples([np.concatenate(col) for col in columns], random, real, source)
+
+
+def run_batched(runner: Runner, arrays: list[np.ndarray], batch: Optional[int],
+                perms: Sequence[Perm] = ()) -> list[np.ndarray]:
+    """Run all samples through ``runner`` in chunks of ``batch`` (all at once when None); a
+    last short chunk is padded with its final sample and the padding dropped again."""
+    total = len(arrays[0])
+    step = batch or total
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, total, step):
+        part = [a[start:start + step] for a in arrays]
+        short = step - len(part[0])
+        if short:
+            part = [np.concatenate([p, np.repeat(p[-1:], short, axis=0)]) for p in part]
+        part = [p.transpose(perm) if perm else p for p, perm in zip(part, _pad(perms, len(part)))]
+        out = runner([np.ascontiguousarray(p) for p in part])
+        chunks.append([o[: len(o) - short] if short else o for o in out])
+    return [np.concatenate(parts) for parts in zip(*chunks)]
+
+
+def check_parity(
+    reference: Runner,
+    candidate: Runner,
+    samples: Samples,
+    *,
+    tolerance: Tolerance,
+    output_names: Sequence[str],
+    reference_name: str = "reference",
+    candidate_name: str = "candidate",
+    reference_batch: Optional[int] = None,
+    candidate_batch: Optional[int] = None,
+    input_perms: Sequence[Perm] = (),
+    output_perms: Sequence[Perm] = (),
+    raise_on_mismatch: bool = True,
+) -> ParityReport:
+    """Compare ``candidate`` with ``reference`` output by output (positionally)."""
+    from edgeship.converters.evaluate import agreement_of
+
+    expected = run_batched(reference, samples.arrays, reference_batch)
+    got = run_batched(candidate, samples.arrays, candidate_batch, input_perms)
+    if len(got) != len(expected):
+        raise OutputMismatchError(
+            f"{candidate_name} has {len(got)} outputs, {reference_name} has {len(expected)}",
+            "check the export kept every output of the model",
+        )
+    results = []
+    for name, ref, out, perm in zip(output_names, expected, got, _pad(output_perms, len(got))):
+        out = out.transpose(perm) if perm else out
+        if out.shape != ref.shape:
+            raise OutputMismatchError(
+                f"output '{name}' has shape {out.shape} in {candidate_name}, {ref.shape} in "
+                f"{reference_name}", "check the layout of the exported model's outputs")
+        results.append(_judge(name, agreement_of(ref, out), ref, tolerance))
+    report = ParityReport(reference_name, candidate_name, tolerance, len(samples), samples.random,
+                          samples.real, samples.source, results)
+    if raise_on_mismatch and not report.ok:
+        bad = next(o for o in results if not o.ok)
+        raise OutputMismatchError(
+            f"{candidate_name} differs from {reference_name} on output '{bad.name}' over "
+            f"{len(samples)} samples: {', '.join(bad.failed)}",
+            "keep a higher precision, calibrate on real data (--data), or report the model",
+        )
+    return report
+
+
+def _judge(name: str, agreement: Any, ref: np.ndarray, tol: Tolerance) -> OutputParity:
+    classes = ref.ndim == 2 and ref.shape[1] > 1
+    top1 = agreement.top1 if classes else None
+    allowed = tol.allowed(ref)
+    failed = []
+    if allowed is not None and not agreement.max_abs_diff <= allowed:
+        failed.append(f"max abs diff {agreement.max_abs_diff:.3g} > {allowed:.3g}")
+    if not agreement.cosine_min >= tol.min_cosine:
+        failed.append(f"cosine {agreement.cosine_min:.6f} < {tol.min_cosine}")
+    if top1 is not None and not top1 >= tol.min_top1:
+        failed.append(f"top-1 agreement {100 * top1:.1f}% < {100 * tol.min_top1:.0f}%")
+    return OutputParity(name, agreement.max_abs_diff, allowed, agreement.cosine_min,
+                        agreement.cosine_mean, top1, not failed, failed)
+
+
+def session_runner(session: Any) -> Runner:
+    """A runtime Session as a positional Runner."""
+    in_names = [s.name for s in session.inputs]
+    out_names = [s.name for s in session.outputs]
+
+    def run(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        out = session.run(dict(zip(in_names, arrays)))
+        return [out[n] for n in out_names]
+
+    return run
+
+
+def fixed_batch(specs: Sequence[TensorSpec]) -> Optional[int]:
+    """The batch size a model insists on, or None for a dynamic batch."""
+    dim = specs[0].shape[0] if specs and specs[0].shape else None
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def _pad(perms: Sequence[Perm], n: int) -> list[Perm]:
+    return list(perms) + [None] * (n - len(perms))
