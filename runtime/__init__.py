@@ -22,6 +22,7 @@ from edgeship.runtime.errors import (
     UnsupportedError,
 )
 from edgeship.runtime.formats import BACKENDS, FORMATS, format_for_path
+from edgeship.runtime.preprocess import read_manifest
 from edgeship.runtime.session import BackendInfo, Session, TensorSpec
 
 
@@ -74,8 +75,10 @@ def load(
                          "keep the .bin beside the .xml")
     if threads is not None and threads < 1:
         raise ConfigError(f"threads must be at least 1, got {threads}", "pass a positive count")
-    return open_session(name, path, threads=threads, device=device, precision=precision,
-                        input_shapes=input_shapes)
+    session = open_session(name, path, threads=threads, device=device, precision=precision,
+                           input_shapes=input_shapes)
+    session.manifest = read_manifest(path)  # preprocessing and labels for Session.run_raw
+    return session
 
 
 def available_backends() -> dict[str, str]:

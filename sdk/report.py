@@ -1,0 +1,462 @@
+"""``edgeship report``: one self-contained HTML page from benchmark and candidate JSON files.
+
+The page has the candidate table (a ✅/❌ per budget), the accuracy-vs-latency plot with the
+accuracy-latency Pareto front and budget lines, latency distributions, memory and size bars,
+and the conditions of every measurement (device, backend, provider, precision, threads,
+thermal state).  Plots are inline SVG; there is no script and nothing is fetched.
+
+Inputs (any mix, one JSON document per file):
+
+- ``edgeship.benchmark/1``: what ``edgeship bench --json`` / ``-o`` writes (a ``verdict`` key
+  added by the CLI is used when no budget is passed), or the agent's error object.
+- ``edgeship.candidate/1``: one candidate of a search (what ``compress`` writes)::
+
+    {"schema": "edgeship.candidate/1",
+     "name": "int8-static-onnx",             # unique within a report
+     "model": "int8/model.onnx",             # path of the artifact (informational)
+     "recipe": ["quantize(int8, static, per-channel)", "export(onnx)"],
+     "accuracy": 91.4,                       # percent on the user's data, or null
+     "baseline_accuracy": 91.6,              # the original model's, same data and metric
+     "accuracy_drop": 0.2,                   # points: baseline_accuracy - accuracy
+     "accuracy_metric": "top1",              # "top1" with labels, "top1_agreement" without
+     "benchmark": {...edgeship.benchmark/1...} | null,
+     "verdict": {"ok": bool, "checks": [{"name", "limit", "measured", "unit", "detail", "ok"}]} | null,
+     "error": null | "why the candidate failed (unsupported op, parity failure, ...)"}
+
+- a summary: ``{"candidates": [candidate, ...], "budget": {Budget fields} | null,
+  "pick": "name" | null, "device": "raspberry-pi-5" | null}`` (``compress``'s summary.json).
+
+Example:
+    >>> import edgeship
+    >>> edgeship.report(["fp32.json", "int8.json"], "report.html",
+    ...                 budget=edgeship.Budget(max_latency_ms=20))        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from edgeship.budget import Budget
+from edgeship.errors import ConfigError
+from edgeship.report_plots import Line, Point, bars, fmt, histograms, scatter
+from edgeship.runtime.bench import SCHEMA as BENCH_SCHEMA
+from edgeship.runtime.bench import BenchmarkResult
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CANDIDATE_SCHEMA = "edgeship.candidate/1"
+BUDGET_ORDER = ("latency", "memory", "size", "accuracy_drop")
+ResultLike = Union[str, Path, dict[str, Any], BenchmarkResult]
+
+
+class Candidate(BaseModel):
+    """One candidate of a search, as the planner writes it (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: Literal["edgeship.candidate/1"] = Field("edgeship.candidate/1", alias="schema")
+    name: str
+    model: Optional[str] = None
+    recipe: list[Union[str, dict[str, Any]]] = Field(default_factory=list)
+    accuracy: Optional[float] = None
+    baseline_accuracy: Optional[float] = None
+    accuracy_drop: Optional[float] = None
+    accuracy_metric: Optional[str] = None
+    benchmark: Optional[dict[str, Any]] = None
+    verdict: Optional[dict[str, Any]] = None
+    error: Optional[str] = None
+
+
+@dataclass
+class Row:
+    """A line of the report: a candidate or a bare measurement."""
+
+    name: str
+    source: str
+    result: Optional[BenchmarkResult] = None
+    accuracy: Optional[float] = None
+    baseline_accuracy: Optional[float] = None
+    accuracy_drop: Optional[float] = None
+    accuracy_metric: Optional[str] = None
+    recipe: list[str] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    error: Optional[str] = None
+    on_front: bool = False
+
+    @property
+    def ok(self) -> Optional[bool]:
+        if self.error:
+            return False
+        return all(c["ok"] for c in self.checks) if self.checks else None
+
+
+@dataclass
+class ReportData:
+    rows: list[Row]
+    budget: Optional[Budget] = None
+    pick: Optional[str] = None
+    device: Optional[str] = None
+
+
+def report(
+    results: Sequence[ResultLike],
+    output: Union[str, Path] = "report.html",
+    *,
+    budget: Optional[Budget] = None,
+    title: Optional[str] = None,
+) -> Path:
+    """Render benchmark/candidate results (paths, dicts or BenchmarkResult) to one HTML file.
+
+    With ``budget`` every row is checked against it; otherwise each result's own ``verdict``
+    (and a summary's ``budget``) decide the ✅/❌.  The file is written atomically.
+    """
+    from edgeship.io import write_atomic
+
+    return write_atomic(output, render_report(results, budget=budget, title=title))
+
+
+def render_report(results: Sequence[ResultLike], *, budget: Optional[Budget] = None,
+                  title: Optional[str] = None) -> str:
+    """The report's HTML as a string (see ``report``)."""
+    data = load_results(results, budget)
+    mark_front(data.rows, _percentile(data))
+    return _page(data, title or "edgeship report")
+
+
+# -- loading -------------------------------------------------------------------------------------
+def load_results(results: Sequence[ResultLike], budget: Optional[Budget] = None) -> ReportData:
+    if not results:
+        raise ConfigError("no results to report", "pass one or more RESULT.json files")
+    data = ReportData(rows=[], budget=budget)
+    for item in results:
+        source, payload = _read(item)
+        if isinstance(payload, BenchmarkResult):
+            data.rows.append(_bench_row(payload.to_dict(), source))
+        elif isinstance(payload, dict) and isinstance(payload.get("candidates"), list):
+            _summary(payload, source, data)
+        elif isinstance(payload, dict) and payload.get("schema") == CANDIDATE_SCHEMA:
+            data.rows.append(_candidate_row(payload, source))
+        elif isinstance(payload, dict) and payload.get("schema") == BENCH_SCHEMA:
+            data.rows.append(_bench_row(payload, source))
+        else:
+            raise ConfigError(f"'{source}' is not an edgeship result",
+                              f"pass {BENCH_SCHEMA} or {CANDIDATE_SCHEMA} JSON, or a compress summary")
+    _unique_names(data.rows)
+    if budget is not None:
+        for row in data.rows:
+            if row.result is not None:
+                verdict = budget.evaluate(row.result, row.accuracy_drop)
+                row.checks = [_check_dict(c) for c in verdict.checks]
+    return data
+
+
+def _read(item: ResultLike) -> tuple[str, Any]:
+    if isinstance(item, BenchmarkResult):
+        return item.model.get("name", "result"), item
+    if isinstance(item, dict):
+        return str(item.get("name") or item.get("model", {}).get("name") or "result"), item
+    path = Path(item)
+    try:
+        return path.name, json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"result file '{path}' does not exist", "check the path") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read result '{path}': {exc}",
+                          "pass the JSON written by edgeship bench -o or compress") from None
+
+
+def _bench_row(payload: dict[str, Any], source: str) -> Row:
+    if "error" in payload:
+        err = payload["error"] or {}
+        return Row(name=source, source=source, error=str(err.get("message", err)))
+    payload = dict(payload)
+    verdict = payload.pop("verdict", None) or {}
+    try:
+        result = BenchmarkResult.from_dict(payload)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ConfigError(f"'{source}' is not a valid {BENCH_SCHEMA} result: {exc}",
+                          "re-run edgeship bench to write a fresh one") from None
+    name = f"{result.model.get('name')} · {result.backend.get('backend')}"
+    return Row(name=name, source=source, result=result, checks=list(verdict.get("checks", [])))
+
+
+def _candidate_row(payload: dict[str, Any], source: str) -> Row:
+    try:
+        cand = Candidate.model_validate(payload)
+    except ValidationError as exc:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        raise ConfigError(f"'{source}' is not a valid {CANDIDATE_SCHEMA}: {detail}",
+                          "see edgeship.report's docstring for the shape") from None
+    row = _bench_row(cand.benchmark, source) if cand.benchmark else Row(name=cand.name, source=source)
+    row.name = cand.name
+    row.accuracy, row.baseline_accuracy = cand.accuracy, cand.baseline_accuracy
+    row.accuracy_metric = cand.accuracy_metric
+    row.accuracy_drop = cand.accuracy_drop
+    if row.accuracy_drop is None and cand.accuracy is not None and cand.baseline_accuracy is not None:
+        row.accuracy_drop = cand.baseline_accuracy - cand.accuracy
+    row.recipe = [r if isinstance(r, str) else str(r.get("step", r)) for r in cand.recipe]
+    if cand.verdict:
+        row.checks = list(cand.verdict.get("checks", []))
+    row.error = cand.error or row.error
+    return row
+
+
+def _summary(payload: dict[str, Any], source: str, data: ReportData) -> None:
+    for i, cand in enumerate(payload["candidates"]):
+        if not isinstance(cand, dict):
+            raise ConfigError(f"'{source}' candidate {i} is not an object", "re-run compress")
+        data.rows.append(_candidate_row({"schema": CANDIDATE_SCHEMA, **cand}, f"{source}#{i}"))
+    if data.budget is None and payload.get("budget"):
+        data.budget = Budget(**payload["budget"])
+    data.pick = payload.get("pick") or data.pick
+    data.device = payload.get("device") or data.device
+
+
+def _unique_names(rows: list[Row]) -> None:
+    seen: dict[str, int] = {}
+    for row in rows:
+        if row.name in seen:
+            seen[row.name] += 1
+            row.name = f"{row.name} #{seen[row.name]}"
+        else:
+            seen[row.name] = 1
+
+
+def _check_dict(c: Any) -> dict[str, Any]:
+    return {"name": c.name, "limit": c.limit, "measured": c.measured, "unit": c.unit,
+            "detail": c.detail, "ok": c.ok}
+
+
+def _percentile(data: ReportData) -> str:
+    if data.budget is not None:
+        return data.budget.percentile
+    for row in data.rows:
+        for c in row.checks:
+            if c["name"] == "latency" and c.get("detail") in ("p50", "p90", "p99"):
+                return str(c["detail"])
+    return "p50"
+
+
+def mark_front(rows: list[Row], percentile: str = "p50") -> None:
+    """Flag rows no other row beats on both accuracy (higher) and latency (lower)."""
+    measured = [r for r in rows if r.result is not None and r.accuracy is not None and not r.error]
+    for r in measured:
+        lat, acc = r.result.latency(percentile), r.accuracy  # type: ignore[union-attr]
+        r.on_front = not any(
+            o is not r and o.result.latency(percentile) <= lat and o.accuracy >= acc  # type: ignore
+            and (o.result.latency(percentile) < lat or o.accuracy > acc)  # type: ignore
+            for o in measured
+        )
+
+
+# -- the page ------------------------------------------------------------------------------------
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1240px;color:#222;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}
+th,td{border:1px solid #ddd;padding:4px 7px;text-align:left;vertical-align:top}
+th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.pick td{background:#f0fff0} td.ok{background:#eaf7ea} td.bad{background:#fdecec}
+.muted{color:#777} .scroll{overflow-x:auto}
+.note{background:#fffbe6;border:1px solid #f0e0a0;padding:6px 10px}
+"""
+
+
+def _td(value: Optional[float], key: str, row: int, unit: str = "") -> str:
+    if value is None:
+        return f'<td class="num muted" data-row="{row}" data-key="{key}">–</td>'
+    return (f'<td class="num" data-row="{row}" data-key="{key}" data-value="{value!r}">'
+            f'{fmt(value)}{unit}</td>')
+
+
+def _check_cell(check: Optional[dict[str, Any]], row: int) -> str:
+    if check is None:
+        return '<td class="muted">–</td>'
+    measured = check.get("measured")
+    sign = "≤" if check["ok"] else ">"
+    text = (f"{'✅' if check['ok'] else '❌'} {fmt(measured)} {sign} {fmt(check['limit'])} "
+            f"{escape(str(check['unit']))}" if measured is not None
+            else f"❌ not measured (limit {fmt(check['limit'])} {escape(str(check['unit']))})")
+    return (f'<td class="{"ok" if check["ok"] else "bad"}" data-row="{row}" '
+            f'data-key="budget_{escape(check["name"])}" '
+            f'data-ok="{str(bool(check["ok"])).lower()}">{text}</td>')
+
+
+def _candidate_table(data: ReportData, percentile: str) -> str:
+    names = [n for n in BUDGET_ORDER if any(c["name"] == n for r in data.rows for c in r.checks)]
+    head = ["candidate", "format", "backend · device", "precision", "size MB", f"latency {percentile} ms",
+            "p99 ms", "peak memory MB", "accuracy %", "drop pt"]
+    head += [f"{n.replace('_', ' ')} budget" for n in names] + ["status"]
+    lines = ["<div class='scroll'><table id='candidates'><thead><tr>"
+             + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    for i, r in enumerate(data.rows):
+        res = r.result
+        cls = "pick" if data.pick == r.name else ""
+        cells = [f'<td data-row="{i}" data-key="name">{escape(r.name)}'
+                 + (f'<br><span class="muted">{escape(" → ".join(r.recipe))}</span>' if r.recipe else "")
+                 + "</td>"]
+        if res is not None:
+            be = res.backend
+            cells += [f"<td>{escape(str(res.model.get('format')))}</td>",
+                      f"<td>{escape(str(be.get('backend')))} {escape(str(be.get('version')))} · "
+                      f"{escape(str(be.get('device')))}</td>",
+                      f"<td>{escape(str(be.get('precision') or 'as stored'))}</td>",
+                      _td(res.model["size_bytes"] / 1e6, "size_mb", i),
+                      _td(res.latency(percentile), f"latency_{percentile}_ms", i),
+                      _td(res.latency_ms.p99, "latency_p99_ms", i),
+                      _td(res.memory.get("peak_rss_mb"), "peak_rss_mb", i)]
+        else:
+            cells += ['<td class="muted">–</td>'] * 4 + [_td(None, k, i) for k in
+                                                         ("size_mb", "latency", "p99", "peak_rss_mb")]
+        cells += [_td(r.accuracy, "accuracy", i), _td(r.accuracy_drop, "accuracy_drop", i)]
+        by_name = {c["name"]: c for c in r.checks}
+        cells += [_check_cell(by_name.get(n), i) for n in names]
+        status = ("❌ " + escape(r.error) if r.error else
+                  ("✅ pick" if data.pick == r.name else
+                   {True: "✅ fits", False: "❌ misses a budget", None: "no budget"}[r.ok]))
+        if r.on_front:
+            status += ' <span class="muted">(front)</span>'
+        mood = {True: "ok", False: "bad", None: ""}[r.ok]
+        cells.append(f'<td class="{mood}" data-row="{i}" data-key="status">{status}</td>')
+        lines.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
+    return "".join(lines) + "</tbody></table></div>"
+
+
+def _pareto_section(data: ReportData, percentile: str) -> str:
+    rows = [r for r in data.rows if r.result is not None and r.accuracy is not None]
+    if not rows:
+        return ('<p class="muted">No accuracy in these results: the accuracy-latency plot needs '
+                'candidates from <code>edgeship compress</code>.</p>')
+    points = [Point(r.name, r.result.latency(percentile), r.accuracy, r.ok, r.on_front)  # type: ignore
+              for r in rows]
+    lines = []
+    b = data.budget
+    limit = b.max_latency_ms if b else next(
+        (c["limit"] for r in data.rows for c in r.checks if c["name"] == "latency"), None)
+    if limit is not None:
+        lines.append(Line("x", float(limit), f"latency budget {fmt(limit)} ms"))
+    max_drop = b.max_accuracy_drop if b else next(
+        (c["limit"] for r in data.rows for c in r.checks if c["name"] == "accuracy_drop"), None)
+    baseline = next((r.baseline_accuracy for r in rows if r.baseline_accuracy is not None), None)
+    if max_drop is not None and baseline is not None:
+        lines.append(Line("y", baseline - max_drop, f"accuracy floor {fmt(baseline - max_drop)} %"))
+    metric = next((r.accuracy_metric for r in rows if r.accuracy_metric), "accuracy")
+    return scatter(points, f"latency {percentile} (ms)", f"{metric} (%)", lines)
+
+
+def _distribution_section(data: ReportData) -> str:
+    series = [(r.name, r.result.samples_ms, {"p50": r.result.latency_ms.p50,
+                                             "p99": r.result.latency_ms.p99})
+              for r in data.rows if r.result is not None and r.result.samples_ms]
+    if not series:
+        return '<p class="muted">No per-run samples in these results.</p>'
+    capped = [f"{escape(r.name)}: {len(r.result.samples_ms)} of {r.result.latency_ms.runs} runs"
+              for r in data.rows if r.result is not None
+              and 0 < len(r.result.samples_ms) < r.result.latency_ms.runs]
+    note = (f'<p class="muted">Samples kept (evenly strided): {"; ".join(capped)}.</p>'
+            if capped else "")
+    return histograms(series, "ms") + note
+
+
+def _memory_section(data: ReportData) -> str:
+    measured = [r for r in data.rows if r.result is not None]
+    if not measured:
+        return ""
+    b = data.budget
+    mem = [(r.name, float(r.result.memory.get("peak_rss_mb") or 0),  # type: ignore[union-attr]
+            r.result.memory.get("delta_mb")) for r in measured]  # type: ignore[union-attr]
+    size = [(r.name, r.result.model["size_bytes"] / 1e6, None) for r in measured]  # type: ignore
+    return (bars(mem, "MB", "peak memory (RSS); dark: over the pre-load baseline",
+                 b.max_memory_mb if b else None)
+            + bars(size, "MB", "model size", b.max_size_mb if b else None))
+
+
+def _conditions_table(data: ReportData) -> str:
+    head = ["candidate", "target", "device / CPU", "OS · Python", "backend", "provider / device",
+            "precision", "threads", "runs (warmup)", "input", "CPU governor · MHz before→after",
+            "temperature °C before→after", "throttled", "measured at"]
+    lines = ["<div class='scroll'><table id='conditions'><thead><tr>"
+             + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    for i, r in enumerate(data.rows):
+        res = r.result
+        if res is None:
+            continue
+        host, be, cfg = res.host, res.backend, res.config
+        target = res.target.get("name") or "local"
+        if target == "local":
+            target += " (host measurement)"
+        freq = res.cpu_frequency
+        therm = res.thermal
+        cov = res.node_coverage or {}
+        provider = str(be.get("device"))
+        if cov.get("share_on_primary") is not None:
+            provider += f" ({cov['share_on_primary']:.0%} of {cov.get('nodes')} nodes)"
+        cells = [
+            escape(r.name), escape(target),
+            escape(f"{host.get('device_model') or host.get('cpu_model')} ({host.get('machine')}, "
+                   f"{host.get('cpu_count')} cores)"),
+            escape(f"{host.get('os')} · Python {host.get('python')}"),
+            escape(f"{be.get('backend')} {be.get('version')} ({be.get('module')})"),
+            escape(provider),
+            escape(str(be.get("precision") or "backend default")),
+            f'<span data-row="{i}" data-key="threads">'
+            f'{escape(str(be.get("threads") or cfg.get("threads") or "backend default"))}</span>',
+            f'<span data-row="{i}" data-key="runs">{res.latency_ms.runs}</span> '
+            f'({cfg.get("warmup_runs")})',
+            escape(", ".join(f"{x['name']} {x['shape']} {x.get('source', '')}" for x in res.inputs)),
+            escape(f"{(freq.get('before') or {}).get('governor') or '?'} · "
+                   f"{_mhz(freq.get('before'))}→{_mhz(freq.get('after'))}"),
+            escape(f"{_temp(therm.get('before'))}→{_temp(therm.get('after'))}"),
+            {True: "⚠️ yes", False: "no", None: "unknown"}[therm.get("throttled")],
+            escape(res.timestamp),
+        ]
+        lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return "".join(lines) + "</tbody></table></div>"
+
+
+def _mhz(freq: Optional[dict[str, Any]]) -> str:
+    return fmt(freq["mhz"]) if freq and freq.get("mhz") else "?"
+
+
+def _temp(zones: Optional[dict[str, Any]]) -> str:
+    """The hottest thermal zone (sysinfo.thermal: {zone: {"celsius", "trip_celsius"}})."""
+    temps = [z["celsius"] for z in (zones or {}).values()
+             if isinstance(z, dict) and z.get("celsius") is not None]
+    return fmt(max(temps)) if temps else "?"
+
+
+def _page(data: ReportData, title: str) -> str:
+    from edgeship import __version__
+
+    percentile = _percentile(data)
+    hosts = {r.result.target.get("name") or "local" for r in data.rows if r.result is not None}
+    note = ('<p class="note">Measured on this host (<code>local</code>), not on the device: '
+            'latency and memory on the device will differ.</p>' if hosts == {"local"} else "")
+    budget = data.budget
+    budget_text = ", ".join(
+        f"{k.replace('max_', '').replace('_', ' ')} ≤ {fmt(v)}"
+        for k, v in (("max_latency_ms", budget.max_latency_ms), ("max_memory_mb", budget.max_memory_mb),
+                     ("max_size_mb", budget.max_size_mb), ("max_accuracy_drop", budget.max_accuracy_drop))
+        if v is not None
+    ) + f" (latency at {budget.percentile})" if budget and not budget.is_empty else "from each result"
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1><p class='muted'>{len(data.rows)} result(s)"
+        + (f" for {escape(data.device)}" if data.device else "")
+        + f" · budgets: {escape(budget_text)} · edgeship {__version__} · {stamp}</p>",
+        note,
+        "<h2>Candidates</h2>", _candidate_table(data, percentile),
+        "<h2>Accuracy vs latency</h2>", _pareto_section(data, percentile),
+        "<h2>Latency distributions</h2>", _distribution_section(data),
+        "<h2>Memory and size</h2>", _memory_section(data),
+        "<h2>Conditions of each measurement</h2>", _conditions_table(data),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
