@@ -22,6 +22,7 @@ _EXPORTS = {
     "Verdict": "edgeship.budget:Verdict",
     "BenchmarkResult": "edgeship.runtime.bench:BenchmarkResult",
     "benchmark": "edgeship.bench:benchmark",
+    "quantize": "edgeship.converters.quantize:quantize",
     "Dataset": "edgeship.data:Dataset",
     "report": "edgeship.report:report",
     "export": "edgeship.converters.export:export",

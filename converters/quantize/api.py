@@ -1,0 +1,276 @@
+"""``quantize``: one model file in, one quantized model file (plus manifest) out.
+
+All work happens in a temporary folder beside the output; only a finished, loadable model is
+moved into place, so a failure at any point leaves no partial output behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from edgeship.converters.quantize.calib import (
+    CalibData,
+    CalibrationSet,
+    Feed,
+    calibration_feeds,
+    collect_warnings,
+    labelled_data,
+    warn,
+)
+from edgeship.converters.quantize.config import Outcome, QuantizeConfig
+from edgeship.converters.quantize.sensitivity import AccuracySearch, SensitivityReport
+from edgeship.errors import BudgetExceeded, ConfigError, ModelError
+
+_SUFFIX = {"onnxruntime": ".onnx", "openvino": ".xml", "tflite": ".tflite"}
+
+
+@dataclass
+class QuantizeResult:
+    """The quantized model and everything worth knowing about how it was made."""
+
+    path: Path
+    files: list[Path]
+    config: QuantizeConfig
+    params: dict[str, Any]
+    calibration: Optional[dict[str, Any]]
+    size_bytes: int
+    source_size_bytes: int
+    warnings: list[str] = field(default_factory=list)
+    accuracy: Optional[dict[str, Any]] = None  # fp32, quantized, drop_points on labelled data
+    sensitivity: Optional[SensitivityReport] = None
+    sensitivity_path: Optional[Path] = None
+    manifest_path: Optional[Path] = None
+
+    @property
+    def size_ratio(self) -> float:
+        return self.size_bytes / self.source_size_bytes
+
+    def record(self) -> dict[str, Any]:
+        """The manifest's ``quantization`` entry."""
+        return {
+            "backend": self.config.backend,
+            "mode": self.config.weights_only or self.config.mode,
+            "params": self.params,
+            "calibration": self.calibration,
+            "clip_percentile": self.config.clip_percentile,
+            "accuracy": self.accuracy,
+            "sensitivity_report": self.sensitivity_path.name if self.sensitivity_path else None,
+            "warnings": self.warnings,
+            "size_bytes": self.size_bytes,
+            "source_size_bytes": self.source_size_bytes,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "files": [str(f) for f in self.files],
+                "config": self.config.to_dict(), **self.record(),
+                "manifest": str(self.manifest_path) if self.manifest_path else None}
+
+
+def default_output(model: Path, cfg: QuantizeConfig) -> Path:
+    tag = cfg.weights_only or {"static": "int8", "dynamic": "dynint8", "fp16": "fp16"}[cfg.mode]
+    return model.with_name(f"{model.stem}.{tag}{_SUFFIX[cfg.backend]}")
+
+
+def quantize_file(
+    model: Path,
+    output: Optional[Path],
+    cfg: QuantizeConfig,
+    *,
+    calib: CalibData = None,
+    data: Any = None,
+) -> QuantizeResult:
+    """Quantize an ONNX (or, for OpenVINO, IR) file; see ``edgeship.quantize``."""
+    if not model.is_file():
+        raise ModelError(f"model file '{model}' does not exist", "check the path")
+    suffix = model.suffix.lower()
+    if suffix not in (".onnx", ".xml") or (suffix == ".xml" and cfg.backend != "openvino"):
+        kinds = ".onnx and OpenVINO .xml files" if cfg.backend == "openvino" else ".onnx files"
+        raise ModelError(
+            f"--backend {cfg.backend} quantizes {kinds}, not '{model.name}'",
+            "export the model first (edgeship export MODEL --to onnx)",
+        )
+    out = Path(output) if output else default_output(model, cfg)
+    if out.suffix.lower() != _SUFFIX[cfg.backend]:
+        raise ConfigError(f"--backend {cfg.backend} writes {_SUFFIX[cfg.backend]} files, not "
+                          f"'{out.name}'", f"name the output *{_SUFFIX[cfg.backend]}")
+    if out.resolve() == model.resolve():
+        raise ConfigError("the output would overwrite the input model", "pass another -o path")
+    with collect_warnings() as notes, _workdir(out) as work:
+        src, specs, clip = _prepare_source(model, cfg, work)
+        calib_set = (calibration_feeds(calib, specs, limit=cfg.calib_samples, seed=cfg.seed)
+                     if cfg.mode == "static" and not cfg.weights_only else None)
+        if calib_set is None and calib is not None:
+            warn(f"--calib is ignored: {cfg.weights_only or cfg.mode} quantization needs no "
+                 "calibration data")
+        labelled = labelled_data(data, specs) if data is not None else None
+        if cfg.max_accuracy_drop is not None and labelled is None:
+            raise ConfigError("--max-accuracy-drop needs labelled data to measure the drop",
+                              "pass --data test.npz (arrays x and y)")
+        staged = work / f"model{_SUFFIX[cfg.backend]}"
+        if cfg.backend == "openvino":
+            from edgeship.converters.quantize.openvino import run as run_backend
+        else:
+            from edgeship.converters.quantize.ort import run as run_backend
+        outcome = run_backend(src, staged, cfg, calib_set, labelled, work)
+        outcome.clip = clip
+        result = _finish(model, out, staged, cfg, calib_set, labelled, outcome, notes)
+    return result
+
+
+def _prepare_source(model: Path, cfg: QuantizeConfig, work: Path
+                    ) -> tuple[Path, list[Any], Optional[dict[str, Any]]]:
+    """Validate the model (a corrupt file fails here) and apply weight clipping; returns the
+    file to quantize, the model's input specs and what clipping changed."""
+    if model.suffix.lower() == ".xml":
+        if cfg.clip_percentile is not None:
+            raise ConfigError("--clip-percentile works on ONNX models", "pass the .onnx model")
+        from edgeship.runtime import load
+
+        try:
+            return model, list(load(model, backend="openvino").inputs), None
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"OpenVINO cannot read '{model.name}': "
+                             f"{' '.join(str(exc).split())[:160]}", "re-export the model") from None
+    import onnx
+    from edgeship.converters.export.source import read_onnx, resolve_source
+
+    specs = list(resolve_source(model).inputs)  # validates the file: corrupt ONNX fails here
+    if cfg.clip_percentile is None:
+        return model, specs, None
+    from edgeship.converters.quantize.graph import clip_weights
+
+    proto = read_onnx(model)
+    report = clip_weights(proto, cfg.clip_percentile, cfg.per_channel)
+    clipped = work / "clipped.onnx"
+    onnx.save(proto, str(clipped))
+    return clipped, specs, report.to_dict()
+
+
+@contextmanager
+def _workdir(out: Path) -> Iterator[Path]:
+    """A scratch folder beside ``out`` (same filesystem, so the final move is a rename)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".edgeship-quantize-", dir=out.parent))
+    except OSError as exc:
+        raise ConfigError(f"cannot write the output '{out}': {exc.strerror or exc}",
+                          "choose a writable output path with -o") from None
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _finish(model: Path, out: Path, staged: Path, cfg: QuantizeConfig,
+            calib: Optional[CalibrationSet], labelled: Optional[tuple[Feed, np.ndarray]],
+            outcome: Outcome, notes: list[str]) -> QuantizeResult:
+    from edgeship.converters.evaluate import model_size
+
+    accuracy = _accuracy(model, staged, labelled, outcome.search)
+    if (cfg.max_accuracy_drop is not None and accuracy is not None
+            and accuracy["drop_points"] > cfg.max_accuracy_drop + 1e-9):
+        raise BudgetExceeded(
+            f"the quantized model loses {accuracy['drop_points']:.2f} accuracy points "
+            f"(fp32 {accuracy['fp32']:.2%}, int8 {accuracy['quantized']:.2%}), more than "
+            f"--max-accuracy-drop {cfg.max_accuracy_drop:g}; nothing was written",
+            "raise the budget, pass more representative --calib data, or use --backend "
+            "onnxruntime, whose search keeps sensitive layers in fp32",
+        )
+    calibration = None
+    if calib is not None:
+        calibration = {**calib.describe(), "method": cfg.calibration}
+    finals = [out.with_suffix(f.suffix) if f != staged else out for f in outcome.files]
+    result = QuantizeResult(
+        path=out, files=finals, config=cfg, params={**outcome.params, **(
+            {"clipping": outcome.clip} if outcome.clip else {})},
+        calibration=calibration, size_bytes=model_size(staged).bytes,
+        source_size_bytes=model_size(model).bytes, warnings=list(notes), accuracy=accuracy,
+        sensitivity=outcome.sensitivity)
+    if outcome.sensitivity is not None and outcome.sensitivity.layers:
+        result.sensitivity_path = out.with_name(out.name + ".sensitivity.json")
+    manifest = _manifest(model, staged, out, finals, result)
+    for staged_file, final in zip(outcome.files, finals):
+        os.replace(staged_file, final)
+    from edgeship.io import write_atomic
+
+    if result.sensitivity_path is not None:
+        assert outcome.sensitivity is not None
+        write_atomic(result.sensitivity_path, outcome.sensitivity.to_json())
+    result.manifest_path = manifest.save()
+    return result
+
+
+def _accuracy(model: Path, staged: Path, labelled: Optional[tuple[Feed, np.ndarray]],
+              search: Optional[AccuracySearch]) -> Optional[dict[str, Any]]:
+    if search is not None:
+        return {"fp32": search.fp32_accuracy, "quantized": search.accuracy,
+                "drop_points": round(search.drop_points, 4), "samples": len(labelled[1])
+                if labelled else None, "search": search.to_dict()}
+    if labelled is None:
+        return None
+    from edgeship.converters.evaluate import accuracy
+    from edgeship.runtime import load
+
+    feeds, labels = labelled
+    # OpenVINO would run fp32 models in bf16 on AMX CPUs: measure what was built, in fp32
+    precision = "fp32" if staged.suffix == ".xml" else None
+    before = accuracy(load(model, precision="fp32" if model.suffix == ".xml" else None),
+                      feeds, labels).accuracy
+    after = accuracy(load(staged, precision=precision), feeds, labels).accuracy
+    return {"fp32": before, "quantized": after, "drop_points": round(100 * (before - after), 4),
+            "samples": len(labels)}
+
+
+def _manifest(model: Path, staged: Path, out: Path, finals: list[Path],
+              result: QuantizeResult) -> Any:
+    """The output's manifest: the source's (preprocessing, labels, layout, earlier steps) when
+    it has one, with this step appended; else one built from the quantized model itself."""
+    from edgeship.artifact import (
+        Manifest,
+        ModelArtifact,
+        Provenance,
+        StepRecord,
+        TensorInfo,
+        created_by,
+        read_manifest,
+        sha256_file,
+    )
+    from edgeship.runtime import load
+    from edgeship.runtime.preprocess import manifest_path
+
+    session = load(staged)
+    source_manifest = read_manifest(manifest_path(model)) if manifest_path(model).is_file() else None
+    layouts = {t.name: t.layout for t in source_manifest.inputs} if source_manifest else {}
+    step = StepRecord(step="quantize", config=result.config.to_dict())
+    if source_manifest is not None:
+        provenance = source_manifest.provenance.model_copy(deep=True)
+        provenance.steps.append(step)
+    else:
+        provenance = Provenance(source=str(model), source_sha256=sha256_file(model),
+                                steps=[step], created_by=created_by())
+    manifest = Manifest(
+        format="openvino" if out.suffix == ".xml" else "onnx",
+        file=out.name,
+        files=[f.name for f in finals],
+        inputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype,
+                           layout=layouts.get(s.name)) for s in session.inputs],
+        outputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype)
+                 for s in session.outputs],
+        preprocessing=source_manifest.preprocessing if source_manifest else None,
+        labels=source_manifest.labels if source_manifest else None,
+        task=source_manifest.task if source_manifest else None,
+        provenance=provenance,
+        quantization=result.record(),
+        parity=None,
+    )
+    return ModelArtifact(out, manifest)

@@ -1,0 +1,152 @@
+"""Calibration and evaluation data for quantization, behind one adapter over ``Dataset``.
+
+``calibration_feeds`` and ``labelled_data`` are the only places data enters the quantizers.
+They take what ``edgeship.data.Dataset`` takes (an ``.npz`` path, a folder of images, an
+iterable of samples) plus a ready ``Dataset``, a numpy array of samples, or a mapping of arrays
+by input name, and check it against the model's inputs before anything heavy runs.
+
+On top of Dataset's checks, calibration refuses integer data for a float input: raw uint8
+pixels would calibrate the activation ranges 255x too wide and wreck the quantized model.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+from edgeship.errors import ConfigError
+from edgeship.runtime.session import TensorSpec
+
+CalibData = Union[str, Path, np.ndarray, Mapping[str, np.ndarray], Iterable[Any], None]
+Feed = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Model-ready samples, one feed per sample (batch axis of 1), and where they came from."""
+
+    feeds: list[Feed]
+    source: str  # a path, the iterable's type, or "random"
+
+    @property
+    def random(self) -> bool:
+        return self.source == "random"
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.source, "samples": len(self.feeds), "random": self.random}
+
+
+_NOTES: ContextVar[list[str] | None] = ContextVar("quantize_warnings", default=None)
+
+
+def warn(message: str) -> None:
+    """A warning the user must not miss: on stderr, marked, whatever the logging setup; also
+    collected (see ``collect_warnings``) so the manifest records it."""
+    text = " ".join(message.split())
+    print(f"WARNING: {text}", file=sys.stderr, flush=True)
+    notes = _NOTES.get()
+    if notes is not None:
+        notes.append(text)
+
+
+def to_stderr() -> Any:
+    """Send what quantizers print (NNCF progress bars, onnxruntime's calibration chatter) to
+    stderr: stdout belongs to ``--json``."""
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr)
+
+
+@contextmanager
+def collect_warnings() -> Iterator[list[str]]:
+    """Collect every ``warn`` issued inside the block into the yielded list."""
+    notes: list[str] = []
+    token = _NOTES.set(notes)
+    try:
+        yield notes
+    finally:
+        _NOTES.reset(token)
+
+
+def as_dataset(data: Any) -> Any:
+    """Any accepted data source as an (unbound) ``edgeship.data.Dataset``."""
+    from edgeship.data import Dataset
+
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
+        x, y = data  # (inputs, labels) arrays
+        return Dataset(list(zip(x, np.asarray(y).reshape(-1).tolist())))
+    if isinstance(data, Mapping):
+        arrays = {str(k): np.asarray(v) for k, v in data.items()}
+        counts = {len(v) for v in arrays.values()}
+        if len(counts) != 1:
+            raise ConfigError(f"the input arrays have different sample counts {sorted(counts)}",
+                              "pass the same number of samples for every input")
+        return Dataset([{k: v[i] for k, v in arrays.items()} for i in range(counts.pop())])
+    if isinstance(data, (str, Path, np.ndarray, Iterable)):
+        return Dataset(data)
+    raise ConfigError(f"cannot use {type(data).__name__} as data",
+                      "pass an .npz path, a folder of images, a numpy array or an iterable")
+
+
+def calibration_feeds(
+    data: CalibData, inputs: Sequence[TensorSpec], *, limit: int, seed: int = 0
+) -> CalibrationSet:
+    """Up to ``limit`` checked samples for ``inputs``; random data (with a loud warning) if
+    ``data`` is None."""
+    if data is None:
+        return _random_set(inputs, limit, seed)
+    dataset = as_dataset(data)
+    _check_kinds(dataset, inputs)
+    bound = dataset.for_model(list(inputs))
+    feeds = [{k: v[None] for k, v in sample.items()} for sample, _ in islice(bound, limit)]
+    return CalibrationSet(feeds, str(dataset.source))
+
+
+def labelled_data(data: Any, inputs: Sequence[TensorSpec]) -> tuple[Feed, np.ndarray]:
+    """Labelled evaluation data (e.g. an ``.npz`` with ``x`` and ``y``): stacked feeds and
+    integer labels."""
+    dataset = as_dataset(data)
+    _check_kinds(dataset, inputs)
+    feeds, labels = dataset.for_model(list(inputs)).arrays()
+    if labels is None:
+        raise ConfigError(f"the data '{dataset.source}' has no labels",
+                          "pass labelled data: an .npz with 'y' beside 'x' (np.savez(f, x=x, y=y))")
+    return feeds, labels
+
+
+def _check_kinds(dataset: Any, inputs: Sequence[TensorSpec]) -> None:
+    first, _ = next(iter(dataset))  # unbound: the arrays as given, not yet cast
+    by_name = {s.name: s for s in inputs}
+    for name, arr in first.items():
+        spec = by_name.get(name) or (inputs[0] if len(inputs) == 1 else None)
+        if spec is None:
+            continue  # Dataset.for_model names the mismatch
+        want = np.dtype(spec.dtype)
+        if want.kind == "f" and np.asarray(arr).dtype.kind != "f":
+            raise ConfigError(
+                f"data for input '{spec.name}' from '{dataset.source}' is "
+                f"{np.asarray(arr).dtype}, the model takes {want} (raw pixels? apply the model's "
+                "preprocessing: scale, mean/std)",
+                f"pass model-ready {want} inputs",
+            )
+
+
+def _random_set(inputs: Sequence[TensorSpec], limit: int, seed: int) -> CalibrationSet:
+    from edgeship.runtime.inputs import random_inputs
+
+    warn(
+        "no calibration data given: calibrating on RANDOM inputs. Activation ranges will not "
+        "match real data and accuracy can collapse; pass --calib DATA with real samples. "
+        "This is recorded in the model's manifest."
+    )
+    feeds = [random_inputs(inputs, seed=seed + i) for i in range(min(limit, 32))]
+    return CalibrationSet(feeds, "random")

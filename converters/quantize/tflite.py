@@ -1,0 +1,116 @@
+"""TFLite int8 / fp16 through the TFLite exporter (litert-torch, PT2E for int8).
+
+Input: a torch ``nn.Module`` with ``example_input`` (its batch size becomes the model's fixed
+batch), or a TorchScript / exported-program file (``--input-shape`` for the example).  An ONNX
+file cannot be quantized to TFLite here: convert it with ``edgeship export --to tflite`` (which
+needs onnx2tf's own environment) or quantize it for onnxruntime/OpenVINO instead.
+
+What the exporter fixes, and so is not configurable here: int8 weights symmetric per output
+channel, activations calibrated with PT2E's observers (min/max), int8 inputs and outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+from edgeship.converters.quantize.api import QuantizeResult
+from edgeship.converters.quantize.calib import CalibData, calibration_feeds, collect_warnings
+from edgeship.converters.quantize.config import QuantizeConfig
+from edgeship.errors import ConfigError
+
+
+def _check(model: Any, cfg: QuantizeConfig) -> None:
+    if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".onnx", ".xml"):
+        raise ConfigError(
+            f"--backend tflite quantizes from torch (litert-torch), not '{Path(model).name}'",
+            "pass the torch model (.pt2/.pt file, or an nn.Module from Python), or use "
+            "--backend onnxruntime/openvino for ONNX",
+        )
+    fixed = {
+        "--per-tensor": not cfg.per_channel,
+        f"--calibration {cfg.calibration}": cfg.calibration != "minmax",
+        "--asymmetric": cfg.symmetric is False,
+        "--clip-percentile": cfg.clip_percentile is not None,
+        "--max-accuracy-drop": cfg.max_accuracy_drop is not None,
+    }
+    used = [k for k, v in fixed.items() if v]
+    if used:
+        raise ConfigError(
+            f"{', '.join(used)} cannot be set for --backend tflite: litert-torch's int8 is "
+            "symmetric per-channel with min/max calibration and no per-layer fallback",
+            "drop those options, or quantize the ONNX export with --backend onnxruntime",
+        )
+
+
+def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeConfig, *,
+                    calib: CalibData = None, data: Any = None,
+                    example_input: Any = None) -> QuantizeResult:
+    """int8 (static) or fp16 TFLite from a torch model; see the module docstring."""
+    from edgeship.converters.export import export
+    from edgeship.converters.export.source import resolve_source
+    from edgeship.io import write_atomic
+
+    _check(model, cfg)
+    source = resolve_source(model, example_input)
+    precision = "int8" if cfg.mode == "static" else "fp16"
+    with collect_warnings() as notes:
+        calib_set = None
+        if precision == "int8":
+            calib_set = calibration_feeds(calib, source.inputs, limit=cfg.calib_samples,
+                                          seed=cfg.seed)
+        if output is None and isinstance(model, (str, Path)):
+            output = Path(model).with_name(f"{Path(model).stem}.{precision}.tflite")
+        if output is None:
+            raise ConfigError("quantizing a torch module needs an output path",
+                              "pass output='model.int8.tflite'")
+        artifact = export(source.module, "tflite", output, example_input=source.example_inputs,
+                          precision=precision, data=_stack(calib_set) if calib_set else None)
+    accuracy = _accuracy(source, artifact.path, data) if data is not None else None
+    files = artifact.files
+    result = QuantizeResult(
+        path=artifact.path, files=files, config=cfg, params=artifact.manifest.quantization or {},
+        calibration=({**calib_set.describe(), "method": "minmax (PT2E observers)"}
+                     if calib_set else None),
+        size_bytes=sum(f.stat().st_size for f in files),
+        source_size_bytes=_fp32_bytes(source.module), warnings=list(notes), accuracy=accuracy,
+        manifest_path=artifact.manifest_path)
+    manifest = artifact.manifest
+    manifest.quantization = result.record()
+    from edgeship.artifact import StepRecord
+
+    manifest.provenance.steps.append(StepRecord(step="quantize", config=cfg.to_dict()))
+    write_atomic(artifact.manifest_path, manifest.to_json())
+    return result
+
+
+def _stack(calib: Any) -> np.ndarray:
+    (name,) = calib.feeds[0].keys() if len(calib.feeds[0]) == 1 else (None,)
+    if name is None:
+        raise ConfigError("TFLite int8 here takes single-input models",
+                          "quantize multi-input models with --backend onnxruntime")
+    return np.concatenate([f[name] for f in calib.feeds])
+
+
+def _fp32_bytes(module: Any) -> int:
+    """The fp32 model's weight bytes: what an fp32 export would store."""
+    return int(sum(p.numel() * 4 for p in module.parameters()) +
+               sum(b.numel() * b.element_size() for b in module.buffers()))
+
+
+def _accuracy(source: Any, path: Path, data: Any) -> Optional[dict[str, Any]]:
+    from edgeship.converters.evaluate import accuracy, accuracy_of
+    from edgeship.converters.parity import run_batched
+    from edgeship.converters.quantize.calib import labelled_data
+
+    feeds, labels = labelled_data(data, source.inputs)
+    arrays = [feeds[s.name] for s in source.inputs]
+    _, runner, batch = source.reference()
+    before = accuracy_of(run_batched(runner, arrays, batch)[0], labels).accuracy
+    from edgeship.runtime import load
+
+    session = load(path)  # TFLite names its inputs itself: match them by position
+    after = accuracy(session, {s.name: a for s, a in zip(session.inputs, arrays)}, labels).accuracy
+    return {"fp32": before, "quantized": after, "drop_points": round(100 * (before - after), 4),
+            "samples": len(labels)}
