@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -464,3 +464,15 @@ def model_stats(
         params, nonzero, macs = cost.params, cost.nonzero_params, cost.macs
     acc = accuracy(path, x, y).accuracy if x is not None and y is not None else None
     return ModelStats(str(path), params, nonzero, macs, size.bytes, size.compressed_bytes, acc)
+
+
+def module_stats(module: Any, example: np.ndarray, data: Optional[Labelled] = None) -> ModelStats:
+    """:func:`model_stats` of a torch module, through a temporary ONNX export of it."""
+    import tempfile
+
+    from edgeship.converters.onnx_to_torch import torch_to_onnx_file
+
+    with tempfile.TemporaryDirectory(prefix="edgeship-stats-") as tmp:
+        path = torch_to_onnx_file(module, Path(tmp) / "model.onnx", example)
+        stats = model_stats(path, *((data.x, data.y) if data is not None else (None, None)))
+    return replace(stats, path="")

@@ -1,0 +1,366 @@
+"""Knowledge distillation: train a small student to reproduce a teacher's soft outputs.
+
+loss = alpha * KL(softmax(t / T) || softmax(s / T)) * T^2 + (1 - alpha) * CE(s, labels)
+
+The T^2 factor keeps the soft term's gradients on the scale of the hard term's as T grows
+(Hinton et al., 2015).  Without labels the loss is the soft term alone.  The teacher is a torch
+module or any model file edgeship runs (ONNX through onnxruntime, OpenVINO IR, TFLite): its
+outputs are computed once over the training samples, so an ONNX teacher costs one pass.  The
+same training loop, with alpha = 0 and no teacher, fine-tunes pruned models.
+
+Example:
+    >>> import edgeship
+    >>> result = edgeship.distill("teacher.onnx", student, "train.npz", epochs=20)  # doctest: +SKIP
+    >>> result.history[-1].val_accuracy                                              # doctest: +SKIP
+    0.97
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+from edgeship.converters.evaluate import DataLike, Labelled, ModelStats, accuracy_of, load_labelled
+from edgeship.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a student is trained; validated on creation."""
+
+    temperature: float = 4.0
+    alpha: float = 0.7  # weight of the soft (teacher) term; 1 - alpha goes to the labels
+    epochs: int = 10
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    val_share: float = 0.1  # held out for validation when no val_data is given and labels exist
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.temperature > 0, f"temperature must be > 0, got {self.temperature:g}",
+             "use a temperature such as 4"),
+            (0 <= self.alpha <= 1, f"alpha must be in [0, 1], got {self.alpha:g}",
+             "use e.g. 0.7 (1 = teacher only, 0 = labels only)"),
+            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}", "pass --epochs 10"),
+            (self.lr > 0, f"learning rate must be > 0, got {self.lr:g}", "use e.g. 1e-3"),
+            (self.optimizer in OPTIMIZERS, f"unknown optimizer '{self.optimizer}'",
+             f"use one of {', '.join(OPTIMIZERS)}"),
+            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}",
+             "pass a positive batch size"),
+            (0 <= self.val_share < 1, f"validation share must be in [0, 1), got {self.val_share}",
+             "use e.g. 0.1"),
+        ]
+        for ok, problem, fix in checks:
+            if not ok:
+                raise ConfigError(problem, fix)
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    epoch: int
+    loss: float
+    val_accuracy: Optional[float]
+
+
+@dataclass
+class DistillResult:
+    """The trained student (best validation epoch), how it got there, teacher vs student.
+
+    ``before`` holds the teacher's figures and ``after`` the student's, accuracy on the
+    validation samples (None without labels).
+    """
+
+    student: Any  # torch.nn.Module
+    history: list[EpochLog]
+    config: TrainConfig
+    before: ModelStats
+    after: ModelStats
+    output: Optional[Path] = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "history": [asdict(h) for h in self.history],
+            "teacher": self.before.to_dict(),
+            "student": self.after.to_dict(),
+            "output": str(self.output) if self.output else None,
+            "notes": self.notes,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# running models
+
+
+def torch_outputs(module: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """A torch module's (first) output over all samples, in eval mode, as float32 numpy."""
+    import torch
+
+    was_training = module.training
+    module.eval()
+    chunks = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                out = module(torch.from_numpy(x[start : start + batch_size]))
+                out = out[0] if isinstance(out, (tuple, list)) else out
+                chunks.append(out.float().numpy())
+    finally:
+        module.train(was_training)
+    return np.concatenate(chunks)
+
+
+def model_outputs(model: Any, x: np.ndarray, role: str) -> np.ndarray:
+    """Outputs of a torch module or a model file on ``x``; a shape mismatch is a ConfigError."""
+    from edgeship.converters.evaluate import predict
+
+    if isinstance(model, (str, Path)):
+        return predict(model, x)  # the runtime checks shapes and dtypes with a clear message
+    try:
+        return torch_outputs(model, x)
+    except RuntimeError as exc:  # torch's message for mismatched shapes is long: name the cause
+        raise ConfigError(
+            f"the {role} cannot run samples of shape {tuple(x.shape[1:])}: "
+            f"{str(exc).splitlines()[0][:160]}",
+            f"give data shaped the way the {role} expects",
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# the training loop
+
+
+def _optimizer(params: Any, config: TrainConfig) -> Any:
+    import torch
+
+    make = {"sgd": lambda: torch.optim.SGD(params, lr=config.lr, momentum=0.9,
+                                           weight_decay=config.weight_decay),
+            "adam": lambda: torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay),
+            "adamw": lambda: torch.optim.AdamW(params, lr=config.lr,
+                                               weight_decay=config.weight_decay)}
+    return make[config.optimizer]()
+
+
+def _loss(student_out: Any, soft: Optional[Any], labels: Optional[Any], config: TrainConfig) -> Any:
+    import torch.nn.functional as F
+
+    T, alpha = config.temperature, config.alpha
+    if soft is None:
+        assert labels is not None  # train_student refuses data with neither
+        return F.cross_entropy(student_out, labels)
+    kd = F.kl_div(F.log_softmax(student_out / T, dim=1), F.log_softmax(soft / T, dim=1),
+                  reduction="batchmean", log_target=True) * (T * T)
+    if labels is None or alpha == 1:
+        return kd
+    return alpha * kd + (1 - alpha) * F.cross_entropy(student_out, labels)
+
+
+def _progress(enabled: bool, description: str) -> Any:
+    from contextlib import nullcontext
+
+    if not enabled:
+        return nullcontext(None)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=False)
+
+
+def train_student(
+    student: Any,
+    train: Labelled,
+    *,
+    config: TrainConfig,
+    soft_targets: Optional[np.ndarray] = None,
+    val: Optional[Labelled] = None,
+    after_step: Optional[Callable[[], None]] = None,
+    progress: bool = True,
+    description: str = "distilling",
+) -> list[EpochLog]:
+    """Train ``student`` in place; keeps the weights of the best validation epoch.
+
+    ``soft_targets`` are the teacher's outputs for ``train.x`` (None: labels only, i.e.
+    fine-tuning).  ``after_step`` runs after every optimizer step (pruning masks use it).
+    The learning rate follows a cosine decay over all steps.
+    """
+    import torch
+
+    if soft_targets is None and train.y is None:
+        raise ConfigError("training needs labels or a teacher", "pass data with labels y")
+    generator = torch.Generator().manual_seed(config.seed)
+    x = torch.from_numpy(train.x)
+    y = None if train.y is None else torch.from_numpy(train.y)
+    soft = None if soft_targets is None else torch.from_numpy(soft_targets.astype(np.float32))
+    params = [p for p in student.parameters() if p.requires_grad]
+    optimizer = _optimizer(params, config)
+    steps_per_epoch = -(-len(x) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=config.epochs * steps_per_epoch)
+    history: list[EpochLog] = []
+    best: tuple[float, Any] = (-1.0, None)
+    with _progress(progress, description) as bar:
+        task = bar.add_task(description, total=config.epochs * steps_per_epoch,
+                            status="") if bar else None
+        for epoch in range(1, config.epochs + 1):
+            student.train()
+            total, seen = 0.0, 0
+            for idx in torch.randperm(len(x), generator=generator).split(config.batch_size):
+                optimizer.zero_grad()
+                out = student(x[idx])
+                loss = _loss(out, None if soft is None else soft[idx],
+                             None if y is None else y[idx], config)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                if after_step:
+                    after_step()
+                total += loss.item() * len(idx)
+                seen += len(idx)
+                if bar:
+                    bar.advance(task)
+            val_acc = _val_accuracy(student, val)
+            history.append(EpochLog(epoch, total / seen, val_acc))
+            if val_acc is not None and val_acc > best[0]:
+                best = (val_acc, copy.deepcopy(student.state_dict()))
+            if bar:
+                acc = "" if val_acc is None else f"  val acc {100 * val_acc:.1f}%"
+                bar.update(task, status=f"epoch {epoch}  loss {total / seen:.4f}{acc}")
+    if best[1] is not None:
+        student.load_state_dict(best[1])
+    student.eval()
+    return history
+
+
+def _val_accuracy(student: Any, val: Optional[Labelled]) -> Optional[float]:
+    if val is None or val.y is None:
+        return None
+    return accuracy_of(torch_outputs(student, val.x), val.y).accuracy
+
+
+# ---------------------------------------------------------------------------------------------
+# the step
+
+
+def _split(data: Labelled, val_data: Optional[DataLike], share: float, seed: int
+           ) -> tuple[Labelled, Optional[Labelled]]:
+    if val_data is not None:
+        return data, load_labelled(val_data)
+    if data.y is None or share == 0 or len(data) < 20:
+        return data, None
+    return data.split(share, seed)
+
+
+def _check_outputs(teacher_out: np.ndarray, student_out: np.ndarray, labels: Optional[np.ndarray]
+                   ) -> None:
+    if teacher_out.ndim != 2 or student_out.ndim != 2:
+        raise ConfigError(
+            f"distillation needs (batch, classes) outputs; teacher gives "
+            f"{teacher_out.shape[1:]}, student {student_out.shape[1:]}",
+            "distill classifiers whose first output is the logits",
+        )
+    if teacher_out.shape[1] != student_out.shape[1]:
+        raise ConfigError(
+            f"the teacher has {teacher_out.shape[1]} outputs, the student {student_out.shape[1]}",
+            "give a student with the same number of classes as the teacher",
+        )
+    if labels is not None and (labels.min() < 0 or labels.max() >= teacher_out.shape[1]):
+        raise ConfigError(
+            f"labels range over {labels.min()}..{labels.max()}, the model has "
+            f"{teacher_out.shape[1]} classes", "pass class indices 0..classes-1",
+        )
+
+
+def resolve_student(student: Any, teacher: Any, sparsity: float, example: np.ndarray) -> Any:
+    """The student as a torch module: a module (copied), a model file, or "pruned[:R]", the
+    teacher with a share R of its channels removed (structured, L1, output layer protected)."""
+    from edgeship.converters.onnx_to_torch import load_torch_model
+    from edgeship.converters.prune import prune
+
+    if isinstance(student, str) and (student == "pruned" or student.startswith("pruned:")):
+        ratio = student.partition(":")[2]
+        try:
+            share = float(ratio) if ratio else sparsity
+        except ValueError:
+            raise ConfigError(f"bad student '{student}'", "write pruned:0.5, or pruned with "
+                              "--sparsity") from None
+        return prune(teacher, share, structured=True, example_input=example, progress=False).model
+    if isinstance(student, (str, Path)):
+        return load_torch_model(student, example)[0]
+    return copy.deepcopy(student)
+
+
+def _stats(model: Any, example: np.ndarray, val: Optional[Labelled]) -> ModelStats:
+    from edgeship.converters.evaluate import model_stats, module_stats
+
+    labelled = val if val is not None and val.y is not None else None
+    if isinstance(model, (str, Path)):
+        return model_stats(model, *((labelled.x, labelled.y) if labelled else (None, None)))
+    return module_stats(model, example, labelled)
+
+
+def distill(
+    teacher: Union[str, Path, Any],
+    student: Union[str, Path, Any],
+    data: DataLike,
+    *,
+    temperature: float = 4.0,
+    alpha: float = 0.7,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    batch_size: int = 64,
+    sparsity: float = 0.5,
+    val_data: Optional[DataLike] = None,
+    output: Optional[Union[str, Path]] = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> DistillResult:
+    """Distill ``teacher`` into ``student`` on ``data`` and return the trained student.
+
+    Args:
+        teacher: a torch module, or a model file (.onnx runs with onnxruntime; .xml, .tflite).
+        student: a torch module (trained on a copy), a model file (.pt2, .pt TorchScript, .onnx
+            via onnx2torch), or "pruned" / "pruned:R": the teacher with a share R (default
+            ``sparsity``) of each layer's channels removed.
+        data: .npz (``x`` samples, optional ``y`` labels), an array, or (x, y).
+        val_data: validation samples; by default 10 % of a labelled ``data`` is held out.
+        output: also export the student there (.onnx or .pt2).
+
+    Example:
+        >>> result = distill("teacher.onnx", "pruned:0.5", "train.npz", epochs=20)  # doctest: +SKIP
+        >>> result.after.macs / result.before.macs                                   # doctest: +SKIP
+        0.31
+    """
+    config = TrainConfig(temperature=temperature, alpha=alpha, epochs=epochs, lr=lr,
+                         optimizer=optimizer, batch_size=batch_size, seed=seed)
+    everything = load_labelled(data)
+    train, val = _split(everything, val_data, config.val_share, seed)
+    teacher_out = model_outputs(teacher, train.x, "teacher")
+    student_spec = student if isinstance(student, (str, Path)) else type(student).__name__
+    student = resolve_student(student, teacher, sparsity, train.x[:1])
+    _check_outputs(teacher_out, model_outputs(student, train.x[:2], "student"), everything.y)
+    before = _stats(teacher, train.x[:1], val)
+    history = train_student(student, train, config=config, soft_targets=teacher_out, val=val,
+                            progress=progress)
+    result = DistillResult(student, history, config, before, _stats(student, train.x[:1], val))
+    if output is not None:
+        from edgeship.converters.onnx_to_torch import origin_of, save_torch
+
+        origin = origin_of(teacher)
+        result.output = save_torch(student, output, train.x[:1], origin=origin,
+                                   step={"step": "distill", "config": asdict(config) | {
+                                       "teacher": str(origin or type(teacher).__name__),
+                                       "student": str(student_spec)}})
+    return result

@@ -1,0 +1,304 @@
+"""Move models between files and torch modules, for pruning and distillation.
+
+In: an ONNX file becomes a torch module with onnx2torch, parity-checked against onnxruntime;
+torch.export (.pt2) and TorchScript (.pt) files go through ONNX first.  Out: a pruned or
+distilled module is written with ``edgeship.export`` (parity check + manifest), or as .pt2.
+
+onnx2torch imports torchvision at import time, for two ops only (NonMaxSuppression and
+RoiAlign).  Installing torchvision next to the CPU torch edgeship pins replaces torch with a
+multi-GB CUDA build, so edgeship installs onnx2torch with ``pip install --no-deps onnx2torch`` and,
+when torchvision is absent, lends it a placeholder module for the duration of that import only.
+The placeholder's ops raise UnsupportedError naming the op if a converted model ever calls them;
+no other code sees it, because it is removed from ``sys.modules`` straight after the import.
+
+Example:
+    >>> from edgeship.converters.onnx_to_torch import onnx_to_torch
+    >>> module = onnx_to_torch("digits.onnx")       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+from edgeship.errors import MissingBackendError, ModelError, OutputMismatchError, UnsupportedError
+
+# torchvision names onnx2torch binds at import time, and the ONNX op each one serves
+_TORCHVISION_OPS = {
+    "nms": "NonMaxSuppression",
+    "box_convert": "NonMaxSuppression",
+    "roi_align": "RoiAlign",
+}
+
+
+def _unavailable(name: str, onnx_op: str) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        raise UnsupportedError(
+            f"the ONNX op {onnx_op} needs torchvision.ops.{name}, which edgeship does not install "
+            "(it replaces the CPU torch build)",
+            f"remove {onnx_op} from the model before pruning or distilling it",
+        )
+
+    return call
+
+
+@contextmanager
+def _torchvision_placeholder() -> Iterator[None]:
+    """Make ``import torchvision`` succeed while onnx2torch imports, then forget it."""
+    if importlib.util.find_spec("torchvision") is not None:
+        yield  # a real torchvision is installed: use it
+        return
+    package = types.ModuleType("torchvision")
+    ops = types.ModuleType("torchvision.ops")
+    for name, onnx_op in _TORCHVISION_OPS.items():
+        setattr(ops, name, _unavailable(name, onnx_op))
+    package.ops = ops  # type: ignore[attr-defined]
+    package.__path__ = []  # type: ignore[attr-defined]  # a package, so "torchvision.ops" resolves
+    sys.modules["torchvision"], sys.modules["torchvision.ops"] = package, ops
+    try:
+        yield
+    finally:
+        # only onnx2torch's modules keep a reference; torch and everyone else see no torchvision
+        for name in ("torchvision.ops", "torchvision"):
+            if sys.modules.get(name) in (package, ops):
+                del sys.modules[name]
+
+
+def import_onnx2torch() -> Any:
+    """The onnx2torch module, imported without torchvision."""
+    if "onnx2torch" in sys.modules:
+        return sys.modules["onnx2torch"]
+    if importlib.util.find_spec("onnx2torch") is None:
+        raise MissingBackendError(
+            "pruning or distilling an ONNX model needs onnx2torch, which is not installed",
+            "pip install --no-deps onnx2torch (--no-deps: its torchvision requirement would "
+            "replace torch)",
+        )
+    with _torchvision_placeholder():
+        return importlib.import_module("onnx2torch")
+
+
+def onnx_to_torch(
+    model: Union[str, Path],
+    *,
+    check: bool = True,
+    samples: Optional[np.ndarray] = None,
+    atol: float = 1e-4,
+) -> Any:
+    """Convert an ONNX file to a torch ``nn.Module`` (a ``torch.fx.GraphModule``).
+
+    With ``check`` (default) the module and onnxruntime run the same inputs (``samples`` when
+    given, else 8 seeded random ones) and any output differing by more than ``atol`` raises
+    OutputMismatchError naming the output and the figures.
+    """
+    import onnx
+
+    path = Path(model)
+    if not path.is_file():
+        raise ModelError(f"model file '{path}' does not exist", "check the path")
+    converter = import_onnx2torch()
+    try:
+        proto = onnx.load(str(path))
+    except Exception as exc:
+        raise ModelError(f"'{path.name}' is not a readable ONNX model ({type(exc).__name__})",
+                         "re-export the model") from None
+    try:
+        module = converter.convert(proto)
+    except NotImplementedError as exc:  # onnx2torch's way of saying "no converter for this op"
+        raise UnsupportedError(
+            f"onnx2torch cannot convert '{path.name}': {str(exc).splitlines()[0][:200]}",
+            "prune or distill the source torch model instead of its ONNX export",
+        ) from None
+    module.eval()
+    if check:
+        check_conversion(path, module, samples, atol)
+    return module
+
+
+def check_conversion(
+    path: Path, module: Any, samples: Optional[np.ndarray], atol: float
+) -> None:
+    """Compare the converted module with onnxruntime on the same inputs."""
+    import torch
+    from edgeship.runtime import load
+    from edgeship.runtime.inputs import random_inputs
+
+    session = load(path, backend="onnxruntime")
+    if samples is not None:
+        batches = [{session.inputs[0].name: np.asarray(samples, dtype=np.float32)}]
+    else:
+        batches = [random_inputs(session.inputs, seed=seed) for seed in range(8)]
+    for feeds in batches:
+        expected = session.run(feeds)
+        with torch.no_grad():
+            got = module(*(torch.from_numpy(feeds[s.name]) for s in session.inputs))
+        got_list = list(got) if isinstance(got, (tuple, list)) else [got]
+        for spec, actual in zip(session.outputs, got_list):
+            diff = float(np.abs(actual.numpy() - expected[spec.name]).max())
+            if not diff <= atol:
+                raise OutputMismatchError(
+                    f"the torch conversion of '{path.name}' differs from onnxruntime on output "
+                    f"'{spec.name}': max abs diff {diff:.3g} > {atol:g}",
+                    "prune or distill the source torch model instead of its ONNX export",
+                )
+
+
+def _FixedMode(module: Any) -> Any:  # noqa: N802 (a class factory: torch is imported lazily)
+    """Wrap a module whose ``train()``/``eval()`` raise (``ExportedProgram.module()`` does), so
+    torch.onnx's TorchScript exporter, which switches the mode, can trace it."""
+    from torch import nn
+
+    class FixedMode(nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args: Any) -> Any:
+            return self.inner(*args)
+
+        def train(self, mode: bool = True) -> FixedMode:
+            self.training = mode  # the inner module stays as it was exported
+            return self
+
+    return FixedMode(module)
+
+
+def load_torch_model(
+    path: Union[str, Path], example: Optional[np.ndarray] = None
+) -> tuple[Any, Optional[np.ndarray]]:
+    """A model file as a trainable, prunable torch module with real layers (``nn.Conv2d``...),
+    and one example batch to trace it with (``example``, or one the file defines).
+
+    .onnx goes through onnx2torch.  A .pt2 (torch.export) or .pt (TorchScript) file is exported
+    to ONNX first, then converted, each step parity-checked: their own modules cannot switch
+    to train mode (exported programs) or hide their layer types (TorchScript), and torch-pruning
+    needs both.  TorchScript records no input shape, so it needs ``example`` (one batch).
+    Pickled modules and state_dicts are refused (edgeship never unpickles).
+    """
+    import tempfile
+
+    import torch
+    from edgeship.converters.export.base import ExportOptions
+    from edgeship.converters.export.onnx import torch_to_onnx
+    from edgeship.converters.export.source import resolve_source
+
+    path = Path(path)
+    source = resolve_source(path, None if example is None else torch.from_numpy(example))
+    if example is None and source.kind == "torch":
+        example = source.example_inputs[0].numpy()
+    elif example is None:
+        from edgeship.runtime.inputs import random_inputs
+
+        example = next(iter(random_inputs(source.inputs[:1], seed=0).values()))
+    if source.kind == "onnx":
+        return onnx_to_torch(path), example
+    with tempfile.TemporaryDirectory(prefix="edgeship-onnx2torch-") as tmp:
+        onnx_path = Path(tmp) / f"{path.stem}.onnx"
+        if source.kind == "torch":
+            source.module = _FixedMode(source.module)
+        torch_to_onnx(source, onnx_path, ExportOptions(to="onnx"))
+        return onnx_to_torch(onnx_path), example
+
+
+# ---------------------------------------------------------------------------------------------
+# back to files
+
+
+def origin_of(model: Any) -> Optional[Path]:
+    """The model file a step started from, when it started from one."""
+    return Path(model) if isinstance(model, (str, Path)) else None
+
+
+def torch_to_onnx_file(module: Any, path: Path, example: np.ndarray,
+                       input_names: Optional[list[str]] = None,
+                       output_names: Optional[list[str]] = None) -> Path:
+    """The module as ONNX at ``path`` with the exporter ``edgeship export`` uses (no parity
+    check, no manifest: for counting and for conversion round trips)."""
+    import torch
+    from edgeship.converters.export.base import ExportOptions
+    from edgeship.converters.export.onnx import torch_to_onnx
+    from edgeship.converters.export.source import resolve_source
+
+    source = resolve_source(module, torch.from_numpy(example), input_names=input_names,
+                            output_names=output_names)
+    torch_to_onnx(source, path, ExportOptions(to="onnx"))
+    return path
+
+
+def _io_names(origin: Optional[Path]) -> tuple[Optional[list[str]], Optional[list[str]]]:
+    """Keep an ONNX source's input and output names, so apps calling it by name still work."""
+    if origin is None or origin.suffix.lower() != ".onnx":
+        return None, None
+    from edgeship.converters.export.source import resolve_source
+
+    source = resolve_source(origin)
+    return [s.name for s in source.inputs], source.output_names
+
+
+def save_torch(module: Any, output: Union[str, Path], example: np.ndarray, *,
+               origin: Optional[Path] = None, step: Optional[dict[str, Any]] = None) -> Path:
+    """Write a pruned or distilled module: .onnx through ``edgeship.export`` (parity-checked
+    against the module, manifest whose provenance continues the origin's with ``step``), or
+    .pt2 (``torch.export``, dynamic batch)."""
+    output = Path(output)
+    suffix = output.suffix.lower()
+    if suffix == ".onnx":
+        return _save_onnx(module, output, example, origin, step)
+    if suffix == ".pt2":
+        return _save_pt2(module, output, example)
+    from edgeship.errors import ConfigError
+
+    raise ConfigError(f"cannot write '{output.name}': unknown model suffix",
+                      "write .onnx (exported, parity-checked) or .pt2 (torch.export)")
+
+
+def _save_onnx(module: Any, output: Path, example: np.ndarray, origin: Optional[Path],
+               step: Optional[dict[str, Any]]) -> Path:
+    import torch
+    from edgeship.artifact import Provenance, StepRecord, sha256_file
+    from edgeship.converters.export import export
+    from edgeship.runtime.preprocess import read_manifest
+
+    upstream = (read_manifest(origin) if origin else None) or {}
+    inputs, outputs = _io_names(origin)
+    artifact = export(module, "onnx", output, example_input=torch.from_numpy(example),
+                      input_names=inputs, output_names=outputs,
+                      preprocessing=upstream.get("preprocessing"), labels=upstream.get("labels"),
+                      task=upstream.get("task"))
+    # provenance continues the origin's: its source, its steps, then this step and the export
+    before = upstream.get("provenance") or {}
+    exported = artifact.manifest.provenance
+    artifact.manifest.provenance = Provenance(
+        source=before.get("source") or (str(origin) if origin else exported.source),
+        source_sha256=before.get("source_sha256") or (
+            sha256_file(origin) if origin else exported.source_sha256),
+        steps=[*(StepRecord(**s) for s in before.get("steps", [])),
+               *([StepRecord(**step)] if step else []), exported.steps[-1]],
+        created_by=exported.created_by,
+    )
+    artifact.save()
+    return artifact.path
+
+
+def _save_pt2(module: Any, output: Path, example: np.ndarray) -> Path:
+    import tempfile
+
+    import torch
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # an example batch of 2: torch.export specialises a size-1 dimension to a constant
+    two = torch.from_numpy(np.concatenate([example[:1], example[:1]]))
+    program = torch.export.export(module.eval(), (two,),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    with tempfile.TemporaryDirectory(prefix=".edgeship-", dir=output.parent) as tmp:
+        staged = Path(tmp) / output.name
+        torch.export.save(program, str(staged))
+        staged.replace(output)
+    return output
