@@ -25,6 +25,8 @@ _EXPORTS = {
     "quantize": "edgeship.converters.quantize:quantize",
     "Dataset": "edgeship.data:Dataset",
     "report": "edgeship.report:report",
+    "prune": "edgeship.converters.prune:prune",
+    "distill": "edgeship.converters.distill:distill",
     "export": "edgeship.converters.export:export",
     "inspect_model": "edgeship.inspect:inspect_model",
     "DeviceProfile": "edgeship.device_profiles.schema:DeviceProfile",
