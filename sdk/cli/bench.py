@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from edgeship.cli import options as o
+from edgeship.cli import remote as r
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +16,11 @@ def register(app: typer.Typer) -> None:
 
 def bench(
     model: Annotated[Path, typer.Argument(help="Model file: .onnx, .xml (OpenVINO IR) or .tflite.")],
-    target: Annotated[str, typer.Option("--target", help="'local' or an SSH target/alias.")] = "local",
+    target: r.Targets = None,
+    hosts_file: r.HostsFile = None,
+    accept_new_host_key: r.AcceptNewHostKey = False,
+    timeout: r.Timeout = None,
+    jobs: r.Jobs = 32,
     device: Annotated[
         Optional[str], typer.Option("--device", help="Device profile for default budgets.")
     ] = None,
@@ -57,10 +62,16 @@ def bench(
         raise ConfigError("--runs must be ≥ 1, --warmup and --min-seconds ≥ 0",
                           "pass non-negative counts")
     shapes = parse_input_shapes(input_shape or [])
-    with err_console.status(f"benchmarking {model.name} on {target}…"):
-        result = benchmark(model, target, backend=backend, threads=threads, warmup=warmup,
-                           runs=runs, min_seconds=min_seconds, input_shapes=shapes,
-                           precision=precision)
+    targets = r.collect_targets(target, hosts_file)
+    options = dict(backend=backend, threads=threads, warmup=warmup, runs=runs,
+                   min_seconds=min_seconds, input_shapes=shapes, precision=precision)
+    if len(targets) > 1:
+        raise typer.Exit(r.bench_fleet_cli(
+            model, targets, budget=budget, options=options, accept_new_host_key=accept_new_host_key,
+            timeout=timeout, jobs=jobs, output=output, json_out=json_out))
+    with r.open_cli_target(targets[0], accept_new_host_key) as tgt, \
+            err_console.status(f"benchmarking {model.name} on {targets[0]}…"):
+        result = benchmark(model, tgt, timeout=timeout, **options)  # type: ignore[arg-type]
     verdict = result.check(budget)
     payload = result.to_dict() | {"verdict": verdict_dict(verdict)}
     if output:
@@ -73,6 +84,8 @@ def bench(
         typer.echo(json.dumps(payload))
     else:
         err_console.print(result_table(result, verdict))
+        if targets[0] != "local":
+            err_console.print(r.device_table(result.host, f"device {targets[0]}"))
         err_console.print(("✅ " if verdict.ok else "❌ ") + verdict.summary())
     raise typer.Exit(0 if verdict.ok else 1)
 

@@ -1,0 +1,46 @@
+"""`edgeship deploy`: put a model and the runtime into a device's cache over SFTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from edgeship.cli import options as o
+from edgeship.cli import remote as r
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy)
+
+
+def deploy(
+    model: Annotated[Path, typer.Argument(help="Model file: .onnx, .xml (OpenVINO IR) or .tflite.")],
+    target: Annotated[str, typer.Option("--target", help="user@host[:port] or an ~/.ssh/config "
+                                        "Host alias.")],
+    remote_dir: Annotated[
+        Optional[str],
+        typer.Option("--dir", help="Cache directory on the device (default ~/.cache/edgeship)."),
+    ] = None,
+    accept_new_host_key: r.AcceptNewHostKey = False,
+    json_out: o.Json = False,
+) -> None:
+    """Copy MODEL (+ manifest) and edgeship.runtime to the device; files already there with the
+    same sha256 are skipped.  Prints where the model is and how many bytes were sent."""
+    import json
+
+    from edgeship.cli.render import err_console
+    from edgeship.deploy import deploy as deploy_model
+
+    with err_console.status(f"deploying {model.name} to {target}…"):
+        report = deploy_model(model, target, remote_dir=remote_dir,
+                              accept_new_host_key=accept_new_host_key)
+    if json_out:
+        typer.echo(json.dumps(report.to_dict()))
+    else:
+        err_console.print(f"✅ {report.summary()}")
+        err_console.print(f"   model:   {report.model_path}")
+        err_console.print(f"   runtime: {report.runtime_path} (Python {report.python}, "
+                          f"numpy {report.numpy})")
+        err_console.print(f"   run it:  PYTHONPATH={report.runtime_path} python3 -m "
+                          f"edgeship.runtime.bench {report.model_path}")

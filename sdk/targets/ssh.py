@@ -1,0 +1,348 @@
+"""SSHTarget: a device reached over SSH (paramiko), the remote twin of ``LocalTarget``.
+
+One connection per target, opened on first use and reused by every command and transfer.
+Commands are argv lists joined with ``shlex.quote`` and run under a small watchdog on the
+device (remote/watchdog.py) that ends them when the session ends, so a timeout, Ctrl-C or a
+dropped link never leaves a measurement running there.  Uploads go to a temporary name and are
+renamed into place; temporaries are removed on every exit path (if the link died, over a fresh
+connection; if the device is gone, the next deploy sweeps them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import posixpath
+import secrets
+import select
+import shlex
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any, Callable, Optional
+
+from edgeship.errors import (
+    ConfigError,
+    ConnectionFailed,
+    RemoteCommandFailed,
+    TargetError,
+    UnsupportedError,
+)
+from edgeship.targets.base import Result, Target
+from edgeship.targets.remote import source
+from edgeship.targets.sshconfig import resolve
+from edgeship.targets.sshconnect import Connection, open_connection
+
+MIN_DEVICE_PYTHON = (3, 9)
+DEFAULT_REMOTE_DIR = "~/.cache/edgeship"
+TEMP_MARK = ".edgeship-tmp-"
+HELPER_TIMEOUT = 120.0  # probe and preflight; importing every backend on a slow board takes a while
+Progress = Callable[[int, int], None]  # bytes sent so far, bytes in this file
+
+
+def _linkdown(exc: BaseException) -> bool:
+    import paramiko
+
+    return isinstance(exc, (paramiko.SSHException, EOFError, socket.error))
+
+
+class SSHTarget(Target):
+    """A device over SSH: ``user@host[:port]`` or a Host alias from ``~/.ssh/config``.
+
+    Example:
+        >>> with SSHTarget("pi@raspberrypi.local", accept_new_host_key=True) as pi:  # doctest: +SKIP
+        ...     print(pi.run(["uname", "-m"]).stdout, pi.probe()["cpu_model"])
+    """
+
+    def __init__(
+        self,
+        spec: str,
+        *,
+        accept_new_host_key: bool = False,
+        python: str = "python3",
+        remote_dir: Optional[str] = None,
+        connect_timeout: Optional[float] = None,
+        ssh_config: Optional[Path] = None,
+    ) -> None:
+        if not python or "\n" in python:
+            raise ConfigError(f"{python!r} is not a Python command", "pass e.g. python3")
+        self.name = spec
+        self.host = resolve(spec, ssh_config)
+        if connect_timeout is not None:
+            self.host = replace(self.host, connect_timeout=connect_timeout)
+        self.accept_new_host_key = accept_new_host_key
+        self.python = python  # the device's interpreter (a venv's python works too)
+        self.remote_dir = remote_dir or DEFAULT_REMOTE_DIR
+        self.last_deploy: Any = None  # the DeployReport of the last stage()
+        self._ssh_config = ssh_config
+        self._conn: Optional[Connection] = None
+        self._sftp: Any = None
+        self._temps: set[str] = set()
+        self._interrupted = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"SSHTarget({self.name!r} -> {self.host.address})"
+
+    # -- connection ---------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and self._conn.active
+
+    def connection(self) -> Connection:
+        """The live connection, opened (or re-opened after a drop) on demand."""
+        if self._conn is not None and not self._conn.active:
+            self._disconnect()
+        if self._conn is None:
+            self._conn = open_connection(self.host, accept_new=self.accept_new_host_key,
+                                         config_path=self._ssh_config)
+        return self._conn
+
+    def _disconnect(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._sftp is not None:
+                self._sftp.close()
+        self._sftp = None
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+    def interrupt(self) -> None:
+        """Ask a transfer or command running in another thread to stop as Ctrl-C would."""
+        self._interrupted.set()
+
+    def _check_interrupt(self) -> None:
+        if self._interrupted.is_set():
+            raise KeyboardInterrupt
+
+    def _dropped(self, doing: str, exc: BaseException) -> ConnectionFailed:
+        return ConnectionFailed(
+            f"the connection to {self.name} dropped while {doing} ({type(exc).__name__}: "
+            f"{exc or 'connection lost'})",
+            "check the device and the network, then retry; nothing half-done is kept",
+        )
+
+    # -- commands -----------------------------------------------------------------------------
+    def command_line(self, argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> str:
+        """The shell line sent to the device: every item quoted, run under the watchdog."""
+        if not argv or not all(isinstance(a, str) for a in argv):
+            raise ConfigError(f"a command must be a non-empty list of strings, got {argv!r}",
+                              "pass argv as a list")
+        pairs = [f"{k}={v}" for k, v in (env or {}).items()]
+        if any(not k or "=" in k for k in (env or {})):
+            raise ConfigError(f"bad environment variable names in {sorted(env or {})}",
+                              "use NAME=value pairs")
+        return "exec " + shlex.join([self.python, "-I", "-S", "-c", source("watchdog"),
+                                     str(len(pairs)), *pairs, *argv])
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Optional[Mapping[str, str]] = None,
+        timeout: Optional[float] = None,
+    ) -> Result:
+        command = self.command_line(argv, env)
+        transport = self.connection().transport
+        start = time.perf_counter()
+        chan = None
+        try:
+            chan = transport.open_session(timeout=self.host.connect_timeout)
+            chan.exec_command(command)
+            out, err, code = self._collect(chan, argv, timeout, start)
+        except TargetError:
+            raise
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            if _linkdown(exc):
+                raise self._dropped(f"running '{argv[0]}'", exc) from None
+            raise
+        finally:
+            if chan is not None:
+                chan.close()  # the watchdog sees EOF and ends anything still running
+        return Result(out, err, code, time.perf_counter() - start)
+
+    def _collect(
+        self, chan: Any, argv: Sequence[str], timeout: Optional[float], start: float
+    ) -> tuple[str, str, int]:
+        out, err = bytearray(), bytearray()
+        while True:
+            self._check_interrupt()
+            if chan.recv_ready():
+                out += chan.recv(1 << 16)
+                continue
+            if chan.recv_stderr_ready():
+                err += chan.recv_stderr(1 << 16)
+                continue
+            if chan.exit_status_ready() and (chan.eof_received or chan.closed):
+                break
+            if not self.connected:
+                raise self._dropped(f"running '{argv[0]}'", EOFError("transport closed"))
+            left = None if timeout is None else start + timeout - time.perf_counter()
+            if left is not None and left <= 0:
+                raise RemoteCommandFailed(
+                    f"'{shlex.join(argv)[:120]}' on {self.name} did not finish within "
+                    f"{timeout:g} s and was stopped",
+                    "raise --timeout, or lower --runs / --min-seconds",
+                )
+            wait = 0.25 if left is None else min(0.25, left)
+            if chan.eof_received:
+                chan.status_event.wait(wait)
+            else:
+                select.select([chan], [], [], wait)
+        return out.decode(errors="replace"), err.decode(errors="replace"), chan.recv_exit_status()
+
+    def python_json(self, script: str, *args: str, what: str) -> dict[str, Any]:
+        """Run one of the remote/ helper scripts with the device's Python and parse its JSON."""
+        res = self.run([self.python, "-c", source(script), *args], timeout=HELPER_TIMEOUT)
+        tail = " | ".join(res.stderr.strip().splitlines()[-2:])
+        if res.exit_code == 127:
+            raise UnsupportedError(
+                f"{self.name} has no '{self.python}' to run {what} ({tail or 'not found'})",
+                f"install Python {'.'.join(map(str, MIN_DEVICE_PYTHON))}+ on the device "
+                "(e.g. apt install python3)",
+            )
+        lines = res.stdout.strip().splitlines()
+        try:
+            payload: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+        except json.JSONDecodeError:
+            payload = {}
+        if res.exit_code != 0 or not payload:
+            raise RemoteCommandFailed(
+                f"{what} on {self.name} failed (exit {res.exit_code}): {tail or 'no output'}",
+                f"check that '{self.python}' works on the device",
+            )
+        if payload.get("too_old"):
+            need = ".".join(map(str, MIN_DEVICE_PYTHON))
+            raise UnsupportedError(
+                f"{self.name}'s {self.python} is Python {payload.get('python')}; edgeship's "
+                f"runtime needs Python {need} or newer",
+                f"install Python {need}+ on the device (e.g. a newer OS image, or pyenv) and make "
+                "it python3",
+            )
+        return payload
+
+    # -- files --------------------------------------------------------------------------------
+    def sftp(self) -> Any:
+        conn = self.connection()
+        if self._sftp is None:
+            self._sftp = conn.transport.open_sftp_client()
+            # a dead link during a transfer fails within keepalive * count seconds, not minutes
+            self._sftp.get_channel().settimeout(self.host.keepalive * (self.host.keepalive_count + 1))
+        return self._sftp
+
+    def put(self, local: Path, remote: str, progress: Optional[Progress] = None) -> int:
+        """Copy a local file to ``remote`` atomically (temporary name, then rename)."""
+        local = Path(local)
+        with open(local, "rb") as f:
+            return self._upload(f, local.stat().st_size, remote, progress)
+
+    def put_bytes(self, data: bytes, remote: str) -> int:
+        return self._upload(io.BytesIO(data), len(data), remote, None)
+
+    def _upload(self, f: IO[bytes], size: int, remote: str, progress: Optional[Progress]) -> int:
+        temp = posixpath.join(posixpath.dirname(remote), TEMP_MARK + secrets.token_hex(8))
+        sent = [0]
+
+        def callback(done: int, total: int) -> None:
+            sent[0] = done
+            self._check_interrupt()
+            if progress is not None:
+                progress(done, total)
+
+        try:
+            sftp = self.sftp()
+            self._temps.add(temp)
+            sftp.putfo(f, temp, file_size=size, callback=callback, confirm=True)
+            sftp.posix_rename(temp, remote)
+            self._temps.discard(temp)
+        except BaseException as exc:
+            linkdown = _linkdown(exc) or not self.connected
+            self.discard_temps()
+            if isinstance(exc, (TargetError, KeyboardInterrupt)) or not isinstance(exc, Exception):
+                raise
+            name = posixpath.basename(remote)
+            if linkdown:
+                raise self._dropped(f"uploading '{name}' ({sent[0]} of {size} bytes sent)",
+                                    exc) from None
+            raise self._upload_failed(name, remote, size, exc) from None
+        return size
+
+    def _upload_failed(self, name: str, remote: str, size: int, exc: BaseException) -> TargetError:
+        free = self.free_bytes(posixpath.dirname(remote))
+        if free is not None and free < size:
+            return RemoteCommandFailed(
+                f"{self.name} ran out of disk space uploading '{name}' ({size} bytes, "
+                f"{free} bytes free in {posixpath.dirname(remote)})",
+                "free space on the device, or deploy to a larger file system with --dir",
+            )
+        return RemoteCommandFailed(f"uploading '{name}' to {self.name} failed: {exc}",
+                                   "check permissions and free space on the device")
+
+    def free_bytes(self, directory: str) -> Optional[int]:
+        """Free bytes for this user in ``directory`` on the device; None if that cannot be read."""
+        with contextlib.suppress(Exception):
+            code = "import os,sys; s=os.statvfs(sys.argv[1]); print(s.f_bavail*s.f_frsize)"
+            res = self.run([self.python, "-c", code, directory], timeout=30)
+            return int(res.stdout.split()[-1])
+        return None
+
+    def discard_temps(self) -> None:
+        """Remove this target's upload temporaries, over a fresh connection if the link died."""
+        if not self._temps:
+            return
+        with contextlib.suppress(Exception):
+            sftp = self.sftp()
+            for temp in list(self._temps):
+                with contextlib.suppress(FileNotFoundError):
+                    sftp.remove(temp)
+                self._temps.discard(temp)
+
+    def get(self, remote: str, local: Path) -> None:
+        """Copy ``remote`` here; ``local`` appears complete or not at all."""
+        local = Path(local)
+        fd, temp = tempfile.mkstemp(prefix=f".{local.name}.", suffix=".tmp", dir=local.parent)
+        os.close(fd)
+        try:
+            self.sftp().get(remote, temp)
+            os.replace(temp, local)
+        except FileNotFoundError:
+            raise RemoteCommandFailed(f"'{remote}' does not exist on {self.name}",
+                                      "check the path") from None
+        except Exception as exc:
+            if _linkdown(exc):
+                raise self._dropped(f"downloading '{remote}'", exc) from None
+            raise
+        finally:
+            Path(temp).unlink(missing_ok=True)
+
+    # -- Target -------------------------------------------------------------------------------
+    def probe(self) -> dict[str, Any]:
+        """The device's facts, with the keys ``LocalTarget.probe()`` has (plus ``accelerators``
+        and ``numpy``), from one remote Python run that needs nothing but the stdlib."""
+        from edgeship.runtime import sysinfo
+        from edgeship.runtime.formats import BACKENDS
+
+        table = {name: list(b.modules) for name, b in BACKENDS.items()}
+        return self.python_json("probe", Path(sysinfo.__file__).read_text(), json.dumps(table),
+                                json.dumps(MIN_DEVICE_PYTHON), what="the device probe")
+
+    def stage(self, model: Path) -> tuple[str, list[str], dict[str, str]]:
+        """Deploy ``model`` and the runtime (cached by hash) and say how to run the agent."""
+        from edgeship.deploy import deploy_to
+
+        self.last_deploy = deploy_to(self, Path(model))
+        return (self.last_deploy.model_path, [self.python],
+                {"PYTHONPATH": self.last_deploy.runtime_path})
+
+    def close(self) -> None:
+        try:
+            self.discard_temps()
+        finally:
+            self._disconnect()
