@@ -364,3 +364,66 @@ def distill(
                                        "teacher": str(origin or type(teacher).__name__),
                                        "student": str(student_spec)}})
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# candidates for benchmarks/compression.py (and compress)
+
+
+@dataclass(frozen=True)
+class PrunedCandidate:
+    """One pruned (and maybe distilled) model written as ONNX, ready to evaluate and bench."""
+
+    name: str  # e.g. "prune-channels-50+distill"
+    technique: str  # prune-unstructured | prune-channels | prune-channels+distill
+    path: Path
+    config: dict[str, Any]
+    seconds: float  # wall time of pruning / distilling
+
+
+def pruned_candidates(
+    model: Union[str, Path, Any],
+    data: DataLike,
+    out_dir: Union[str, Path],
+    *,
+    sparsity: float = 0.5,
+    epochs: int = 15,
+    lr: float = 1e-2,
+    example_input: Optional[np.ndarray] = None,
+) -> list[PrunedCandidate]:
+    """Write the prune rows of a compression table for ``model`` into ``out_dir``.
+
+    Three ONNX files: unstructured magnitude pruning at ``sparsity``; structured channel
+    pruning at ``sparsity`` with no training (what pruning alone does to accuracy); and the same
+    structured prune distilled from ``model`` on labelled ``data`` for ``epochs``.  Accuracy,
+    MACs and latency are for the caller to measure, on its own held-out data.
+
+    Example:
+        >>> rows = pruned_candidates("digits.onnx", "train.npz", "out/")   # doctest: +SKIP
+        >>> [r.name for r in rows]                                         # doctest: +SKIP
+        ['prune-unstructured-50', 'prune-channels-50', 'prune-channels-50+distill']
+    """
+    import time
+
+    from edgeship.converters.prune import prune
+
+    out = Path(out_dir)
+    train = load_labelled(data)
+    example = train.x[:1] if example_input is None else example_input
+    pct = f"{round(100 * sparsity)}"
+    rows = []
+    for name, technique, run in [
+        (f"prune-unstructured-{pct}", "prune-unstructured",
+         lambda path: prune(model, sparsity, example_input=example, output=path, progress=False)),
+        (f"prune-channels-{pct}", "prune-channels",
+         lambda path: prune(model, sparsity, structured=True, example_input=example, output=path,
+                            progress=False)),
+        (f"prune-channels-{pct}+distill", "prune-channels+distill",
+         lambda path: distill(model, f"pruned:{sparsity}", train, epochs=epochs, lr=lr,
+                              output=path, progress=False)),
+    ]:
+        start = time.perf_counter()
+        result = run(out / f"{name}.onnx")
+        rows.append(PrunedCandidate(name, technique, out / f"{name}.onnx",
+                                    result.to_dict()["config"], time.perf_counter() - start))
+    return rows

@@ -52,11 +52,12 @@ class Labelled:
         )
 
 
-DataLike = Union[str, Path, np.ndarray, tuple, Labelled]  # type: ignore[type-arg]
+DataLike = Union[str, Path, np.ndarray, tuple, Labelled, Any]  # type: ignore[type-arg]
 
 
 def load_labelled(data: DataLike) -> Labelled:
-    """Samples and labels from an ``.npz`` (arrays ``x`` and optional ``y``), an array, or (x, y).
+    """Samples and labels as arrays, from anything ``edgeship.Dataset`` reads (an ``.npz`` with
+    ``x`` and optional ``y``, an image folder, a Dataset), an array, or a pair (x, y).
 
     Example:
         >>> load_labelled("digits_test.npz").x.shape            # doctest: +SKIP
@@ -64,24 +65,19 @@ def load_labelled(data: DataLike) -> Labelled:
     """
     if isinstance(data, Labelled):
         return data
-    if isinstance(data, (str, Path)):
-        path = Path(data)
-        if path.suffix.lower() != ".npz" or not path.is_file():
-            raise ConfigError(f"data '{path}' is not an existing .npz file",
-                              "pass an .npz with an array 'x' of samples and optional 'y' labels")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read '{path.name}': {exc}", "write it with numpy.savez") from None
-        if "x" not in arrays:
-            raise ConfigError(f"'{path.name}' has arrays {sorted(arrays)} but no 'x'",
-                              "save the samples as x (and labels as y): numpy.savez(f, x=..., y=...)")
-        x, y = arrays["x"], arrays.get("y")
-    elif isinstance(data, tuple):
-        x, y = (data[0], data[1] if len(data) > 1 else None)
-    else:
+    if isinstance(data, tuple):
+        x, y = data[0], (data[1] if len(data) > 1 else None)
+    elif isinstance(data, np.ndarray):
         x, y = data, None
+    else:
+        from edgeship.data import Dataset
+
+        dataset = data if isinstance(data, Dataset) else Dataset(data)
+        feeds, y = dataset.arrays()
+        if len(feeds) != 1:
+            raise ConfigError(f"'{dataset.source}' holds {len(feeds)} input arrays {sorted(feeds)}",
+                              "pruning and distillation take single-input data: store it as x")
+        x = next(iter(feeds.values()))
     x = np.asarray(x)
     if x.dtype.kind == "f":
         x = x.astype(np.float32, copy=False)

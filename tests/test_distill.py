@@ -194,3 +194,20 @@ def test_labels_outside_the_classes(digits_torch_model, digits_data) -> None:
 def test_bad_pruned_student_spec(digits_onnx: Path, digits_data) -> None:
     with pytest.raises(ConfigError, match="bad student"):
         distill(digits_onnx, "pruned:half", digits_data.x_train, progress=False)
+
+
+def test_pruned_candidates_for_the_compression_benchmark(digits_onnx: Path, digits_data,
+                                                         tmp_path: Path) -> None:
+    import edgeship
+    from edgeship.converters.distill import pruned_candidates
+
+    assert edgeship.distill is distill
+    rows = pruned_candidates(digits_onnx, (digits_data.x_train, digits_data.y_train), tmp_path,
+                             epochs=2)
+    assert [r.name for r in rows] == ["prune-unstructured-50", "prune-channels-50",
+                                      "prune-channels-50+distill"]
+    original = count_onnx(digits_onnx)
+    unstructured, channels, distilled = (count_onnx(r.path) for r in rows)
+    assert unstructured.macs == original.macs and unstructured.sparsity == pytest.approx(0.5, abs=0.02)
+    assert channels.macs == distilled.macs <= 0.55 * original.macs
+    assert all(r.path.with_name(r.path.name + ".manifest.json").is_file() for r in rows)

@@ -163,9 +163,8 @@ def test_labelled_data_from_npz(digits_test_npz: Path) -> None:
 
 @pytest.mark.parametrize(
     ("arrays", "message"),
-    [({"images": np.zeros((2, 3), np.float32)}, "no 'x'"),
-     ({"x": np.zeros((2, 3), np.float32), "y": np.zeros(3, np.int64)}, "one per sample"),
-     ({"x": np.zeros((2, 3), np.float32), "y": np.zeros(2, np.float32)}, "integers")],
+    [({"a": np.zeros((2, 3), np.float32), "b": np.zeros((2, 3), np.float32)}, "2 input arrays"),
+     ({"x": np.zeros((2, 3), np.float32), "y": np.zeros(3, np.int64)}, "number of samples")],
 )
 def test_bad_labelled_data_is_a_config_error(tmp_path: Path, arrays, message: str) -> None:
     path = tmp_path / "data.npz"
@@ -178,5 +177,7 @@ def test_labelled_accepts_arrays_and_pairs() -> None:
     x = np.zeros((4, 2), np.float64)
     assert load_labelled(x).x.dtype == np.float32
     assert isinstance(load_labelled((x, np.arange(4))), Labelled)
-    with pytest.raises(ConfigError, match="not an existing .npz"):
+    with pytest.raises(ConfigError, match="integers"):
+        load_labelled((x, np.zeros(4, np.float32)))
+    with pytest.raises(ConfigError, match="does not exist"):
         load_labelled("missing.npz")
