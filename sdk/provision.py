@@ -1,0 +1,325 @@
+"""Install numpy and backends on a device without internet, from wheels the host downloads.
+
+``provision(target, ["onnxruntime"])`` reads the device's CPU architecture, Python version and
+glibc; has the host ``pip download`` wheels for exactly that platform (every manylinux tag the
+device's glibc supports: with ``manylinux2014`` alone pip picks old, mismatched wheels); uploads
+the ones the device does not have yet; and installs them into a venv on the device
+(``~/.cache/edgeship/venv``), which the agent then runs with.
+
+The venv is made ``--without-pip`` and pip runs from its uploaded wheel, so the device needs
+nothing beyond ``python3`` itself (no ``python3-venv``/ensurepip, no network, no sudo).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from edgeship import errors
+from edgeship.runtime.formats import get_backend
+from edgeship.targets import Target, open_target
+
+MIN_PYTHON = (3, 9)
+OLDEST_MANYLINUX_MINOR = 17  # manylinux2014: older tags only name long-gone wheels
+_LEGACY_ALIASES = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+
+# Runs on the device with its system python3: stdlib only and Python 3.5 syntax, so an old
+# Python still gets far enough to report its version.  argv: venv dir, wheel dir.
+_DEVICE_FACTS = r"""
+import glob, json, os, platform, sys
+venv = os.path.expanduser(sys.argv[1])
+wheel_dir = os.path.expanduser(sys.argv[2])
+venv_py = os.path.join(venv, "bin", "python")
+wheels = {}
+if os.path.isdir(wheel_dir):
+    for name in os.listdir(wheel_dir):
+        if name.endswith(".whl"):
+            wheels[name] = os.path.getsize(os.path.join(wheel_dir, name))
+installed = {}
+try:
+    from importlib import metadata
+    for dist in metadata.distributions(path=glob.glob(venv + "/lib/python*/site-packages")):
+        name = dist.metadata["Name"] or ""
+        installed[name.lower().replace("_", "-")] = dist.version
+except ImportError:
+    pass
+libc = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names else None
+print(json.dumps({"machine": platform.machine(), "python": list(sys.version_info[:3]),
+                  "executable": sys.executable, "glibc": libc, "venv_python": venv_py,
+                  "venv_exists": os.path.exists(venv_py), "installed": installed,
+                  "wheel_dir": wheel_dir, "wheels": wheels}))
+"""
+
+@dataclass
+class DeviceFacts:
+    """What provisioning needs to know about the device."""
+
+    machine: str
+    python: tuple[int, ...]
+    executable: str
+    glibc: Optional[tuple[int, int]]
+    venv_python: str
+    venv_exists: bool
+    installed: dict[str, str]  # distribution name (normalised) -> version, in the venv
+    wheel_dir: str
+    wheels: dict[str, int] = field(default_factory=dict)  # wheel file name -> size, on the device
+
+    @property
+    def python_tag(self) -> str:
+        return f"{self.python[0]}.{self.python[1]}"
+
+
+@dataclass
+class ProvisionResult:
+    """What ``provision`` did: the venv python the agent now runs with and what is in it."""
+
+    target: str
+    python: str
+    machine: str
+    packages: dict[str, str]  # requested distribution -> installed version
+    platforms: list[str]  # the pip platform tags wheels were chosen for
+    wheels: list[str]  # wheels that make up the environment (empty when nothing was needed)
+    uploaded: list[str]
+    installed: list[str]  # wheels pip installed this time
+    bytes_sent: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        packages = ", ".join(f"{k} {v}" for k, v in self.packages.items())
+        if not self.installed:
+            return f"{self.target} already had {packages} in {self.python}"
+        return (f"installed {packages} into {self.python} on {self.target} ({self.machine}): "
+                f"{len(self.uploaded)} wheels / {self.bytes_sent / 1e6:.1f} MB sent in "
+                f"{self.seconds:.1f} s")
+
+
+def manylinux_platforms(machine: str, glibc: tuple[int, int]) -> list[str]:
+    """Every manylinux platform tag a device with this CPU and glibc can install, newest first.
+
+    >>> manylinux_platforms("aarch64", (2, 19))
+    ['manylinux_2_19_aarch64', 'manylinux_2_18_aarch64', 'manylinux_2_17_aarch64', \
+'manylinux2014_aarch64']
+    """
+    arch = {"arm64": "aarch64", "amd64": "x86_64", "armv8l": "armv7l"}.get(machine, machine)
+    if glibc[0] != 2 or glibc[1] < OLDEST_MANYLINUX_MINOR:
+        raise errors.UnsupportedError(
+            f"the device's glibc {glibc[0]}.{glibc[1]} is older than manylinux2014 (2.17)",
+            "install numpy and the backend on the device with its own package manager",
+        )
+    tags = []
+    for minor in range(glibc[1], OLDEST_MANYLINUX_MINOR - 1, -1):
+        tags.append(f"manylinux_2_{minor}_{arch}")
+        if minor in _LEGACY_ALIASES:
+            tags.append(f"{_LEGACY_ALIASES[minor]}_{arch}")
+    return tags
+
+
+def requirements(backends: Sequence[str]) -> dict[str, str]:
+    """pip distribution -> module to import, for the runtime (numpy) plus each backend."""
+    reqs = {"numpy": "numpy"}
+    for name in backends:
+        backend = get_backend(name)
+        reqs.setdefault(backend.pip, backend.modules[0])
+    return reqs
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def _wheel_dist(wheel: Path) -> tuple[str, str]:
+    """(normalised distribution name, version) from a wheel's file name."""
+    name, version = wheel.name.split("-")[:2]
+    return _normalise(name), version
+
+
+def _base_python(target: Target) -> str:
+    """The device's own interpreter: the target's, unless that is already our venv's."""
+    python = str(getattr(target, "python", "python3"))
+    ours = _remote_dir(target, "venv/bin/python").lstrip("~")
+    return "python3" if python.endswith(ours) else python
+
+
+def device_facts(target: Target) -> DeviceFacts:
+    """Ask the device's python3 for its architecture, version, glibc, venv and wheels."""
+    python = _base_python(target)
+    res = target.run([python, "-c", _DEVICE_FACTS, _remote_dir(target, "venv"),
+                      _remote_dir(target, "wheels")], timeout=120)
+    try:
+        raw = json.loads(res.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        tail = " | ".join(res.stderr.strip().splitlines()[-2:]) or "no output"
+        if res.exit_code == 127:
+            raise errors.UnsupportedError(
+                f"{target.name} has no '{python}' ({tail})",
+                "install Python 3.9 or newer on the device (e.g. apt install python3)",
+            ) from None
+        raise errors.RemoteCommandFailed(
+            f"could not read {python}'s facts on {target.name} (exit {res.exit_code}): {tail}",
+            f"check that {python} runs on the device",
+        ) from None
+    glibc = None
+    if raw["glibc"] and raw["glibc"].startswith("glibc "):
+        major, minor = raw["glibc"].split()[1].split(".")[:2]
+        glibc = (int(major), int(minor))
+    return DeviceFacts(
+        machine=raw["machine"], python=tuple(raw["python"]), executable=raw["executable"],
+        glibc=glibc, venv_python=raw["venv_python"], venv_exists=raw["venv_exists"],
+        installed=raw["installed"], wheel_dir=raw["wheel_dir"], wheels=raw["wheels"],
+    )
+
+
+def _remote_dir(target: Target, leaf: str) -> str:
+    base = str(getattr(target, "remote_dir", None) or "~/.cache/edgeship")
+    return f"{base.rstrip('/')}/{leaf}"
+
+
+def download_wheels(reqs: Sequence[str], facts: DeviceFacts, dest: Path) -> list[Path]:
+    """``pip download`` binary wheels for the device's platform and Python into ``dest``."""
+    if facts.glibc is None:
+        raise errors.UnsupportedError(
+            f"the device's C library is not glibc ({facts.machine}), and edgeship provisions "
+            "manylinux wheels only",
+            "install numpy and the backend on the device with its own package manager",
+        )
+    argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
+            "--progress-bar", "off", "--only-binary=:all:", "--implementation", "cp",
+            "--python-version", facts.python_tag, "-d", str(dest)]
+    for tag in manylinux_platforms(facts.machine, facts.glibc):
+        argv += ["--platform", tag]
+    proc = subprocess.run([*argv, *reqs], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = " | ".join(ln for ln in proc.stderr.strip().splitlines()[-3:] if ln.strip())
+        raise errors.UnsupportedError(
+            f"pip found no wheels of {' '.join(reqs)} for Python {facts.python_tag} on "
+            f"{facts.machine} (glibc {facts.glibc[0]}.{facts.glibc[1]}): {tail}",
+            "check the package ships wheels for that platform, or install it on the device "
+            "by hand",
+        )
+    return sorted(dest.glob("*.whl"))
+
+
+def _checked(target: Target, argv: list[str], what: str, timeout: float = 600) -> str:
+    res = target.run(argv, timeout=timeout)
+    if res.exit_code != 0:
+        tail = " | ".join(res.stderr.strip().splitlines()[-3:]) or "no output"
+        raise errors.RemoteCommandFailed(
+            f"could not {what} on {target.name} (exit {res.exit_code}): {tail}",
+            "check the device's free disk space and permissions under ~/.cache/edgeship",
+        )
+    return res.stdout
+
+
+def _upload(target: Target, wheels: Sequence[Path], facts: DeviceFacts) -> tuple[list[str], int]:
+    """Copy the wheels the device lacks.  Same name and size means the same wheel (names carry
+    versions); a wheel cut short by a dropped link differs in size and is sent again."""
+    missing = [w for w in wheels if facts.wheels.get(w.name) != w.stat().st_size]
+    if missing:
+        _checked(target, ["mkdir", "-p", facts.wheel_dir], "create the wheel folder")
+    for wheel in missing:
+        target.put(wheel, f"{facts.wheel_dir}/{wheel.name}")
+    return [w.name for w in missing], sum(w.stat().st_size for w in missing)
+
+
+def _install(target: Target, facts: DeviceFacts, wheels: Sequence[Path]) -> None:
+    """Make the venv if needed, then install these wheels with pip run from its own wheel (so
+    the device needs no ensurepip/python3-venv and no network)."""
+    if not facts.venv_exists:
+        res = target.run([facts.executable, "-m", "venv", "--without-pip",
+                          facts.venv_python.rsplit("/bin/", 1)[0]], timeout=300)
+        if res.exit_code != 0:
+            tail = " | ".join(res.stderr.strip().splitlines()[-2:]) or "no output"
+            raise errors.UnsupportedError(
+                f"{target.name}'s python3 cannot create a virtual environment: {tail}",
+                "install the venv module on the device (Debian: apt install python3-venv)",
+            )
+    pip_wheel = next(w for w in wheels if w.name.startswith("pip-"))
+    _checked(target, [facts.venv_python, f"{facts.wheel_dir}/{pip_wheel.name}/pip", "--isolated",
+                      "install", "--disable-pip-version-check", "--no-index", "--find-links",
+                      facts.wheel_dir, "--no-warn-script-location",
+                      *[f"{facts.wheel_dir}/{w.name}" for w in wheels]],
+             "install the wheels", timeout=1800)
+
+
+def _verify(target: Target, facts: DeviceFacts, modules: Sequence[str]) -> None:
+    """Import every module with the venv's python: pip succeeding is not proof (mismatched
+    wheels install fine and then fail with _ARRAY_API errors or segfaults)."""
+    code = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)"
+    res = target.run([facts.venv_python, "-c", code, *modules], timeout=600)
+    if res.exit_code != 0:
+        tail = " | ".join(res.stderr.strip().splitlines()[-3:]) or f"exit {res.exit_code}"
+        raise errors.RemoteCommandFailed(
+            f"the provisioned packages do not import on {target.name}: {tail}",
+            f"remove {facts.venv_python.rsplit('/bin/', 1)[0]} on the device and provision again",
+        )
+
+
+def provision(
+    target: Union[str, Target],
+    backends: Sequence[str] = ("onnxruntime",),
+    *,
+    upgrade: bool = False,
+    wheel_cache: Optional[Path] = None,
+) -> ProvisionResult:
+    """Install numpy and ``backends`` into ``~/.cache/edgeship/venv`` on ``target`` from wheels
+    downloaded here for its platform.  A ``Target`` passed in runs its later commands (the
+    agent included) with the venv's python.  Packages already in the venv are kept unless
+    ``upgrade``.
+
+    Example:
+        >>> r = provision("pi@raspberrypi.local", ["onnxruntime"])   # doctest: +SKIP
+        >>> r.python, r.packages["onnxruntime"]                        # doctest: +SKIP
+    """
+    start = time.perf_counter()
+    owned = not isinstance(target, Target)
+    tgt = open_target(target) if owned else target  # type: ignore[arg-type]
+    assert isinstance(tgt, Target)
+    try:
+        facts = device_facts(tgt)
+        if facts.python[:2] < MIN_PYTHON:
+            raise errors.UnsupportedError(
+                f"{tgt.name} runs Python {facts.python_tag}; edgeship's runtime needs "
+                f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer",
+                "install a newer python3 on the device",
+            )
+        reqs = requirements(backends)
+        wheels: list[Path] = []
+        uploaded: list[str] = []
+        todo: list[Path] = []
+        sent = 0
+        have = {name: facts.installed.get(_normalise(name)) for name in reqs}
+        if upgrade or not (facts.venv_exists and all(have.values())):
+            with tempfile.TemporaryDirectory(prefix="edgeship-wheels-", dir=wheel_cache) as tmp:
+                wheels = download_wheels(["pip", *reqs], facts, Path(tmp))
+                todo = [w for w in wheels
+                        if facts.installed.get(_wheel_dist(w)[0]) != _wheel_dist(w)[1]]
+                if todo:
+                    pip_wheel = [w for w in wheels if w.name.startswith("pip-")]
+                    uploaded, sent = _upload(tgt, sorted(set(todo + pip_wheel)), facts)
+                    _install(tgt, facts, todo)
+                    _verify(tgt, facts, list(reqs.values()))
+            versions = dict(_wheel_dist(w) for w in wheels)
+            have = {name: versions.get(_normalise(name)) or have[name] for name in reqs}
+        if hasattr(tgt, "python"):
+            tgt.python = facts.venv_python  # later commands and the agent use the venv
+        return ProvisionResult(
+            target=tgt.name, python=facts.venv_python, machine=facts.machine,
+            packages={k: v or "?" for k, v in have.items()},
+            platforms=manylinux_platforms(facts.machine, facts.glibc) if facts.glibc else [],
+            wheels=[w.name for w in wheels], uploaded=uploaded,
+            installed=[w.name for w in todo], bytes_sent=sent,
+            seconds=time.perf_counter() - start,
+        )
+    finally:
+        if owned:
+            tgt.close()
