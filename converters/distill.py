@@ -427,3 +427,27 @@ def pruned_candidates(
         rows.append(PrunedCandidate(name, technique, out / f"{name}.onnx",
                                     result.to_dict()["config"], time.perf_counter() - start))
     return rows
+
+
+@dataclass(frozen=True)
+class Distill:
+    """The Distill step (DESIGN.md): the artifact is the teacher; ``student`` a torch module, a
+    torch/ONNX file, or "pruned:R"; ``data`` the (labelled) training samples."""
+
+    config: TrainConfig = field(default_factory=TrainConfig)
+    student: Any = "pruned:0.5"
+
+    def apply(self, artifact: Any, ctx: Any = None, output: Union[str, Path, None] = None,
+              data: Optional[DataLike] = None) -> Any:
+        from edgeship.artifact import ModelArtifact
+        from edgeship.converters.prune import default_output
+
+        if data is None:
+            raise ConfigError("distillation needs training data", "pass data (CLI: --data)")
+        c = self.config
+        teacher = getattr(artifact, "path", artifact)
+        result = distill(teacher, self.student, data, temperature=c.temperature, alpha=c.alpha,
+                         epochs=c.epochs, lr=c.lr, optimizer=c.optimizer, batch_size=c.batch_size,
+                         output=output or default_output(teacher, "distilled"), progress=False,
+                         seed=c.seed)
+        return ModelArtifact.load(result.output)  # type: ignore[arg-type]

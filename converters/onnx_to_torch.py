@@ -201,7 +201,9 @@ def load_torch_model(
         return onnx_to_torch(path), example
     with tempfile.TemporaryDirectory(prefix="edgeship-onnx2torch-") as tmp:
         onnx_path = Path(tmp) / f"{path.stem}.onnx"
-        if source.kind == "torch":
+        try:
+            source.module.eval()
+        except NotImplementedError:  # ExportedProgram.module(): "Calling eval() is not supported"
             source.module = _FixedMode(source.module)
         torch_to_onnx(source, onnx_path, ExportOptions(to="onnx"))
         return onnx_to_torch(onnx_path), example

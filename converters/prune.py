@@ -67,13 +67,17 @@ class PruneConfig:
     sparsity: float = 0.5
     method: str = "unstructured"
     importance: str = "l1"
-    scope: str = "global"  # rank globally across layers, or prune each layer by the same share
+    # "global": rank across layers; "layer": the same share in each layer.  Default: global
+    # for unstructured (weights compete fairly), layer for structured (no layer is emptied)
+    scope: Optional[str] = None
     per_layer: dict[str, float] = field(default_factory=dict)  # layer name -> its own share
     protect: tuple[str, ...] = ()
     epochs: int = 0  # fine-tuning epochs on labelled data after pruning
     lr: float = 1e-3
 
     def __post_init__(self) -> None:
+        if self.scope is None:
+            object.__setattr__(self, "scope", "global" if self.method == "unstructured" else "layer")
         _check_ratio(self.sparsity, "sparsity")
         for name, ratio in self.per_layer.items():
             _check_ratio(ratio, f"sparsity for layer '{name}'")
@@ -327,68 +331,99 @@ def prune(
         output: export the pruned model there (.onnx, parity-checked; or .pt2).
     """
     import torch
-    from edgeship.converters.distill import TrainConfig, train_student
 
     if structured and neurons:
         raise ConfigError("--structured and --neurons are two different methods",
                           "pass --structured for channels or --neurons for Linear neurons")
     method = "channels" if structured else "neurons" if neurons else "unstructured"
-    config = PruneConfig(sparsity, method, importance,
-                         scope or ("global" if method == "unstructured" else "layer"),
-                         dict(per_layer or {}), tuple(protect), epochs, lr)
+    config = PruneConfig(sparsity, method, importance, scope, dict(per_layer or {}),
+                         tuple(protect), epochs, lr)
     tune = None if finetune_data is None else load_labelled(finetune_data)
     evaluation = None if eval_data is None else load_labelled(eval_data)
-    module, example = _as_module(model, example_input, tune or evaluation)
     if epochs and (tune is None or tune.y is None):
         raise ConfigError("fine-tuning needs labelled data",
                           "pass finetune_data with labels y (CLI: --finetune-data), or epochs=0")
+    module, example = _as_module(model, example_input, tune or evaluation)
     layers = prunable_layers(module)
-    _resolve(config.per_layer, layers, "per-layer sparsity")
-    _resolve(config.protect, layers, "protect")
     example_t = torch.from_numpy(example)
-    out_shape = tuple(_first(module(example_t)).shape)
-    auto = [n for n, m in layers.items() if any(m is o for o in output_layers(module, example_t))]
-    protected = set(config.protect) | set(auto)
-    clash = sorted(set(config.per_layer) & protected)
-    if clash:
-        raise ConfigError(f"layers {clash} are protected and also given a sparsity",
-                          "drop them from --per-layer (output layers are always protected)")
+    protected = _protected(module, layers, config, example_t)
     shapes = {n: tuple(m.weight.shape) for n, m in layers.items()}
     before = module_stats(module, example, evaluation)
-    if config.importance == "taylor":
-        _accumulate_gradients(module, tune)
-    notes = []
-    masks: dict[str, Any] = {}
-    if method == "unstructured":
-        targets = {n: m for n, m in layers.items() if n not in config.protect}
-        masks = prune_unstructured(module, config, targets)
-        protected = set(config.protect)
-        notes.append(DENSE_RUNTIME_NOTE)
-    else:
-        prune_structured(module, example_t, config, [layers[n] for n in protected])
-    module.zero_grad(set_to_none=True)
-    if tuple(_first(module(example_t)).shape) != out_shape:
-        raise ConfigError("pruning changed the model's output shape",
-                          "protect the layers that produce the outputs with --protect NAME")
+    masks = _prune_in_place(module, layers, config, protected, example_t, tune)
     reports = _layer_reports(shapes, module, protected)
-    if all(r.shape_after == r.shape_before for r in reports) and method != "unstructured":
-        raise ConfigError(f"no {method} could be pruned in this model",
-                          "protect fewer layers, or use unstructured pruning")
-    history = []
-    if epochs and tune is not None:
-        history = train_student(
-            module, tune, config=TrainConfig(alpha=0.0, epochs=epochs, lr=lr, val_share=0.0),
-            after_step=_reapply(layers, masks), progress=progress, description="fine-tuning")
-    module.eval()
-    weights = [prunable_layers(module)[n].weight for n in masks]
-    achieved = (sum(float((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
-                if method == "unstructured" else _channels_removed(reports))
+    history = _finetune(module, tune, config, _reapply(layers, masks), progress)
     result = PruneResult(module, config, reports, before, module_stats(module, example, evaluation),
-                         achieved, history, notes=notes)
+                         _achieved(module, masks, reports), history, notes=_notes(config, tune))
     if output is not None:
         result.output = save_torch(module, output, example, origin=_origin(model),
                                    step={"step": "prune", "config": result.to_dict()["config"]})
     return result
+
+
+def _protected(module: Any, layers: dict[str, Any], config: PruneConfig, example: Any) -> set[str]:
+    """Layers left whole: the user's, plus (structured) the layers producing the outputs."""
+    _resolve(config.per_layer, layers, "per-layer sparsity")
+    _resolve(config.protect, layers, "protect")
+    protected = set(config.protect)
+    if config.method != "unstructured":
+        last = output_layers(module, example)
+        protected |= {n for n, m in layers.items() if any(m is o for o in last)}
+    clash = sorted(set(config.per_layer) & protected)
+    if clash:
+        raise ConfigError(f"layers {clash} are protected and also given a sparsity",
+                          "drop them from --per-layer (output layers are always protected)")
+    return protected
+
+
+def _prune_in_place(module: Any, layers: dict[str, Any], config: PruneConfig,
+                    protected: set[str], example: Any, tune: Optional[Labelled]) -> dict[str, Any]:
+    """Apply the method; returns the unstructured masks (empty for structured methods)."""
+    out_shape = tuple(_first(module(example)).shape)
+    if config.importance == "taylor":
+        _accumulate_gradients(module, tune)
+    masks: dict[str, Any] = {}
+    if config.method == "unstructured":
+        masks = prune_unstructured(module, config,
+                                   {n: m for n, m in layers.items() if n not in protected})
+    else:
+        shapes = {n: tuple(m.weight.shape) for n, m in layers.items()}
+        prune_structured(module, example, config, [layers[n] for n in protected])
+        if all(tuple(m.weight.shape) == shapes[n] for n, m in layers.items()):
+            raise ConfigError(f"no {config.method} could be pruned in this model",
+                              "protect fewer layers, or use unstructured pruning")
+    module.zero_grad(set_to_none=True)
+    if tuple(_first(module(example)).shape) != out_shape:
+        raise ConfigError("pruning changed the model's output shape",
+                          "protect the layers that produce the outputs with --protect NAME")
+    return masks
+
+
+def _finetune(module: Any, tune: Optional[Labelled], config: PruneConfig, after_step: Any,
+              progress: bool) -> list[Any]:
+    from edgeship.converters.distill import TrainConfig, train_student
+
+    if not config.epochs or tune is None:
+        return []
+    train = TrainConfig(alpha=0.0, epochs=config.epochs, lr=config.lr, val_share=0.0)
+    return train_student(module, tune, config=train, after_step=after_step, progress=progress,
+                         description="fine-tuning")
+
+
+def _achieved(module: Any, masks: dict[str, Any], reports: list[LayerReport]) -> float:
+    if not masks:
+        return _channels_removed(reports)
+    weights = [prunable_layers(module)[n].weight for n in masks]
+    return sum(float((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+
+
+def _notes(config: PruneConfig, tune: Optional[Labelled]) -> list[str]:
+    notes = [DENSE_RUNTIME_NOTE] if config.method == "unstructured" else []
+    if config.method != "unstructured" and not config.epochs:
+        notes.append("removed channels take accuracy with them: fine-tune (--finetune-data DATA "
+                     "--epochs N) or distill from the original (edgeship distill)")
+    if tune is not None and not config.epochs and config.importance != "taylor":
+        notes.append("fine-tuning data was given but epochs is 0: the model was not fine-tuned")
+    return notes
 
 
 def _first(out: Any) -> Any:
@@ -421,3 +456,35 @@ def _as_module(model: Any, example: Optional[np.ndarray], data: Optional[Labelle
         raise ConfigError("pruning a torch module needs one example input to trace it",
                           "pass example_input=x[:1] or data")
     return module.eval(), np.ascontiguousarray(example)
+
+
+def default_output(model: Any, tag: str) -> Path:
+    """``MODEL-<tag>.onnx`` beside a model file; a torch module needs an explicit output."""
+    if not isinstance(model, (str, Path)):
+        raise ConfigError("a model given as a torch module has no file to write beside",
+                          "pass output=path.onnx")
+    path = Path(model)
+    return path.with_name(f"{path.stem}-{tag}.onnx")
+
+
+@dataclass(frozen=True)
+class Prune:
+    """The Prune step (DESIGN.md): a typed config and ``apply(artifact) -> artifact``.
+
+    ``data`` is the labelled fine-tuning (and taylor) data when the config asks for it.
+    """
+
+    config: PruneConfig = field(default_factory=PruneConfig)
+
+    def apply(self, artifact: Any, ctx: Any = None, output: Union[str, Path, None] = None,
+              data: Optional[DataLike] = None) -> Any:
+        from edgeship.artifact import ModelArtifact
+
+        c = self.config
+        source = getattr(artifact, "path", artifact)  # a ModelArtifact, a path or a module
+        result = prune(source, c.sparsity, structured=c.method == "channels",
+                       neurons=c.method == "neurons", importance=c.importance, scope=c.scope,
+                       per_layer=c.per_layer, protect=c.protect, finetune_data=data,
+                       epochs=c.epochs, lr=c.lr, output=output or default_output(source, "pruned"),
+                       progress=False)
+        return ModelArtifact.load(result.output)  # type: ignore[arg-type]

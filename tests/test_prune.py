@@ -287,3 +287,26 @@ def test_a_pickled_module_is_never_loaded(tmp_path: Path, capsys) -> None:
     assert code == 2 and "TorchScript" in err
     with pytest.raises(ModelError):
         prune(path, 0.5, example_input=np.zeros((1, 2), np.float32))
+
+
+def test_cli_prunes_torchscript_given_its_input_shape(digits_torch_model, tmp_path: Path,
+                                                      capsys) -> None:
+    scripted = tmp_path / "digits.pt"
+    torch.jit.trace(digits_torch_model, torch.zeros(1, 1, 8, 8)).save(str(scripted))
+    code, _, err = _cli(["prune", str(scripted), "--structured"], capsys)
+    assert code == 2 and "--input-shape" in err
+    code, _, err = _cli(["prune", str(scripted), "--structured", "--input-shape", "x=1,1,8,8"],
+                        capsys)
+    assert code == 0, err
+    assert count_onnx(tmp_path / "digits-pruned.onnx").macs == 7232
+    assert "fine-tune" in err  # the note that channels removed without training cost accuracy
+
+
+def test_the_prune_step_turns_an_artifact_into_an_artifact(digits_onnx: Path, tmp_path: Path) -> None:
+    from edgeship.converters.prune import Prune, PruneConfig
+
+    artifact = Prune(PruneConfig(0.5, method="channels")).apply(digits_onnx,
+                                                                output=tmp_path / "step.onnx")
+    assert artifact.path == tmp_path / "step.onnx"
+    assert [s.step for s in artifact.manifest.provenance.steps] == ["prune", "export"]
+    assert count_onnx(artifact.path).macs == 7232

@@ -39,8 +39,8 @@ def distill_cmd(
         "--val-data", help=".npz for validation [default: 10% of labelled --data held out].")
     ] = None,
     output: Annotated[Optional[Path], typer.Option(
-        "-o", "--output", help="Student model: .onnx or .pt2 [default: student.onnx beside "
-                               "--data].")] = None,
+        "-o", "--output", help="Student model: .onnx or .pt2 [default: TEACHER-distilled.onnx].")
+    ] = None,
     json_out: o.Json = False,
 ) -> None:
     """Train a student to reproduce a teacher: alpha * KL(soft targets) * T^2 + (1 - alpha) * CE.
@@ -50,11 +50,12 @@ def distill_cmd(
     from edgeship.cli.prune import comparison_table
     from edgeship.cli.render import err_console
     from edgeship.converters.distill import distill
+    from edgeship.converters.prune import default_output
 
     result = distill(
         teacher, student, data, temperature=temperature, alpha=alpha, epochs=epochs, lr=lr,
         optimizer=optimizer, batch_size=batch_size, sparsity=sparsity, val_data=val_data,
-        output=output or data.with_name("student.onnx"), progress=not json_out,
+        output=output or default_output(teacher, "distilled"), progress=not json_out,
     )
     if json_out:
         typer.echo(json.dumps(result.to_dict()))

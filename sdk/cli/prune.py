@@ -31,6 +31,17 @@ def parse_ratios(values: list[str]) -> dict[str, float]:
     return ratios
 
 
+def example_from_shapes(values: list[str]) -> Any:
+    """One random batch of the shape --input-shape gives (TorchScript records none)."""
+    if not values:
+        return None
+    import numpy as np
+    from edgeship.runtime.inputs import parse_input_shapes
+
+    shapes = list(parse_input_shapes(values).values())
+    return np.random.default_rng(0).random(shapes[0], dtype=np.float32)
+
+
 def prune_cmd(
     model: Annotated[Path, typer.Argument(
         help="Model to prune: .onnx (brought into torch with onnx2torch, parity-checked), "
@@ -61,6 +72,7 @@ def prune_cmd(
     lr: Annotated[float, typer.Option("--lr", help="Fine-tuning learning rate.")] = 1e-3,
     eval_data: Annotated[Optional[Path], typer.Option(
         "--eval-data", help=".npz with x and y: report accuracy before and after.")] = None,
+    input_shape: o.InputShape = None,
     output: Annotated[Optional[Path], typer.Option(
         "-o", "--output", help="Pruned model: .onnx or .pt2 [default: MODEL-pruned.onnx].")] = None,
     json_out: o.Json = False,
@@ -71,13 +83,14 @@ def prune_cmd(
     compresses better. --structured removes channels, which is what makes a model faster.
     """
     from edgeship.cli.render import err_console
-    from edgeship.converters.prune import prune
+    from edgeship.converters.prune import default_output, prune
 
     result = prune(
         model, sparsity, structured=structured, neurons=neurons, importance=importance,
         scope=scope, per_layer=parse_ratios(per_layer or []), protect=tuple(protect or ()),
-        finetune_data=finetune_data, epochs=epochs, lr=lr, eval_data=eval_data,
-        output=output or model.with_name(f"{model.stem}-pruned.onnx"), progress=not json_out,
+        example_input=example_from_shapes(input_shape or []), finetune_data=finetune_data,
+        epochs=epochs, lr=lr, eval_data=eval_data, output=output or default_output(model, "pruned"),
+        progress=not json_out,
     )
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
