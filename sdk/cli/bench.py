@@ -84,6 +84,9 @@ def bench(
         typer.echo(json.dumps(payload))
     else:
         err_console.print(result_table(result, verdict))
+        if device and targets[0] == "local":
+            err_console.print(f"[yellow]measured on this host, not on a {device}: budgets come from "
+                              f"its profile; use --target to measure on the device itself[/yellow]")
         if targets[0] != "local":
             err_console.print(r.device_table(result.host, f"device {targets[0]}"))
         err_console.print(("✅ " if verdict.ok else "❌ ") + verdict.summary())
