@@ -89,7 +89,7 @@ def manifest(path: Path) -> dict[str, Any]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".edgeship-quantize"))
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".edgeship-"))
 
 
 # -- proof: static int8 on real labelled data ------------------------------------------------
@@ -266,9 +266,8 @@ def test_fp16_halves_the_file_and_keeps_accuracy(
 @pytest.mark.slow  # litert-torch conversion: ~25 s
 def test_tflite_full_int8_from_torch_keeps_accuracy_at_under_30_percent_size(
         wide_torch: Any, calib_npz: Path, digits_test_npz: Path, tmp_path: Path) -> None:
-    import torch
-
     import edgeship
+    import torch
 
     result = edgeship.quantize(copy.deepcopy(wide_torch), tmp_path / "w.int8.tflite",
                                backend="tflite", calib=calib_npz, data=digits_test_npz,

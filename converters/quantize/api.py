@@ -6,11 +6,6 @@ moved into place, so a failure at any point leaves no partial output behind.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -103,7 +98,9 @@ def quantize_file(
                           f"'{out.name}'", f"name the output *{_SUFFIX[cfg.backend]}")
     if out.resolve() == model.resolve():
         raise ConfigError("the output would overwrite the input model", "pass another -o path")
-    with collect_warnings() as notes, _workdir(out) as work:
+    from edgeship.converters.export import staging_dir
+
+    with collect_warnings() as notes, staging_dir(out.parent) as work:
         src, specs, clip = _prepare_source(model, cfg, work)
         calib_set = (calibration_feeds(calib, specs, limit=cfg.calib_samples, seed=cfg.seed)
                      if cfg.mode == "static" and not cfg.weights_only else None)
@@ -114,7 +111,8 @@ def quantize_file(
         if cfg.max_accuracy_drop is not None and labelled is None:
             raise ConfigError("--max-accuracy-drop needs labelled data to measure the drop",
                               "pass --data test.npz (arrays x and y)")
-        staged = work / f"model{_SUFFIX[cfg.backend]}"
+        (work / "out").mkdir()  # the result under its final name, apart from scratch files
+        staged = work / "out" / out.name
         if cfg.backend == "openvino":
             from edgeship.converters.quantize.openvino import run as run_backend
         else:
@@ -156,21 +154,6 @@ def _prepare_source(model: Path, cfg: QuantizeConfig, work: Path
     return clipped, specs, report.to_dict()
 
 
-@contextmanager
-def _workdir(out: Path) -> Iterator[Path]:
-    """A scratch folder beside ``out`` (same filesystem, so the final move is a rename)."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=".edgeship-quantize-", dir=out.parent))
-    except OSError as exc:
-        raise ConfigError(f"cannot write the output '{out}': {exc.strerror or exc}",
-                          "choose a writable output path with -o") from None
-    try:
-        yield work
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def _finish(model: Path, out: Path, staged: Path, cfg: QuantizeConfig,
             calib: Optional[CalibrationSet], labelled: Optional[tuple[Feed, np.ndarray]],
             outcome: Outcome, notes: list[str]) -> QuantizeResult:
@@ -189,7 +172,7 @@ def _finish(model: Path, out: Path, staged: Path, cfg: QuantizeConfig,
     calibration = None
     if calib is not None:
         calibration = {**calib.describe(), "method": cfg.calibration}
-    finals = [out.with_suffix(f.suffix) if f != staged else out for f in outcome.files]
+    finals = [out.parent / f.name for f in outcome.files]
     result = QuantizeResult(
         path=out, files=finals, config=cfg, params={**outcome.params, **(
             {"clipping": outcome.clip} if outcome.clip else {})},
@@ -198,15 +181,17 @@ def _finish(model: Path, out: Path, staged: Path, cfg: QuantizeConfig,
         sensitivity=outcome.sensitivity)
     if outcome.sensitivity is not None and outcome.sensitivity.layers:
         result.sensitivity_path = out.with_name(out.name + ".sensitivity.json")
-    manifest = _manifest(model, staged, out, finals, result)
-    for staged_file, final in zip(outcome.files, finals):
-        os.replace(staged_file, final)
-    from edgeship.io import write_atomic
+    from edgeship.converters.export import publish
 
+    names = [f.name for f in outcome.files]
     if result.sensitivity_path is not None:
         assert outcome.sensitivity is not None
-        write_atomic(result.sensitivity_path, outcome.sensitivity.to_json())
-    result.manifest_path = manifest.save()
+        side = staged.with_name(result.sensitivity_path.name)
+        side.write_text(outcome.sensitivity.to_json())
+        names.append(side.name)
+    staged_manifest = _manifest(model, staged, finals, result).save()
+    publish(staged.parent, [*names, staged_manifest.name], out.parent)  # manifest last
+    result.manifest_path = out.parent / staged_manifest.name
     return result
 
 
@@ -231,8 +216,7 @@ def _accuracy(model: Path, staged: Path, labelled: Optional[tuple[Feed, np.ndarr
             "samples": len(labels)}
 
 
-def _manifest(model: Path, staged: Path, out: Path, finals: list[Path],
-              result: QuantizeResult) -> Any:
+def _manifest(model: Path, staged: Path, finals: list[Path], result: QuantizeResult) -> Any:
     """The output's manifest: the source's (preprocessing, labels, layout, earlier steps) when
     it has one, with this step appended; else one built from the quantized model itself."""
     from edgeship.artifact import (
@@ -259,8 +243,8 @@ def _manifest(model: Path, staged: Path, out: Path, finals: list[Path],
         provenance = Provenance(source=str(model), source_sha256=sha256_file(model),
                                 steps=[step], created_by=created_by())
     manifest = Manifest(
-        format="openvino" if out.suffix == ".xml" else "onnx",
-        file=out.name,
+        format="openvino" if staged.suffix == ".xml" else "onnx",
+        file=staged.name,
         files=[f.name for f in finals],
         inputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype,
                            layout=layouts.get(s.name)) for s in session.inputs],
@@ -273,4 +257,4 @@ def _manifest(model: Path, staged: Path, out: Path, finals: list[Path],
         quantization=result.record(),
         parity=None,
     )
-    return ModelArtifact(out, manifest)
+    return ModelArtifact(staged, manifest)
