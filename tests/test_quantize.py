@@ -290,6 +290,32 @@ def test_tflite_backend_refuses_onnx_input_and_says_what_it_needs(
         edgeship.quantize(wide_onnx, tmp_path / "x.tflite", backend="tflite")
 
 
+def test_quantize_step_applies_its_config_and_returns_the_artifact(
+        digits_onnx: Path, calib_npz: Path, tmp_path: Path) -> None:
+    from edgeship.converters.quantize import Quantize, QuantizeConfig
+
+    step = Quantize(QuantizeConfig(calibration="percentile", per_channel=False), calib=calib_npz)
+    artifact = step.apply(digits_onnx, tmp_path / "step.onnx")
+    assert artifact.path == tmp_path / "step.onnx"
+    assert artifact.manifest.provenance.steps[-1].config["calibration"] == "percentile"
+    assert artifact.manifest.quantization is not None
+    assert artifact.manifest.quantization["params"]["per_channel"] is False
+
+
+def test_config_rejects_options_the_backend_does_not_have() -> None:
+    from edgeship.converters.quantize import QuantizeConfig
+    from edgeship.errors import ConfigError, UnsupportedError
+
+    with pytest.raises(ConfigError, match="--calibration entropy, --reduce-range only apply"):
+        QuantizeConfig(backend="openvino", calibration="entropy", reduce_range=True)
+    with pytest.raises(UnsupportedError, match="int4 weight-only quantization is not available"):
+        QuantizeConfig(backend="tflite", weights_only="int4")
+    with pytest.raises(ConfigError, match="--clip-percentile must be between 50 and 100"):
+        QuantizeConfig(clip_percentile=100.0)
+    with pytest.raises(ConfigError, match="power of two"):
+        QuantizeConfig(weights_only="int4", int4_group_size=48)
+
+
 # -- calibration data adapter ---------------------------------------------------------------
 
 def test_calibration_accepts_npz_array_and_iterable_alike(

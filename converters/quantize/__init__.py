@@ -48,6 +48,7 @@ def quantize(
     reduce_range: bool = False,
     clip_percentile: Optional[float] = None,
     weights_only: Optional[WeightsOnly] = None,
+    group_size: int = 32,
     max_accuracy_drop: Optional[float] = None,
     sensitivity: bool = False,
     activations: ActivationType = "uint8",
@@ -76,6 +77,7 @@ def quantize(
         reduce_range: 7-bit weights (onnxruntime), for x86 CPUs without VNNI.
         clip_percentile: clip each weight channel at this percentile of |w| first (e.g. 99.99).
         weights_only: "int4": 4-bit weights of MatMul/Linear layers, activations in fp32.
+        group_size: int4 weights share one scale per this many input weights (power of two).
         max_accuracy_drop: accuracy points; keep the most sensitive layers in fp32 until the
             drop on ``data`` is within it (onnxruntime) or let NNCF's accuracy control do it.
         sensitivity: write a per-layer sensitivity report (onnxruntime) beside the output.
@@ -91,6 +93,7 @@ def quantize(
         symmetric=symmetric, reduce_range=reduce_range, clip_percentile=clip_percentile,
         weights_only=weights_only, max_accuracy_drop=max_accuracy_drop, sensitivity=sensitivity,
         activations=activations, ort_format=ort_format, calib_samples=calib_samples,
+        int4_group_size=group_size,
     )
     return run(model, output, cfg, calib=calib, data=data, example_input=example_input)
 

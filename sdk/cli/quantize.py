@@ -38,6 +38,8 @@ def quantize(
     )] = None,
     weights_only: Annotated[Optional[str], typer.Option(
         "--weights-only", help="int4: 4-bit MatMul/Linear weights, fp32 activations.")] = None,
+    group_size: Annotated[int, typer.Option(
+        "--group-size", help="int4: input weights per scale (32, 64, 128).")] = 32,
     max_accuracy_drop: o.MaxAccuracyDrop = None,
     data: Annotated[Optional[Path], typer.Option(
         "--data", help="Labelled data (.npz with x and y): accuracy before/after.")] = None,
@@ -71,7 +73,7 @@ def quantize(
             model, output, mode=mode, backend=backend, calib=calib, data=data,  # type: ignore[arg-type]
             per_channel=per_channel, calibration=calibration, symmetric=symmetric,  # type: ignore[arg-type]
             reduce_range=reduce_range, clip_percentile=clip_percentile,
-            weights_only=weights_only, max_accuracy_drop=drop, sensitivity=sensitivity,  # type: ignore[arg-type]
+            weights_only=weights_only, group_size=group_size, max_accuracy_drop=drop, sensitivity=sensitivity,  # type: ignore[arg-type]
             activations=activations, ort_format=ort_format, calib_samples=calib_samples,  # type: ignore[arg-type]
             example_input=example,
         )
