@@ -4,7 +4,6 @@ students from files, and bad input."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,10 @@ from edgeship.converters.distill import TrainConfig, _loss, distill
 from edgeship.converters.evaluate import accuracy, count_onnx
 from edgeship.errors import ConfigError
 
+from tests.fixtures.training import one_thread, run_cli  # noqa: F401 (a fixture)
+
 nn = torch.nn
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models train fastest on one thread, and the CI box is shared."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +25,6 @@ def digits_train_npz(digits_data, tmp_path_factory: pytest.TempPathFactory) -> P
     path = tmp_path_factory.mktemp("distill") / "digits_train.npz"
     np.savez(path, x=digits_data.x_train, y=digits_data.y_train)
     return path
-
-
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from edgeship.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 def _tiny_student(classes: int = 10) -> Any:
@@ -103,7 +87,7 @@ def test_without_labels_the_teacher_alone_is_the_target(digits_torch_model, digi
 def test_cli_distills_into_a_pruned_student(digits_onnx: Path, digits_train_npz: Path,
                                             digits_test_npz: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "small.onnx"
-    code, stdout, _ = _cli(["distill", "--teacher", str(digits_onnx), "--student", "pruned",
+    code, stdout, _ = run_cli(["distill", "--teacher", str(digits_onnx), "--student", "pruned",
                             "--sparsity", "0.25", "--data", str(digits_train_npz),
                             "--val-data", str(digits_test_npz), "--epochs", "2", "--lr", "0.01",
                             "-o", str(out), "--json"], capsys)
@@ -121,7 +105,7 @@ def test_cli_takes_a_torch_export_student(digits_onnx: Path, digits_train_npz: P
     torch.export.save(torch.export.export(_tiny_student().eval(), example,
                                           dynamic_shapes=({0: batch},)), student_file)
     out = tmp_path / "trained.pt2"
-    code, _, err = _cli(["distill", "--teacher", str(digits_onnx), "--student", str(student_file),
+    code, _, err = run_cli(["distill", "--teacher", str(digits_onnx), "--student", str(student_file),
                          "--data", str(digits_train_npz), "--epochs", "2", "--lr", "0.01",
                          "-o", str(out)], capsys)
     assert code == 0, err
@@ -135,7 +119,7 @@ def test_cli_takes_a_torch_export_student(digits_onnx: Path, digits_train_npz: P
 def test_cli_temperature_must_be_positive(temperature: str, digits_onnx: Path,
                                           digits_train_npz: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "never.onnx"
-    code, _, err = _cli(["distill", "--teacher", str(digits_onnx), "--student", "pruned",
+    code, _, err = run_cli(["distill", "--teacher", str(digits_onnx), "--student", "pruned",
                          "--data", str(digits_train_npz), "--temperature", temperature,
                          "-o", str(out)], capsys)
     assert code == 2 and err.startswith("error: temperature must be > 0") and err.count("\n") == 1
@@ -151,7 +135,7 @@ def test_teacher_and_student_with_different_output_sizes(digits_onnx: Path, digi
     torch.export.save(torch.export.export(_tiny_student(7).eval(), (torch.zeros(2, 1, 8, 8),),
                                           dynamic_shapes=({0: torch.export.Dim("b")},)),
                       student_file)
-    code, _, err = _cli(["distill", "--teacher", str(digits_onnx), "--student", str(student_file),
+    code, _, err = run_cli(["distill", "--teacher", str(digits_onnx), "--student", str(student_file),
                          "--data", str(digits_train_npz), "-o", str(tmp_path / "x.onnx")], capsys)
     assert code == 2 and "10 outputs" in err and err.count("\n") == 1
     assert not (tmp_path / "x.onnx").exists()
@@ -168,7 +152,7 @@ def test_data_of_the_wrong_shape(teacher_kind: str, digits_onnx: Path, digits_to
 def test_cli_data_of_the_wrong_shape_exits_2(digits_onnx: Path, tmp_path: Path, capsys) -> None:
     data = tmp_path / "wrong.npz"
     np.savez(data, x=np.zeros((40, 3, 8, 8), np.float32), y=np.zeros(40, np.int64))
-    code, _, err = _cli(["distill", "--teacher", str(digits_onnx), "--student", "pruned",
+    code, _, err = run_cli(["distill", "--teacher", str(digits_onnx), "--student", "pruned",
                          "--data", str(data), "-o", str(tmp_path / "x.onnx")], capsys)
     assert code == 2 and "shape" in err and err.count("\n") == 1
 

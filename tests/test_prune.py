@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +17,14 @@ from edgeship.converters.onnx_to_torch import check_conversion, onnx_to_torch
 from edgeship.converters.prune import prunable_layers, prune
 from edgeship.errors import ConfigError, ModelError, OutputMismatchError, UnsupportedError
 
+from tests.fixtures.training import one_thread, run_cli  # noqa: F401 (a fixture)
+
 nn = torch.nn
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models train fastest on one thread, and the CI box is shared."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _weights(model: Any) -> dict[str, np.ndarray]:
     return {n: m.weight.detach().numpy().copy() for n, m in prunable_layers(model).items()}
-
-
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from edgeship.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 class ResidualNet(nn.Module):
@@ -221,7 +205,7 @@ def test_an_op_needing_torchvision_fails_loudly(tmp_path: Path) -> None:
 def test_cli_prunes_an_onnx_model_structured(digits_onnx: Path, digits_test_npz: Path,
                                              tmp_path: Path, capsys) -> None:
     out = tmp_path / "small.onnx"
-    code, stdout, _ = _cli(["prune", str(digits_onnx), "--sparsity", "0.5", "--structured",
+    code, stdout, _ = run_cli(["prune", str(digits_onnx), "--sparsity", "0.5", "--structured",
                             "--eval-data", str(digits_test_npz), "-o", str(out), "--json"], capsys)
     assert code == 0
     report = json.loads(stdout)
@@ -240,7 +224,7 @@ def test_cli_prunes_an_onnx_model_structured(digits_onnx: Path, digits_test_npz:
 
 
 def test_cli_table_and_note_for_unstructured(digits_onnx: Path, tmp_path: Path, capsys) -> None:
-    code, stdout, stderr = _cli(["prune", str(digits_onnx), "--sparsity", "0.4",
+    code, stdout, stderr = run_cli(["prune", str(digits_onnx), "--sparsity", "0.4",
                                  "-o", str(tmp_path / "sparse.onnx")], capsys)
     assert code == 0 and stdout == ""
     assert "non-zero params" in stderr and "not faster" in stderr
@@ -252,7 +236,7 @@ def test_cli_table_and_note_for_unstructured(digits_onnx: Path, tmp_path: Path, 
 def test_cli_sparsity_outside_zero_one_exits_2(sparsity: str, digits_onnx: Path, tmp_path: Path,
                                                capsys) -> None:
     out = tmp_path / "never.onnx"
-    code, _, err = _cli(["prune", str(digits_onnx), "--sparsity", sparsity, "-o", str(out)], capsys)
+    code, _, err = run_cli(["prune", str(digits_onnx), "--sparsity", sparsity, "-o", str(out)], capsys)
     assert code == 2
     assert err.startswith("error: sparsity must be between 0 and 1") and err.count("\n") == 1
     assert not out.exists() and list(tmp_path.iterdir()) == []
@@ -283,7 +267,7 @@ def test_a_torch_module_without_an_example_is_refused(digits_torch_model) -> Non
 def test_a_pickled_module_is_never_loaded(tmp_path: Path, capsys) -> None:
     path = tmp_path / "pickled.pt"
     torch.save(nn.Linear(2, 2), path)
-    code, _, err = _cli(["prune", str(path)], capsys)
+    code, _, err = run_cli(["prune", str(path)], capsys)
     assert code == 2 and "TorchScript" in err
     with pytest.raises(ModelError):
         prune(path, 0.5, example_input=np.zeros((1, 2), np.float32))
@@ -293,9 +277,9 @@ def test_cli_prunes_torchscript_given_its_input_shape(digits_torch_model, tmp_pa
                                                       capsys) -> None:
     scripted = tmp_path / "digits.pt"
     torch.jit.trace(digits_torch_model, torch.zeros(1, 1, 8, 8)).save(str(scripted))
-    code, _, err = _cli(["prune", str(scripted), "--structured"], capsys)
+    code, _, err = run_cli(["prune", str(scripted), "--structured"], capsys)
     assert code == 2 and "--input-shape" in err
-    code, _, err = _cli(["prune", str(scripted), "--structured", "--input-shape", "x=1,1,8,8"],
+    code, _, err = run_cli(["prune", str(scripted), "--structured", "--input-shape", "x=1,1,8,8"],
                         capsys)
     assert code == 0, err
     assert count_onnx(tmp_path / "digits-pruned.onnx").macs == 7232
