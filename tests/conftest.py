@@ -11,4 +11,6 @@ pytest_plugins: list[str] = [
     "tests.fixtures.onnx_graphs",
     "tests.fixtures.models",
     "tests.fixtures.sshd",
+    "tests.fixtures.netdevice",
+    "tests.fixtures.arm64",
 ]
