@@ -1,0 +1,301 @@
+"""Candidate recipes for a device, from its profile and the formats table (no per-device code).
+
+An *engine* is a format plus a backend entry of the profile (``openvino``, ``openvino:GPU``,
+``onnxruntime:CUDAExecutionProvider``...): every format the device lists, paired with every
+backend it lists that runs that format, except a backend running a format other than its own
+when its own is listed too (OpenVINO runs ONNX, but its IR is the OpenVINO candidate).  An
+engine's precisions are its compute unit's: the CPU's, or those of the profile's accelerators
+of that kind.
+
+A *variant* (the ``VARIANTS`` table) is a way of making a model cheaper: fp32 as it is, a bf16
+precision hint, fp16 weights, int8 dynamic, int8 static per-channel, accuracy-aware int8.  A
+candidate is an engine x a variant the engine's unit supports, the converters accept
+(``QuantizeConfig``'s own rules) and that pays off (dynamic int8 is skipped for conv nets).
+Structural candidates (structured pruning 25 / 50 % + distillation, then fp32 or int8) need a
+torch model (or an ONNX file onnx2torch converts) and training samples; they run last, on the
+engine that measured fastest for their precision (``structural_recipes``).
+
+Example:
+    >>> from edgeship.profiles import load_profile
+    >>> plan = plan_recipes(load_profile("x86-amx"), ModelFacts(source_format="onnx"))
+    >>> [r.name for r in plan.recipes][:3]
+    ['fp32-openvino', 'fp32-onnx', 'fp32-tflite']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from edgeship.recipe import DistillStep, ExportStep, PruneStep, QuantizeStep, Recipe, Step
+from edgeship.runtime.formats import BACKENDS, FORMATS
+
+# Backends whose runtime takes an inference precision hint on an fp32 file (the others run a
+# file in the precision it was written in and reject a hint).
+RUNTIME_HINTS: dict[str, tuple[str, ...]] = {"openvino": ("fp32", "bf16", "fp16")}
+
+# The device part of a profile backend entry -> the compute unit it runs on.
+DEVICE_UNITS: dict[str, str] = {
+    "CPU": "cpu", "CPUExecutionProvider": "cpu",
+    "GPU": "gpu", "gpu": "gpu", "CUDAExecutionProvider": "gpu", "TensorrtExecutionProvider": "gpu",
+    "ROCMExecutionProvider": "gpu", "MIGraphXExecutionProvider": "gpu",
+    "NPU": "npu", "DLA": "npu", "edgetpu": "tpu",
+}
+
+# Formats a model can reach from what the user gave (torch: every exporter; ONNX too, via
+# onnx2torch for the torch-only exporters; an IR or a .tflite only stays what it is).
+REACHABLE: dict[str, tuple[str, ...]] = {
+    "torch": tuple(FORMATS), "onnx": tuple(FORMATS), "openvino": ("openvino",),
+    "tflite": ("tflite",),
+}
+PRUNE_SPARSITIES = (0.25, 0.5)
+DISTILL_EPOCHS = 10
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A format and the backend entry that runs it, on one compute unit."""
+
+    format: str
+    backend: str  # name[:device], as the profile spells it
+    unit: str  # cpu | gpu | npu | tpu
+    precisions: tuple[str, ...]
+
+    @property
+    def tag(self) -> str:
+        """Short and unique within a plan: the format, plus the device when not the CPU."""
+        device = self.backend.partition(":")[2]
+        suffix = device.replace("ExecutionProvider", "").lower()
+        return f"{self.format}-{suffix}" if suffix and self.unit != "cpu" else self.format
+
+    @property
+    def quantizer(self) -> str:
+        """The ``edgeship.quantize`` backend that writes this format."""
+        return FORMATS[self.format].backends[0]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A way of making a model cheaper, and what it needs."""
+
+    key: str
+    precision: str  # the precision the engine's unit must list
+    cost: int  # ordering: cheap first
+    mode: Optional[str] = None  # quantize mode; None: no quantization
+    hint: bool = False  # a runtime precision hint on the fp32 file (needs RUNTIME_HINTS)
+    accuracy_aware: bool = False
+    units: tuple[str, ...] = ("cpu", "gpu", "npu", "tpu")
+    quantizers: Optional[tuple[str, ...]] = None  # quantize backends that implement it (None: all)
+    only_if_missed: Optional[str] = None  # the variant whose failure this one answers
+    why: str = ""
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("fp32", "fp32", 10, why="the model as it is, in the engine's format"),
+    Variant("bf16", "bf16", 20, hint=True,
+            why="bf16 inference (AVX512-BF16/AMX): a runtime precision hint, the file stays fp32"),
+    Variant("int8-dynamic", "int8", 30, mode="dynamic",
+            why="int8 weights, activations quantized at run time: pays on MatMul-heavy models"),
+    Variant("int8", "int8", 40, mode="static",
+            why="int8 static, per-channel weights, activations calibrated on the data"),
+    Variant("fp16", "fp16", 50, mode="fp16", units=("gpu", "npu", "tpu"),
+            why="fp16 weights for accelerators (CPUs upcast fp16 files to fp32 kernels)"),
+    # litert-torch's int8 has no per-layer fp32 fallback (converters/quantize/tflite.py)
+    Variant("int8-accuracy", "int8", 60, mode="static", accuracy_aware=True,
+            quantizers=("onnxruntime", "openvino"), only_if_missed="int8",
+            why="int8 keeping the most sensitive layers in fp32 until the accuracy budget holds"),
+)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the planner needs to know about the model and the data."""
+
+    source_format: str  # torch | onnx | openvino | tflite
+    conv_share: Optional[float] = None  # share of MACs in convolutions (None: unknown)
+    labelled: bool = False
+    training_samples: int = 0  # samples for calibration/distillation beside the evaluation set
+    max_accuracy_drop: Optional[float] = None
+
+    @property
+    def torch_possible(self) -> bool:
+        return self.source_format in ("torch", "onnx")
+
+
+@dataclass
+class Plan:
+    recipes: list[Recipe]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (candidate, reason)
+    engines: list[Engine] = field(default_factory=list)
+
+
+def engines(profile: Any) -> list[Engine]:
+    """Every (format, backend entry) the profile prefers, in its order of formats."""
+    natives = {name: next((f for f, fmt in FORMATS.items() if fmt.backends[0] == name), None)
+               for name in BACKENDS}
+    found = []
+    for fmt_name in profile.formats:
+        for entry in profile.backends:
+            name, _, device = entry.partition(":")
+            if name not in FORMATS[fmt_name].backends:
+                continue
+            native = natives.get(name)
+            if native != fmt_name and native in profile.formats:
+                continue
+            unit = DEVICE_UNITS.get(device, "cpu") if device else "cpu"
+            precisions = _unit_precisions(profile, unit)
+            if precisions:
+                found.append(Engine(fmt_name, entry, unit, precisions))
+    return found
+
+
+def _unit_precisions(profile: Any, unit: str) -> tuple[str, ...]:
+    if unit == "cpu":
+        return tuple(profile.cpu.precisions)
+    seen: list[str] = []
+    for acc in profile.accelerators:
+        if acc.kind == unit:
+            seen += [p for p in acc.precisions if p not in seen]
+    return tuple(seen)
+
+
+def _quantize_supported(mode: str, backend: str, accuracy_aware: bool) -> Optional[str]:
+    """None when the converters accept this combination, else their reason (one line)."""
+    from edgeship.converters.quantize.config import QuantizeConfig
+    from edgeship.errors import EdgeshipError
+
+    try:
+        QuantizeConfig(mode=mode, backend=backend,  # type: ignore[arg-type]
+                       max_accuracy_drop=1.0 if accuracy_aware else None)
+    except EdgeshipError as exc:
+        return exc.problem
+    return None
+
+
+def _why_not(variant: Variant, engine: Engine, facts: ModelFacts) -> Optional[str]:
+    """Why this variant does not apply to this engine and model (None: it does)."""
+    if engine.format not in REACHABLE[facts.source_format]:
+        return f"a {facts.source_format} model cannot be converted to {engine.format} here"
+    if engine.unit not in variant.units:
+        return f"{variant.key} is for {'/'.join(variant.units)} units, {engine.backend} is a {engine.unit}"
+    if variant.precision not in engine.precisions:
+        return f"the device's {engine.unit} does not list {variant.precision}"
+    if variant.hint:
+        hints = RUNTIME_HINTS.get(engine.backend.partition(":")[0], ())
+        return None if variant.precision in hints else \
+            f"{engine.backend} takes no {variant.precision} precision hint"
+    if variant.mode is None:
+        return None
+    if facts.source_format == "tflite":
+        return "a .tflite model cannot be quantized again"
+    if engine.quantizer == "tflite" and not facts.torch_possible:
+        return "TFLite quantization starts from a torch model"
+    if variant.quantizers is not None and engine.quantizer not in variant.quantizers:
+        return f"{variant.key} is implemented for {'/'.join(variant.quantizers)} quantization only"
+    reason = _quantize_supported(variant.mode, engine.quantizer, variant.accuracy_aware)
+    if reason:
+        return reason
+    if variant.mode == "dynamic" and facts.conv_share is not None:
+        from edgeship.converters.quantize.ort import CONV_DOMINATED
+
+        if facts.conv_share > CONV_DOMINATED:
+            return (f"{facts.conv_share:.0%} of the MACs are convolutions: dynamic int8 runs "
+                    "ConvInteger, slower than fp32 (static int8 is the conv path)")
+    if variant.accuracy_aware and (facts.max_accuracy_drop is None or not facts.labelled):
+        return "accuracy-aware int8 needs labelled data and --max-accuracy-drop"
+    return None
+
+
+def variant_steps(variant: Variant, engine: Engine, facts: ModelFacts) -> tuple[Step, ...]:
+    """The steps of a precision variant on an engine."""
+    if variant.mode is not None:
+        return (QuantizeStep(mode=variant.mode, backend=engine.quantizer,  # type: ignore[arg-type]
+                             accuracy_aware=variant.accuracy_aware),)
+    if engine.format == facts.source_format:
+        # the model as given; an ONNX file still goes through export for its checked manifest
+        return (ExportStep(to="onnx"),) if engine.format == "onnx" else ()
+    return (ExportStep(to=engine.format),)  # type: ignore[arg-type]
+
+
+def plan_recipes(profile: Any, facts: ModelFacts) -> Plan:
+    """Precision candidates for every engine of ``profile``, cheapest first."""
+    plan = Plan(recipes=[], engines=engines(profile))
+    for variant in VARIANTS:
+        for engine in plan.engines:
+            name = f"{variant.key}-{engine.tag}"
+            reason = _why_not(variant, engine, facts)
+            if reason:
+                plan.skipped.append((name, reason))
+                continue
+            hint = _hint(variant.precision if variant.mode is None else None, engine)
+            plan.recipes.append(Recipe(
+                name=name, steps=variant_steps(variant, engine, facts), backend=engine.backend,
+                precision=hint,  # type: ignore[arg-type]
+                only_if_missed=f"{variant.only_if_missed}-{engine.tag}" if variant.only_if_missed
+                else None,
+                note=variant.why, cost=variant.cost))
+    _drop_orphans(plan)
+    return plan
+
+
+def _hint(precision: Optional[str], engine: Engine) -> Optional[str]:
+    """The runtime precision to ask for: explicit where the backend would otherwise choose
+    (OpenVINO picks bf16 on some CPUs by itself, which would make 'fp32' a lie)."""
+    if precision is None:
+        return None
+    hints = RUNTIME_HINTS.get(engine.backend.partition(":")[0], ())
+    return precision if precision in hints else None
+
+
+def _drop_orphans(plan: Plan) -> None:
+    """A fallback whose primary was not planned has nothing to fall back from."""
+    names = {r.name for r in plan.recipes}
+    kept = []
+    for r in plan.recipes:
+        if r.only_if_missed and r.only_if_missed not in names:
+            plan.skipped.append((r.name, f"its primary {r.only_if_missed} was not planned"))
+        else:
+            kept.append(r)
+    plan.recipes = kept
+
+
+def structural_recipes(
+    plan: Plan,
+    facts: ModelFacts,
+    fastest: Mapping[str, str],
+    sparsities: Sequence[float] = PRUNE_SPARSITIES,
+) -> list[Recipe]:
+    """Structured prune + distill candidates, on the engine that measured fastest for each
+    precision (``fastest``: "fp32"/"int8" -> engine tag); they run after the precision ones.
+
+    Needs a torch-convertible model and training samples; otherwise records why not."""
+    by_tag = {e.tag: e for e in plan.engines}
+    recipes: list[Recipe] = []
+    for sparsity in sparsities:
+        for precision in ("fp32", "int8"):
+            name = f"pruned{round(sparsity * 100)}-{precision}"
+            reason = None
+            if not facts.torch_possible:
+                reason = "pruning and distillation need a torch model or an ONNX onnx2torch reads"
+            elif facts.training_samples == 0:
+                reason = "pruning and distillation need training samples (--train-data or --data)"
+            elif precision not in fastest or fastest[precision] not in by_tag:
+                reason = f"no {precision} candidate succeeded to pick an engine from"
+            if reason:
+                plan.skipped.append((name, reason))
+                continue
+            engine = by_tag[fastest[precision]]
+            head: tuple[Step, ...] = (PruneStep(sparsity=sparsity),
+                                      DistillStep(epochs=DISTILL_EPOCHS))
+            if precision == "int8":
+                tail: tuple[Step, ...] = (QuantizeStep(mode="static", backend=engine.quantizer),)  # type: ignore[arg-type]
+            else:
+                tail = (ExportStep(to=engine.format),)  # type: ignore[arg-type]
+            recipes.append(Recipe(
+                name=f"{name}-{engine.tag}", steps=head + tail, backend=engine.backend,
+                precision=_hint(precision if precision == "fp32" else None, engine),  # type: ignore[arg-type]
+                note=f"{sparsity:.0%} of each layer's channels removed, distilled from the "
+                     f"original, {precision} on the fastest {precision} engine",
+                cost=100 + round(sparsity * 100) + (1 if precision == "int8" else 0)))
+    return recipes
