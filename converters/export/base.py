@@ -57,21 +57,13 @@ def image_layouts(shapes: list[tuple[Any, ...]], layout: str) -> list[Optional[s
     return [layout if len(s) == 4 else None for s in shapes]
 
 
-class Captured:
-    """What a converter printed while ``captured_output`` was active."""
-
-    def __init__(self) -> None:
-        self.text = ""
-
-
 @contextlib.contextmanager
-def captured_output() -> Iterator[Captured]:
-    """Capture everything written to fds 1 and 2 (converters' progress chatter, C++ logs, graph
-    dumps on failure), so stdout stays clean for ``--json`` and errors stay one line.  The text
-    is kept for error messages that need a detail from it."""
+def captured_output() -> Iterator[None]:
+    """Silence everything written to fds 1 and 2 (converters' progress chatter, C++ logs, graph
+    dumps on failure), so stdout stays clean for ``--json`` and errors stay one line; the
+    exception a converter raises carries what the user needs."""
     import tempfile
 
-    captured = Captured()
     sys.stdout.flush()
     sys.stderr.flush()
     saved = (os.dup(1), os.dup(2))
@@ -79,7 +71,7 @@ def captured_output() -> Iterator[Captured]:
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
-            yield captured
+            yield
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -87,5 +79,3 @@ def captured_output() -> Iterator[Captured]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
-            sink.seek(0)
-            captured.text = sink.read().decode(errors="replace")

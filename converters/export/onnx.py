@@ -52,15 +52,16 @@ def torch_to_onnx(source: Source, path: Path, options: ExportOptions) -> str:
 
     names = [s.name for s in source.inputs]
     axes = ({n: {0: "batch"} for n in [*names, *source.output_names]}
-            if options.dynamic_batch else None)
-    with captured_output() as out, warnings.catch_warnings():
+            if options.dynamic_batch and source.fixed_batch is None else None)
+    with captured_output(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         try:
             if options.dynamo:
                 program = torch.onnx.export(
                     source.module, source.example_inputs, dynamo=True, opset_version=options.opset,
                     input_names=names, output_names=source.output_names,
-                    dynamic_shapes=_dynamo_shapes(source) if options.dynamic_batch else None,
+                    dynamic_shapes=(_dynamo_shapes(source)
+                                    if options.dynamic_batch and source.fixed_batch is None else None),
                 )
                 assert program is not None  # dynamo=True always returns the ONNXProgram
                 program.save(str(path), external_data=False)
@@ -71,7 +72,7 @@ def torch_to_onnx(source: Source, path: Path, options: ExportOptions) -> str:
                     output_names=source.output_names, dynamic_axes=axes, do_constant_folding=True,
                 )
         except Exception as exc:
-            raise _export_error(exc, options, out.text) from None
+            raise _export_error(exc, options) from None
     if options.dynamo:
         return f"torch.onnx {torch.__version__} (dynamo exporter, opset {_opset_of(path)})"
     return f"torch.onnx {torch.__version__} (TorchScript exporter, opset {options.opset})"
@@ -91,7 +92,7 @@ def _opset_of(path: Path) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _export_error(exc: Exception, options: ExportOptions, printed: str) -> Exception:
+def _export_error(exc: Exception, options: ExportOptions) -> Exception:
     text = " ".join(str(exc).split())
     if type(exc).__name__ == "UnsupportedOperatorError" or "is not supported" in text:
         op = op_name(text) or "an operator"

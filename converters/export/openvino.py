@@ -8,7 +8,10 @@ would silently change the model.  int8 IR is quantization's job (``edgeship quan
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ def export_openvino(source: Source, directory: Path, stem: str, options: ExportO
             f"export to OpenVINO IR writes fp32 or fp16 weights, not {options.precision}",
             "export fp32, then run edgeship quantize with the openvino backend (NNCF)",
         )
-    ov = import_backend("openvino")
+    ov = _import_openvino()
     xml = directory / f"{stem}.xml"
     if source.kind == "onnx":
         assert source.path is not None
@@ -36,7 +39,7 @@ def export_openvino(source: Source, directory: Path, stem: str, options: ExportO
         onnx_path = directory / f".{stem}.via.onnx"
         via = torch_to_onnx(source, onnx_path, options)
     try:
-        with captured_output():
+        with captured_output(), _no_telemetry():
             try:
                 model = ov.convert_model(str(onnx_path))
             except Exception as exc:
@@ -54,6 +57,37 @@ def export_openvino(source: Source, directory: Path, stem: str, options: ExportO
         input_layouts=image_layouts(shapes, "NCHW"),
         notes={"weights": options.precision},
     )
+
+
+def _import_openvino() -> Any:
+    """openvino, imported without its telemetry when edgeship imports it first.
+
+    ``openvino.convert_model`` reports usage to Google Analytics from a forked process unless
+    the user opted out (and NNCF does the same): no network at run time, and a fork next to
+    JAX's threads (litert-torch) can deadlock.  Both fall back to a no-op when the
+    ``openvino_telemetry`` package cannot be imported, which is what this arranges."""
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    return import_backend("openvino")
+
+
+@contextlib.contextmanager
+def _no_telemetry() -> Iterator[None]:
+    """For a process that imported openvino (with telemetry) before edgeship: swap the
+    converter's telemetry for OpenVINO's own stub while ``convert_model`` runs."""
+    if sys.modules.get("openvino_telemetry") is None:
+        yield
+        return
+    import openvino.tools.ovc.convert_impl as impl
+    import openvino.tools.ovc.telemetry_stub as stub
+    import openvino.tools.ovc.telemetry_utils as utils
+
+    saved = impl.tm, utils.tm  # every telemetry call of convert_model goes through these two
+    impl.tm = utils.tm = stub
+    try:
+        yield
+    finally:
+        impl.tm, utils.tm = saved
 
 
 def _convert_error(exc: Exception, onnx_path: Path) -> Exception:

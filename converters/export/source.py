@@ -37,12 +37,13 @@ class Source:
     path: Optional[Path] = None
     module: Any = None  # kind "torch": an nn.Module in eval mode
     example_inputs: tuple[Any, ...] = ()  # kind "torch": torch tensors to trace with
+    fixed_batch: Optional[int] = None  # the batch size the source insists on (static programs)
     notes: dict[str, Any] = field(default_factory=dict)
 
     def reference(self) -> tuple[str, Runner, Optional[int]]:
         """(name, runner, fixed batch size or None) of the model every export is checked against."""
         if self.kind == "torch":
-            return "torch " + _torch_version(), _torch_runner(self.module), None
+            return "torch " + _torch_version(), _torch_runner(self.module), self.fixed_batch
         from edgeship.converters.parity import fixed_batch, session_runner
         from edgeship.runtime import load
 
@@ -70,9 +71,9 @@ def resolve_source(
         if suffix == ".onnx":
             return _onnx_source(path)
         if suffix in TORCH_SUFFIXES:
-            module, examples = _load_torch_file(path, example_input, input_shapes)
+            module, examples, batch = _load_torch_file(path, example_input, input_shapes)
             return _torch_source(module, examples, str(path), sha256_file(path),
-                                 input_names, output_names, path)
+                                 input_names, output_names, path, batch)
         raise ModelError(
             f"edgeship cannot export from '{path.name}' (suffix '{suffix or '(none)'}')",
             f"pass an .onnx file, a TorchScript/exported-program file ({', '.join(TORCH_SUFFIXES)}), "
@@ -147,7 +148,7 @@ def _as_tensor(value: Any) -> Any:
 
 def _torch_source(module: Any, examples: tuple[Any, ...], description: str, sha256: str,
                   input_names: Optional[Sequence[str]], output_names: Optional[Sequence[str]],
-                  path: Optional[Path]) -> Source:
+                  path: Optional[Path], fixed_batch: Optional[int] = None) -> Source:
     import torch
 
     names = list(input_names) if input_names else (
@@ -155,7 +156,7 @@ def _torch_source(module: Any, examples: tuple[Any, ...], description: str, sha2
     if len(names) != len(examples):
         raise ConfigError(f"{len(names)} input names for {len(examples)} example inputs",
                           "give one name per input")
-    specs = [TensorSpec(n, (None, *e.shape[1:]), str(e.dtype).replace("torch.", ""))
+    specs = [TensorSpec(n, (fixed_batch, *e.shape[1:]), str(e.dtype).replace("torch.", ""))
              for n, e in zip(names, examples)]
     try:
         with torch.no_grad():
@@ -170,12 +171,13 @@ def _torch_source(module: Any, examples: tuple[Any, ...], description: str, sha2
         raise ConfigError(f"{len(outs)} output names for {len(outputs)} outputs",
                           "give one name per output")
     return Source("torch", description, sha256, specs, outs, path=path, module=module,
-                  example_inputs=examples)
+                  example_inputs=examples, fixed_batch=fixed_batch)
 
 
-def _load_torch_file(path: Path, example_input: Any,
-                     input_shapes: Optional[dict[str, tuple[int, ...]]]) -> tuple[Any, tuple[Any, ...]]:
-    """An exported program carries its example inputs; TorchScript needs --input-shape."""
+def _load_torch_file(path: Path, example_input: Any, input_shapes: Optional[dict[str, tuple[int, ...]]]
+                     ) -> tuple[Any, tuple[Any, ...], Optional[int]]:
+    """(module, example inputs, fixed batch): an exported program carries its example inputs
+    and says whether its batch is dynamic; TorchScript needs --input-shape."""
     import torch
 
     try:
@@ -184,7 +186,8 @@ def _load_torch_file(path: Path, example_input: Any,
         program = None
     if program is not None:
         args, _ = program.example_inputs
-        return program.module(), ((example_input,) if example_input is not None else tuple(args))
+        examples = (example_input,) if example_input is not None else tuple(args)
+        return _program_module(program), examples, _program_batch(program)
     try:
         module = torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as exc:
@@ -192,11 +195,42 @@ def _load_torch_file(path: Path, example_input: Any,
                          f"({type(exc).__name__})",
                          "save it with torch.jit.save or torch.export.save") from None
     if example_input is not None:
-        return module, (example_input,)
+        return module, (example_input,), None
     if not input_shapes:
         raise ConfigError(f"TorchScript file '{path.name}' does not record its input shapes",
                           "pass --input-shape input=1,3,224,224 (one per input, in order)")
-    return module, tuple(torch.rand(*shape) for shape in input_shapes.values())
+    return module, tuple(torch.rand(*shape) for shape in input_shapes.values()), None
+
+
+def _program_module(program: Any) -> Any:
+    """An exported program as an nn.Module the exporters can call ``.eval()`` on.
+
+    ``program.module()`` refuses ``train()``/``eval()`` (the graph was captured in one mode
+    for good), and torch.onnx's TorchScript exporter calls ``train(False)``; the wrapper makes
+    that a no-op instead of a failure."""
+    import torch
+
+    class ExportedProgramModule(torch.nn.Module):
+        def __init__(self, graph: Any) -> None:
+            super().__init__()
+            self.graph = graph
+
+        def forward(self, *args: Any) -> Any:
+            return self.graph(*args)
+
+        def train(self, mode: bool = True) -> ExportedProgramModule:
+            return self
+
+    return ExportedProgramModule(program.module())
+
+
+def _program_batch(program: Any) -> Optional[int]:
+    """The first input's batch size when the program was exported with a static one."""
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in program.graph_signature.user_inputs:
+            dim = node.meta["val"].shape[0]
+            return dim if isinstance(dim, int) else None
+    return None
 
 
 def module_sha256(module: Any) -> str:

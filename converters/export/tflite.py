@@ -56,12 +56,12 @@ def export_tflite(source: Source, directory: Path, stem: str, options: ExportOpt
 
 def _convert(litert: Any, module: Any, examples: tuple[Any, ...], path: Path,
              quant_config: Any = None) -> None:
-    with captured_output() as out:
+    with captured_output():
         try:
             edge = litert.convert(module, examples, quant_config=quant_config)
             edge.export(str(path))
         except Exception as exc:
-            raise _convert_error(exc, out.text) from None
+            raise _convert_error(exc, _unlowerable_ops(module, examples)) from None
 
 
 def _convert_int8(litert: Any, source: Source, path: Path, options: ExportOptions,
@@ -82,7 +82,7 @@ def _convert_int8(litert: Any, source: Source, path: Path, options: ExportOption
     batch = int(source.example_inputs[0].shape[0])
     quantizer = pt2e.PT2EQuantizer().set_global(
         pt2e.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-    with captured_output() as out:
+    with captured_output():
         try:
             graph = torch.export.export(source.module, source.example_inputs).module()
             prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
@@ -95,7 +95,8 @@ def _convert_int8(litert: Any, source: Source, path: Path, options: ExportOption
             run_batched(observe, calibration.arrays, batch)
             quantized = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
         except Exception as exc:
-            raise _convert_error(exc, out.text) from None
+            raise _convert_error(exc, _unlowerable_ops(source.module, source.example_inputs)
+                                 ) from None
     _convert(litert, quantized, source.example_inputs, path,
              quant_config.QuantConfig(pt2e_quantizer=quantizer))
     return {
@@ -112,7 +113,7 @@ def _fp16_weights(path: Path) -> dict[str, Any]:
     quantizer_mod = _import("ai_edge_quantizer.quantizer")
     qtyping = _import("ai_edge_quantizer.qtyping")
     algorithms = _import("ai_edge_quantizer.algorithm_manager")
-    with captured_output() as out:
+    with captured_output():
         try:
             quantizer = quantizer_mod.Quantizer(str(path))
             quantizer.add_weight_only_config(
@@ -120,36 +121,41 @@ def _fp16_weights(path: Path) -> dict[str, Any]:
                 algorithm_key=algorithms.AlgorithmName.FLOAT_CASTING)
             quantizer.quantize().export_model(str(path), overwrite=True)
         except Exception as exc:
-            raise _convert_error(exc, out.text) from None
+            raise _convert_error(exc, []) from None
     return {"method": "fp16 weights", "tool": f"ai-edge-quantizer {_version('ai-edge-quantizer')}",
             "weights": "float16", "activations": "float32", "io": "float32"}
 
 
-def _convert_error(exc: Exception, printed: str) -> Exception:
-    """Name the torch op litert-torch failed to lower, whatever the exception says."""
+def _convert_error(exc: Exception, unlowerable: list[str]) -> Exception:
+    """UnsupportedError naming the ops litert-torch cannot lower, else a ModelError."""
     text = " ".join(str(exc).split())
-    op = _failing_op(exc)
-    if op or text.startswith("Lowering not found"):
-        op = op or text.removeprefix("Lowering not found:").strip()
+    if text.startswith("Lowering not found:"):
+        unlowerable = unlowerable or [text.removeprefix("Lowering not found:").strip()]
+    if unlowerable:
+        ops = ", ".join(f"'{op}'" for op in unlowerable)
         return UnsupportedError(
-            f"TFLite (litert-torch) cannot express the operator '{op}' ({type(exc).__name__}: "
-            f"{text[:120]})",
+            f"TFLite (litert-torch) cannot express the operator(s) {ops} "
+            f"({type(exc).__name__}: {text[:120]})",
             "replace that operation in the model, or export to ONNX/OpenVINO instead",
         )
     return ModelError(f"litert-torch could not convert the model: {type(exc).__name__}: {text[:240]}",
                       "check the model runs under torch.export.export with the example input")
 
 
-def _failing_op(exc: BaseException) -> Optional[str]:
-    """The target of the innermost fx node being lowered or run when ``exc`` was raised."""
-    tb, op = exc.__traceback__, None
-    while tb is not None:
-        node = tb.tb_frame.f_locals.get("node")
-        target = getattr(node, "target", None)
-        if tb.tb_frame.f_code.co_name in ("run_node", "call_function") and target is not None:
-            op = str(getattr(target, "__name__", target))
-        tb = tb.tb_next
-    return op
+def _unlowerable_ops(module: Any, examples: tuple[Any, ...]) -> list[str]:
+    """After a failed conversion: the core-ATen ops of the model litert-torch has no lowering
+    for (its errors rarely say which op it choked on)."""
+    import torch
+
+    lowerings = _import("litert_torch.backend.lowerings")
+    try:
+        with captured_output():
+            graph = torch.export.export(module, examples).run_decompositions().graph
+    except Exception:
+        return []
+    ops = [n.target for n in graph.nodes
+           if n.op == "call_function" and isinstance(n.target, torch._ops.OpOverload)]
+    return sorted({str(op) for op in ops if lowerings.lookup(op) is None})
 
 
 def _import(module: str) -> Any:
