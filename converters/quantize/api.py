@@ -132,13 +132,7 @@ def _prepare_source(model: Path, cfg: QuantizeConfig, work: Path
             raise ConfigError("--clip-percentile works on ONNX models", "pass the .onnx model")
         from edgeship.runtime import load
 
-        try:
-            return model, list(load(model, backend="openvino").inputs), None
-        except ModelError:
-            raise
-        except Exception as exc:
-            raise ModelError(f"OpenVINO cannot read '{model.name}': "
-                             f"{' '.join(str(exc).split())[:160]}", "re-export the model") from None
+        return model, list(load(model, backend="openvino").inputs), None  # bad IR: ModelError
     import onnx
     from edgeship.converters.export.source import read_onnx, resolve_source
 
