@@ -55,7 +55,7 @@ class DeployReport:
     model_path: str
     runtime_path: str  # goes on PYTHONPATH
     python: str
-    numpy: Optional[str]
+    numpy: Optional[str]  # checked when files were sent; None on a warm re-deploy
     files_sent: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
     bytes_sent: int = 0
@@ -148,7 +148,14 @@ def _preflight(target: Any, bundles: list[Bundle]) -> dict[str, Any]:
         "base": target.remote_dir,
         "min_python": list(MIN_DEVICE_PYTHON),
         "dirs": {b.directory: {f.name: [f.sha256, f.size] for f in b.files} for b in bundles},
+        "check_numpy": False,
     }
+    # warm path: no site import; everything present means an earlier deploy checked numpy
+    info = target.python_json("preflight", json.dumps(request), what="the deploy check",
+                              flags=["-S"])
+    if not info.get("error") and not any(info["missing"].values()):
+        return info
+    request["check_numpy"] = True
     info = target.python_json("preflight", json.dumps(request), what="the deploy check")
     if info.get("numpy") is None:
         raise MissingBackendError(

@@ -67,10 +67,16 @@ class FleetResult:
 
 
 def unique_targets(targets: Sequence[str]) -> list[str]:
-    """The targets, each once, in order; an empty list is a usage error."""
+    """The targets, each once, in order, all checked before any is contacted: an empty list or
+    a malformed target string is a usage error, not one failing host."""
+    from edgeship.targets.sshconfig import parse_target
+
     found = list(dict.fromkeys(t.strip() for t in targets if t.strip()))
     if not found:
         raise ConfigError("no targets given", "pass --target HOST (repeatable) or --hosts-file")
+    for spec in found:
+        if spec != "local":
+            parse_target(spec)
     return found
 
 

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from edgeship.errors import ConfigError, HostKeyError
 from edgeship.targets import LocalTarget
 from edgeship.targets.ssh import SSHTarget
 from edgeship.targets.sshconfig import parse_target, read_hosts_file
+
 from tests.fixtures.sshd import PlainDevice
 
 pytestmark = pytest.mark.ssh
@@ -310,3 +310,16 @@ def test_deploy_cli_reports_bytes_sent_and_honours_dir(
                            timeout=120)
     assert again.returncode == 0, again.stderr
     assert "(0 bytes)" in again.stderr and "already there" in again.stderr
+
+
+def test_profiles_detect_over_ssh_matches_local_detection(ssh_home: PlainDevice) -> None:
+    def detect(target: str) -> dict:
+        proc = subprocess.run([sys.executable, "-m", "edgeship.cli", "profiles", "detect",
+                               "--target", target, "--json"], capture_output=True, text=True,
+                              env=ssh_home.env(), timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    remote, local = detect(ssh_home.alias), detect("local")
+    assert remote["target"] == ssh_home.alias
+    assert remote["profile"] == local["profile"]  # the device is this machine

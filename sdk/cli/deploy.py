@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from edgeship.cli import options as o
 from edgeship.cli import remote as r
+from edgeship.cli.provision import Provision, provision_for
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +24,8 @@ def deploy(
         typer.Option("--dir", help="Cache directory on the device (default ~/.cache/edgeship)."),
     ] = None,
     accept_new_host_key: r.AcceptNewHostKey = False,
+    provision: Provision = False,
+    backend: o.Backend = None,
     json_out: o.Json = False,
 ) -> None:
     """Copy MODEL (+ manifest) and edgeship.runtime to the device; files already there with the
@@ -31,16 +34,29 @@ def deploy(
 
     from edgeship.cli.render import err_console
     from edgeship.deploy import deploy as deploy_model
+    from edgeship.errors import ConfigError
 
-    with err_console.status(f"deploying {model.name} to {target}…"):
-        report = deploy_model(model, target, remote_dir=remote_dir,
-                              accept_new_host_key=accept_new_host_key)
+    python = "python3"
+    if provision:  # install numpy + the backend first, then deploy over the same connection
+        if target in ("", "local"):
+            raise ConfigError("--provision needs a device, not 'local'",
+                              "pass --target user@host[:port] or a Host alias")
+        with r.open_cli_target(target, accept_new_host_key) as tgt:
+            tgt.remote_dir = remote_dir or tgt.remote_dir
+            provision_for(tgt, model, backend)
+            with err_console.status(f"deploying {model.name} to {target}…"):
+                report = deploy_model(model, tgt)
+            python = tgt.python
+    else:
+        with err_console.status(f"deploying {model.name} to {target}…"):
+            report = deploy_model(model, target, remote_dir=remote_dir,
+                                  accept_new_host_key=accept_new_host_key)
     if json_out:
         typer.echo(json.dumps(report.to_dict()))
     else:
         err_console.print(f"✅ {report.summary()}")
         err_console.print(f"   model:   {report.model_path}")
-        err_console.print(f"   runtime: {report.runtime_path} (Python {report.python}, "
-                          f"numpy {report.numpy})")
-        err_console.print(f"   run it:  PYTHONPATH={report.runtime_path} python3 -m "
+        err_console.print(f"   runtime: {report.runtime_path} (Python {report.python}"
+                          + (f", numpy {report.numpy})" if report.numpy else ")"))
+        err_console.print(f"   run it:  PYTHONPATH={report.runtime_path} {python} -m "
                           f"edgeship.runtime.bench {report.model_path}")

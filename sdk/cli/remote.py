@@ -58,7 +58,7 @@ def device_table(facts: dict[str, Any], title: str = "device") -> Any:
     table.add_column("value")
     mem = facts.get("memory_total_mb")
     rows = [
-        ("model", facts.get("device_model") or facts.get("cpu_model")),
+        ("model", facts.get("device_model")),
         ("cpu", f"{facts.get('cpu_model')} ({facts.get('machine')}, {facts.get('cpu_count')} cores)"),
         ("memory", f"{mem:.0f} MB" if isinstance(mem, (int, float)) else None),
         ("os", f"{facts.get('os')}, {facts.get('libc') or 'libc ?'}"),

@@ -47,9 +47,10 @@ Progress = Callable[[int, int], None]  # bytes sent so far, bytes in this file
 
 
 def _linkdown(exc: BaseException) -> bool:
+    """Whether ``exc`` says the link failed (rather than, say, a full disk on the device)."""
     import paramiko
 
-    return isinstance(exc, (paramiko.SSHException, EOFError, socket.error))
+    return isinstance(exc, (paramiko.SSHException, EOFError, ConnectionError, socket.timeout))
 
 
 class SSHTarget(Target):
@@ -160,7 +161,7 @@ class SSHTarget(Target):
         except KeyboardInterrupt:
             raise
         except Exception as exc:
-            if _linkdown(exc):
+            if _linkdown(exc) or not self.connected:
                 raise self._dropped(f"running '{argv[0]}'", exc) from None
             raise
         finally:
@@ -196,11 +197,20 @@ class SSHTarget(Target):
                 chan.status_event.wait(wait)
             else:
                 select.select([chan], [], [], wait)
-        return out.decode(errors="replace"), err.decode(errors="replace"), chan.recv_exit_status()
+        code = chan.recv_exit_status()
+        if code == -1:  # closed without an exit status: a dead link closes channels this way
+            deadline = time.perf_counter() + 1.0
+            while self.connected and time.perf_counter() < deadline:
+                time.sleep(0.02)  # the transport notices its dead socket a moment later
+            if not self.connected:
+                raise self._dropped(f"running '{argv[0]}'", EOFError("connection lost"))
+        return out.decode(errors="replace"), err.decode(errors="replace"), code
 
-    def python_json(self, script: str, *args: str, what: str) -> dict[str, Any]:
+    def python_json(
+        self, script: str, *args: str, what: str, flags: Sequence[str] = ()
+    ) -> dict[str, Any]:
         """Run one of the remote/ helper scripts with the device's Python and parse its JSON."""
-        res = self.run([self.python, "-c", source(script), *args], timeout=HELPER_TIMEOUT)
+        res = self.run([self.python, *flags, "-c", source(script), *args], timeout=HELPER_TIMEOUT)
         tail = " | ".join(res.stderr.strip().splitlines()[-2:])
         if res.exit_code == 127:
             raise UnsupportedError(
@@ -316,7 +326,7 @@ class SSHTarget(Target):
             raise RemoteCommandFailed(f"'{remote}' does not exist on {self.name}",
                                       "check the path") from None
         except Exception as exc:
-            if _linkdown(exc):
+            if _linkdown(exc) or not self.connected:
                 raise self._dropped(f"downloading '{remote}'", exc) from None
             raise
         finally:

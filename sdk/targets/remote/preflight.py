@@ -1,5 +1,9 @@
 """Before a deploy: check the device's Python, make the cache directories, say what is missing.
 
+The host runs it with ``python3 -S`` first (no site import: the warm path of a re-run costs a
+few milliseconds); only when files are missing does it run it again with site-packages to check
+for numpy, so a cold deploy still learns whether the runtime can run at all.
+
 Invoked as ``python3 -c SOURCE REQUEST_JSON``; prints one JSON object.  The request names the
 cache base (``~`` allowed), the minimum Python, and per directory the files wanted with their
 sha256 and size.  A file counts as present when the directory's hash manifest
@@ -92,7 +96,8 @@ def main():
     if tuple(sys.version_info[:2]) < tuple(request["min_python"]):
         out["too_old"] = True
     else:
-        out["numpy"] = version_of("numpy") if has_module("numpy") else None
+        if request.get("check_numpy"):
+            out["numpy"] = version_of("numpy") if has_module("numpy") else None
         try:
             check_dirs(request, out)
         except OSError as exc:
