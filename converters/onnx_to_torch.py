@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
-from edgeship.errors import MissingBackendError, ModelError, OutputMismatchError, UnsupportedError
+from edgeship.errors import MissingBackendError, ModelError, UnsupportedError
 
 # torchvision names onnx2torch binds at import time, and the ONNX op each one serves
 _TORCHVISION_OPS = {
@@ -90,25 +90,20 @@ def onnx_to_torch(
     *,
     check: bool = True,
     samples: Optional[np.ndarray] = None,
-    atol: float = 1e-4,
 ) -> Any:
     """Convert an ONNX file to a torch ``nn.Module`` (a ``torch.fx.GraphModule``).
 
-    With ``check`` (default) the module and onnxruntime run the same inputs (``samples`` when
-    given, else 8 seeded random ones) and any output differing by more than ``atol`` raises
-    OutputMismatchError naming the output and the figures.
+    With ``check`` (default) the module and onnxruntime run the same inputs (8 seeded random
+    ones, plus ``samples`` when given) and a difference beyond the "exact" parity tolerance
+    raises OutputMismatchError naming the output and the figures.
     """
-    import onnx
+    from edgeship.converters.export.source import read_onnx
 
     path = Path(model)
     if not path.is_file():
         raise ModelError(f"model file '{path}' does not exist", "check the path")
     converter = import_onnx2torch()
-    try:
-        proto = onnx.load(str(path))
-    except Exception as exc:
-        raise ModelError(f"'{path.name}' is not a readable ONNX model ({type(exc).__name__})",
-                         "re-export the model") from None
+    proto = read_onnx(path)
     try:
         module = converter.convert(proto)
     except NotImplementedError as exc:  # onnx2torch's way of saying "no converter for this op"
@@ -118,36 +113,40 @@ def onnx_to_torch(
         ) from None
     module.eval()
     if check:
-        check_conversion(path, module, samples, atol)
+        check_conversion(path, module, samples)
     return module
 
 
-def check_conversion(
-    path: Path, module: Any, samples: Optional[np.ndarray], atol: float
-) -> None:
-    """Compare the converted module with onnxruntime on the same inputs."""
-    import torch
+def check_conversion(path: Path, module: Any, samples: Optional[np.ndarray] = None,
+                     tolerance: str = "exact") -> Any:
+    """The parity report of ``module`` against onnxruntime running ``path``; raises
+    OutputMismatchError beyond ``tolerance`` (a key of ``parity.TOLERANCES``)."""
+    from edgeship.converters.parity import (
+        TOLERANCES,
+        check_parity,
+        fixed_batch,
+        make_samples,
+        session_runner,
+    )
     from edgeship.runtime import load
-    from edgeship.runtime.inputs import random_inputs
 
     session = load(path, backend="onnxruntime")
-    if samples is not None:
-        batches = [{session.inputs[0].name: np.asarray(samples, dtype=np.float32)}]
-    else:
-        batches = [random_inputs(session.inputs, seed=seed) for seed in range(8)]
-    for feeds in batches:
-        expected = session.run(feeds)
-        with torch.no_grad():
-            got = module(*(torch.from_numpy(feeds[s.name]) for s in session.inputs))
-        got_list = list(got) if isinstance(got, (tuple, list)) else [got]
-        for spec, actual in zip(session.outputs, got_list):
-            diff = float(np.abs(actual.numpy() - expected[spec.name]).max())
-            if not diff <= atol:
-                raise OutputMismatchError(
-                    f"the torch conversion of '{path.name}' differs from onnxruntime on output "
-                    f"'{spec.name}': max abs diff {diff:.3g} > {atol:g}",
-                    "prune or distill the source torch model instead of its ONNX export",
-                )
+    batch = make_samples(session.inputs, random=8, data=samples)
+
+    def torch_runner(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        import torch
+
+        with torch.no_grad():  # errors propagate as they are (an UnsupportedError names its op)
+            out = module(*(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays))
+        return [t.numpy() for t in (out if isinstance(out, (tuple, list)) else [out])]
+
+    return check_parity(
+        session_runner(session), torch_runner, batch, tolerance=TOLERANCES[tolerance],
+        output_names=[s.name for s in session.outputs],
+        reference_name=f"onnxruntime running '{path.name}'",
+        candidate_name="its onnx2torch conversion",
+        reference_batch=fixed_batch(session.inputs),
+    )
 
 
 def _FixedMode(module: Any) -> Any:  # noqa: N802 (a class factory: torch is imported lazily)
