@@ -149,26 +149,6 @@ def check_conversion(path: Path, module: Any, samples: Optional[np.ndarray] = No
     )
 
 
-def _FixedMode(module: Any) -> Any:  # noqa: N802 (a class factory: torch is imported lazily)
-    """Wrap a module whose ``train()``/``eval()`` raise (``ExportedProgram.module()`` does), so
-    torch.onnx's TorchScript exporter, which switches the mode, can trace it."""
-    from torch import nn
-
-    class FixedMode(nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, *args: Any) -> Any:
-            return self.inner(*args)
-
-        def train(self, mode: bool = True) -> FixedMode:
-            self.training = mode  # the inner module stays as it was exported
-            return self
-
-    return FixedMode(module)
-
-
 def load_torch_model(
     path: Union[str, Path], example: Optional[np.ndarray] = None
 ) -> tuple[Any, Optional[np.ndarray]]:
@@ -200,10 +180,6 @@ def load_torch_model(
         return onnx_to_torch(path), example
     with tempfile.TemporaryDirectory(prefix="edgeship-onnx2torch-") as tmp:
         onnx_path = Path(tmp) / f"{path.stem}.onnx"
-        try:
-            source.module.eval()
-        except NotImplementedError:  # ExportedProgram.module(): "Calling eval() is not supported"
-            source.module = _FixedMode(source.module)
         torch_to_onnx(source, onnx_path, ExportOptions(to="onnx"))
         return onnx_to_torch(onnx_path), example
 
