@@ -64,10 +64,15 @@ class Engine:
 
     @property
     def tag(self) -> str:
-        """Short and unique within a plan: the format, plus the device when not the CPU."""
-        device = self.backend.partition(":")[2]
-        suffix = device.replace("ExecutionProvider", "").lower()
-        return f"{self.format}-{suffix}" if suffix and self.unit != "cpu" else self.format
+        """Short and unique within a plan: the format, the backend when it is not the format's
+        own (OpenVINO running ONNX), the device when it is not the CPU."""
+        name, _, device = self.backend.partition(":")
+        parts = [self.format]
+        if name != FORMATS[self.format].backends[0]:
+            parts.append(name)
+        if device and self.unit != "cpu":
+            parts.append(device.replace("ExecutionProvider", "").lower())
+        return "-".join(parts)
 
     @property
     def quantizer(self) -> str:
