@@ -439,11 +439,13 @@ def _page(data: ReportData, title: str) -> str:
             'latency and memory on the device will differ.</p>' if hosts == {"local"} else "")
     budget = data.budget
     budget_text = ", ".join(
-        f"{k.replace('max_', '').replace('_', ' ')} ≤ {fmt(v)}"
-        for k, v in (("max_latency_ms", budget.max_latency_ms), ("max_memory_mb", budget.max_memory_mb),
-                     ("max_size_mb", budget.max_size_mb), ("max_accuracy_drop", budget.max_accuracy_drop))
+        f"{name} ≤ {fmt(v)} {unit}"
+        for name, v, unit in (("latency", budget.max_latency_ms, f"ms at {budget.percentile}"),
+                              ("memory", budget.max_memory_mb, "MB"),
+                              ("size", budget.max_size_mb, "MB"),
+                              ("accuracy drop", budget.max_accuracy_drop, "pt"))
         if v is not None
-    ) + f" (latency at {budget.percentile})" if budget and not budget.is_empty else "from each result"
+    ) if budget and not budget.is_empty else "from each result"
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"

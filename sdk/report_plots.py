@@ -7,6 +7,7 @@ reader (or a test) can hover it and get the number behind it.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +57,24 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return ticks
 
 
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """1-2-5 ticks per decade covering [lo, hi] (lo > 0), thinned to at most ~10."""
+    start, stop = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    ticks = [m * 10.0 ** e for e in range(start, stop + 1) for m in (1, 2, 5)]
+    lo_tick = max(t for t in ticks if t <= lo)
+    hi_tick = min(t for t in ticks if t >= hi)
+    ticks = [t for t in ticks if lo_tick <= t <= hi_tick]
+    if len(ticks) > 10:
+        ticks = [t for t in ticks if t in (lo_tick, hi_tick) or f"{t:e}".startswith("1")]
+    return [float(f"{t:.6g}") for t in ticks]
+
+
+def wants_log(values: Sequence[float]) -> bool:
+    """A log axis when positive values span more than a factor of 20 (e.g. 0.01 ms and 100 ms)."""
+    positive = [v for v in values if v > 0]
+    return len(positive) == len(values) and bool(positive) and max(positive) > 20 * min(positive)
+
+
 def fmt(value: float) -> str:
     return f"{value:.4g}"
 
@@ -70,13 +89,23 @@ class _Frame:
 
     def __init__(self, xs: Sequence[float], ys: Sequence[float], height: int,
                  left: int = 64, right: int = 24, top: int = 16, bottom: int = 42) -> None:
-        self.xt = nice_ticks(min(xs), max(xs))
+        self.log_x = wants_log(xs)
+        self.xt = log_ticks(min(xs), max(xs)) if self.log_x else nice_ticks(min(xs), max(xs))
         self.yt = nice_ticks(min(ys), max(ys))
         self.left, self.right, self.top, self.bottom, self.height = left, right, top, bottom, height
 
     def px(self, x: float) -> float:
         lo, hi = self.xt[0], self.xt[-1]
+        if self.log_x:
+            x, lo, hi = (math.log10(max(v, 1e-12)) for v in (x, lo, hi))
         return self.left + (x - lo) / (hi - lo) * (WIDTH - self.left - self.right)
+
+    def x_at(self, fraction: float) -> float:
+        """The data value at a fraction of the x range (for histogram bin edges)."""
+        lo, hi = self.xt[0], self.xt[-1]
+        if self.log_x:
+            return float(10 ** (math.log10(lo) + fraction * (math.log10(hi) - math.log10(lo))))
+        return lo + fraction * (hi - lo)
 
     def py(self, y: float) -> float:
         lo, hi = self.yt[0], self.yt[-1]
@@ -96,8 +125,9 @@ class _Frame:
                        f'y2="{y:.1f}" stroke="#e5e5e5"/>')
             out.append(f'<text x="{self.left - 6}" y="{y + 4:.1f}" text-anchor="end" {FONT}>'
                        f'{fmt(t)}</text>')
+        scale = " (log scale)" if self.log_x else ""
         out.append(f'<text x="{(self.left + WIDTH - self.right) / 2:.0f}" y="{self.height - 6}" '
-                   f'text-anchor="middle" {FONT}>{escape(x_label)}</text>')
+                   f'text-anchor="middle" {FONT}>{escape(x_label)}{scale}</text>')
         mid = (self.top + self.height - self.bottom) / 2
         out.append(f'<text x="14" y="{mid:.0f}" transform="rotate(-90 14 {mid:.0f})" '
                    f'text-anchor="middle" {FONT}>{escape(y_label)}</text>')
@@ -122,8 +152,9 @@ def scatter(points: Sequence[Point], x_label: str, y_label: str, lines: Sequence
             x = frame.px(ln.value)
             body.append(f'<line class="budget" x1="{x:.1f}" y1="{frame.top}" x2="{x:.1f}" '
                         f'y2="{height - frame.bottom}" stroke="#d62728" stroke-dasharray="6 4"/>')
-            body.append(f'<text x="{x + 4:.1f}" y="{frame.top + 10}" fill="#d62728" {FONT}>'
-                        f'{escape(ln.label)}</text>')
+            anchor, dx = ("end", -4) if x > WIDTH * 0.7 else ("start", 4)
+            body.append(f'<text x="{x + dx:.1f}" y="{frame.top + 10}" text-anchor="{anchor}" '
+                        f'fill="#d62728" {FONT}>{escape(ln.label)}</text>')
         else:
             y = frame.py(ln.value)
             body.append(f'<line class="budget" x1="{frame.left}" y1="{y:.1f}" '
@@ -135,15 +166,17 @@ def scatter(points: Sequence[Point], x_label: str, y_label: str, lines: Sequence
     if len(front) > 1:
         path = " ".join(f"{frame.px(p.x):.1f},{frame.py(p.y):.1f}" for p in front)
         body.append(f'<polyline points="{path}" fill="none" stroke="#555" stroke-width="1.5"/>')
-    for p in points:
+    for n, p in enumerate(points, 1):
         color = {True: "#2ca02c", False: "#d62728", None: "#1f77b4"}[p.ok]
         x, y = frame.px(p.x), frame.py(p.y)
         body.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="{6 if p.on_front else 4.5}" '
                     f'fill="{color}" stroke="#222" stroke-width="{1.5 if p.on_front else 0.5}">'
                     f'<title>{escape(p.label)}: {x_label} {fmt(p.x)}, {y_label} {fmt(p.y)}</title>'
                     f'</circle>')
-        body.append(f'<text x="{x + 8:.1f}" y="{y - 6:.1f}" {FONT}>{escape(p.label)}</text>')
-    return _svg(height, body, f"{y_label} against {x_label}")
+        body.append(f'<text x="{x + 7:.1f}" y="{y - 5:.1f}" {FONT}>{n}</text>')
+    legend = "   ".join(f"{n} {p.label}" for n, p in enumerate(points, 1))
+    body.append(f'<text x="{frame.left}" y="{height + 10}" {FONT}>{escape(legend)}</text>')
+    return _svg(height + 16, body, f"{y_label} against {x_label}")
 
 
 def histograms(series: Sequence[tuple[str, Sequence[float], dict[str, float]]], unit: str,
@@ -158,14 +191,15 @@ def histograms(series: Sequence[tuple[str, Sequence[float], dict[str, float]]], 
     frame = _Frame([lo, hi], [0, 1], height, left=label_margin([s[0] for s in series]), top=8,
                    bottom=40)
     body = frame.axes(f"latency ({unit})", "")[: 2 * len(frame.xt)]  # x grid and labels only
+    scale = ", log scale" if frame.log_x else ""
     body.append(f'<text x="{(frame.left + WIDTH) / 2:.0f}" y="{height - 6}" text-anchor="middle" '
-                f'{FONT}>latency ({escape(unit)}); ticks: p50 solid, p99 dashed</text>')
-    edges = [frame.xt[0] + (frame.xt[-1] - frame.xt[0]) * i / bins for i in range(bins + 1)]
+                f'{FONT}>latency ({escape(unit)}{scale}); ticks: p50 solid, p99 dashed</text>')
+    edges = [frame.x_at(i / bins) for i in range(bins + 1)]
     for n, (label, samples, marks) in enumerate(series):
         base = frame.top + row * (n + 1) - 6
         counts = [0] * bins
         for v in samples:
-            i = min(bins - 1, max(0, int((v - edges[0]) / (edges[-1] - edges[0]) * bins)))
+            i = min(bins - 1, max(0, bisect.bisect_right(edges, v) - 1))
             counts[i] += 1
         peak = max(counts) or 1
         color = PALETTE[n % len(PALETTE)]

@@ -1,0 +1,259 @@
+"""The HTML report, rendered by a real headless Chromium: the numbers on the page are the JSON's.
+
+Candidates are real: the digits fixture CNN in fp32 on onnxruntime and on OpenVINO, and an int8
+(dynamic) copy made with onnxruntime.quantization, each measured by the agent in a fresh process
+and its accuracy measured on the held-out digits through edgeship.Dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from edgeship import Budget, Dataset, benchmark
+from edgeship.errors import ConfigError
+from edgeship.report import CANDIDATE_SCHEMA, render_report, report
+from edgeship.report_plots import fmt
+from edgeship.runtime import load
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium with no network, no GPU, a throwaway profile."""
+    assert CHROMIUM, "chromium is not installed: apt-get install chromium"
+    profile = tmp_path / "chromium-profile"
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--no-first-run", f"--user-data-dir={profile}", *args, page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+
+
+class Cells(HTMLParser):
+    """Collects every element with data-row/data-key: its text, data-value and data-ok."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: dict[tuple[int, str], dict[str, Any]] = {}
+        self.titles: list[str] = []
+        self._open: list[tuple[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, Any]]) -> None:
+        a = dict(attrs)
+        if "data-key" in a:
+            key = (int(a["data-row"]), a["data-key"])
+            self.cells[key] = {"text": "", "value": a.get("data-value"), "ok": a.get("data-ok")}
+            self._open.append((tag, key))
+        elif tag == "title":
+            self._open.append((tag, None))
+            self.titles.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open and self._open[-1][0] == tag:
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        for tag, key in self._open:
+            if tag == "title" and key is None:
+                self.titles[-1] += data
+            elif key is not None:
+                self.cells[key]["text"] += data
+
+
+def quantize_dynamic(src: Path, dst: Path) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    return dst
+
+
+def accuracy_percent(model: Path, npz: Path, backend: str) -> float:
+    session = load(model, backend=backend)
+    data = Dataset(npz).for_model(session)
+    hits = sum(int((session.run(f)[session.outputs[0].name].argmax(1) == y).sum())
+               for f, y in data.batches(60))
+    return 100.0 * hits / len(data)
+
+
+@pytest.fixture(scope="module")
+def candidates(digits_onnx, digits_test_npz, tmp_path_factory) -> list[Path]:
+    """Three candidate JSON files with real measurements and real accuracies."""
+    folder = tmp_path_factory.mktemp("candidates")
+    int8 = quantize_dynamic(digits_onnx, folder / "digits_int8.onnx")
+    plan = [("fp32 · onnxruntime", digits_onnx, "onnxruntime", ["export(onnx)"]),
+            ("fp32 · openvino", digits_onnx, "openvino", ["export(onnx)"]),
+            ("int8-dynamic · onnxruntime", int8, "onnxruntime", ["quantize(int8, dynamic)"])]
+    baseline = accuracy_percent(digits_onnx, digits_test_npz, "onnxruntime")
+    paths = []
+    for name, model, backend, recipe in plan:
+        result = benchmark(model, "local", backend=backend, threads=1, warmup=2, runs=40,
+                           min_seconds=0.1)
+        acc = accuracy_percent(model, digits_test_npz, backend)
+        payload = {"schema": CANDIDATE_SCHEMA, "name": name, "model": model.name, "recipe": recipe,
+                   "accuracy": acc, "baseline_accuracy": baseline, "accuracy_drop": baseline - acc,
+                   "accuracy_metric": "top1", "benchmark": result.to_dict(), "verdict": None,
+                   "error": None}
+        path = folder / f"candidate{len(paths)}.json"
+        path.write_text(json.dumps(payload))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def rendered(candidates, tmp_path_factory) -> tuple[Path, Budget, list[dict[str, Any]]]:
+    """The report written by the CLI with budgets, and the candidates' JSON."""
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    sizes = sorted(json.loads(p.read_text())["benchmark"]["model"]["size_bytes"] for p in candidates)
+    size_limit = (sizes[0] + sizes[-1]) / 2 / 1e6  # between the smallest and largest file
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeship.cli", "report", *map(str, candidates), "-o", str(out),
+         "--max-latency-ms", "1000", "--max-size-mb", repr(size_limit), "--max-accuracy-drop", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    budget = Budget(max_latency_ms=1000, max_size_mb=size_limit, max_accuracy_drop=1)
+    return out, budget, [json.loads(p.read_text()) for p in candidates]
+
+
+def dom_cells(page: Path, tmp_path: Path) -> Cells:
+    dom = chromium(page, tmp_path, "--dump-dom").stdout
+    assert "<table id=\"candidates\">" in dom, dom[:500]
+    cells = Cells()
+    cells.feed(dom)
+    return cells
+
+
+def test_page_numbers_equal_the_json_in_a_real_browser(rendered, tmp_path):
+    page, _, payloads = rendered
+    cells = dom_cells(page, tmp_path).cells
+    for row, cand in enumerate(payloads):
+        bench = cand["benchmark"]
+        expected = {
+            "latency_p50_ms": bench["latency_ms"]["p50"],
+            "latency_p99_ms": bench["latency_ms"]["p99"],
+            "peak_rss_mb": bench["memory"]["peak_rss_mb"],
+            "size_mb": bench["model"]["size_bytes"] / 1e6,
+            "accuracy": cand["accuracy"],
+            "accuracy_drop": cand["accuracy_drop"],
+        }
+        assert cells[(row, "name")]["text"].startswith(cand["name"])
+        for key, value in expected.items():
+            cell = cells[(row, key)]
+            assert float(cell["value"]) == value, key
+            assert cell["text"] == fmt(value), key
+        assert int(cells[(row, "runs")]["text"]) == bench["latency_ms"]["runs"]
+        assert cells[(row, "threads")]["text"] == "1"
+
+
+def test_budget_marks_equal_the_budgets_verdict(rendered, tmp_path):
+    from edgeship.runtime.bench import BenchmarkResult
+
+    page, budget, payloads = rendered
+    cells = dom_cells(page, tmp_path).cells
+    outcomes = set()
+    for row, cand in enumerate(payloads):
+        verdict = budget.evaluate(BenchmarkResult.from_dict(cand["benchmark"]), cand["accuracy_drop"])
+        for check in verdict.checks:
+            cell = cells[(row, f"budget_{check.name}")]
+            assert cell["ok"] == str(check.ok).lower(), (cand["name"], check.name)
+            assert cell["text"].startswith("✅" if check.ok else "❌")
+            outcomes.add(check.ok)
+        status = cells[(row, "status")]["text"]
+        assert status.startswith("✅" if verdict.ok else "❌")
+    assert outcomes == {True, False}  # the size budget splits the candidates
+
+
+def test_pareto_plot_has_one_point_per_candidate_with_its_values(rendered, tmp_path):
+    page, _, payloads = rendered
+    titles = dom_cells(page, tmp_path).titles
+    for cand in payloads:
+        p50, acc = cand["benchmark"]["latency_ms"]["p50"], cand["accuracy"]
+        point = f"{cand['name']}: latency p50 (ms) {fmt(p50)}, top1 (%) {fmt(acc)}"
+        assert point in titles
+    assert any(t.startswith(f"{payloads[0]['name']} p99 ") for t in titles)  # distributions
+    assert any(t.startswith("budget ") and t.endswith(" MB") for t in titles)  # size budget line
+
+
+def test_report_renders_to_a_screenshot(rendered, tmp_path):
+    page, _, _ = rendered
+    shot = tmp_path / "report.png"
+    chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1280,2400")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_report_is_self_contained(rendered):
+    html = rendered[0].read_text()
+    assert "<script" not in html and "<link" not in html and "<img" not in html
+    assert set(part.split('"')[0] for part in html.split("http")[1:]) == {"://www.w3.org/2000/svg"}
+
+
+def test_bench_json_with_its_verdict_renders(digits_onnx, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeship.cli", "bench", str(digits_onnx), "--runs", "20",
+         "--min-seconds", "0", "--max-memory-mb", "100000", "-o", str(out)],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(out.read_text())
+    html = render_report([out])
+    assert 'data-key="budget_memory" data-ok="true"' in html
+    assert f'data-value="{payload["latency_ms"]["p50"]!r}"' in html
+    assert "No accuracy in these results" in html
+
+
+def test_failed_candidate_is_listed_with_its_reason(candidates, tmp_path):
+    failed = {"schema": CANDIDATE_SCHEMA, "name": "int8-static · tflite", "error":
+              "parity check failed: top-1 agreement 0.71 < 0.99"}
+    html = render_report([candidates[0], failed])
+    assert "❌ parity check failed: top-1 agreement 0.71 &lt; 0.99" in html
+
+
+def test_summary_with_candidates_budget_and_pick(candidates, tmp_path):
+    summary = {"candidates": [json.loads(p.read_text()) for p in candidates],
+               "budget": {"max_latency_ms": 1000}, "pick": "fp32 · openvino",
+               "device": "x86-amx"}
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    out = report([path], tmp_path / "r.html")
+    html = out.read_text()
+    assert "for x86-amx" in html and "✅ pick" in html
+    assert "latency budget 1000 ms" in html
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist"),
+    ("{not json", "cannot read result"),
+    ('{"schema": "something/1"}', "is not an edgeship result"),
+    ('{"schema": "edgeship.candidate/1", "name": "x", "speed": 3}', "speed: Extra inputs"),
+])
+def test_bad_result_files_exit_2_with_one_line_and_no_output(content, message, tmp_path):
+    src = tmp_path / "r.json"
+    if content is not None:
+        src.write_text(content)
+    out = tmp_path / "report.html"
+    proc = subprocess.run([sys.executable, "-m", "edgeship.cli", "report", str(src), "-o", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr and "Fix:" in proc.stderr
+    assert not out.exists()
+
+
+def test_no_results_is_a_config_error():
+    with pytest.raises(ConfigError, match="no results"):
+        render_report([])
+
+
+def test_memory_bars_show_peak_rss_values(rendered):
+    html = rendered[0].read_text()
+    for cand in rendered[2]:
+        peak = cand["benchmark"]["memory"]["peak_rss_mb"]
+        assert f"{cand['name']}: {fmt(peak)} MB</title>" in html
+    assert np.isfinite([c["accuracy"] for c in rendered[2]]).all()
