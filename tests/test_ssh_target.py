@@ -209,6 +209,18 @@ def test_accept_new_host_key_records_it_for_the_next_connection(
         assert target.run(["true"]).ok
 
 
+def test_hashed_known_hosts_entries_are_recognised(
+    ssh_home: PlainDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = _fresh_home(ssh_home, tmp_path, ssh_home.server.known_hosts_line)
+    subprocess.run(["ssh-keygen", "-H", "-f", str(home / ".ssh" / "known_hosts")], check=True,
+                   capture_output=True)
+    assert "127.0.0.1" not in (home / ".ssh" / "known_hosts").read_text()  # hashed (|1|...)
+    monkeypatch.setenv("HOME", str(home))
+    with SSHTarget(ssh_home.alias) as target:
+        assert target.run(["true"]).ok
+
+
 def test_changed_host_key_is_refused_even_when_accepting_new_keys(
     ssh_home: PlainDevice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

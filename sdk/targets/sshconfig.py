@@ -96,16 +96,17 @@ def parse_target(spec: str) -> tuple[Optional[str], str, Optional[int]]:
     return user, host, port
 
 
-def _config(path: Optional[Path]) -> Any:
+def _lookup(path: Optional[Path], host: str) -> Any:
+    """``host``'s settings from the SSH config file (empty when there is no file)."""
     import paramiko
 
     path = path or Path(os.path.expanduser("~/.ssh/config"))
-    if not path.is_file():
-        return paramiko.SSHConfig()
     try:
-        return paramiko.SSHConfig.from_path(str(path))
-    except Exception as exc:  # paramiko raises several types for a malformed file
-        raise ConfigError(f"cannot read SSH config '{path}': {exc}",
+        config = paramiko.SSHConfig.from_path(str(path)) if path.is_file() \
+            else paramiko.SSHConfig()
+        return config.lookup(host)
+    except Exception as exc:  # paramiko raises several types for malformed files or Match exec
+        raise ConfigError(f"cannot read SSH config '{path}' for host '{host}': {exc}",
                           "fix the file (ssh -G HOST shows how ssh reads it)") from None
 
 
@@ -120,7 +121,7 @@ def _number(value: Any, key: str, kind: type = float) -> Any:
 def resolve(spec: str, config_path: Optional[Path] = None, *, follow_jumps: bool = True) -> HostSpec:
     """The connection facts for a target string, with ``~/.ssh/config`` applied."""
     user, host, port = parse_target(spec)
-    entry = _config(config_path).lookup(host)
+    entry = _lookup(config_path, host)
     hostname = entry.get("hostname", host)
     keyfiles = tuple(os.path.expanduser(p) for p in entry.get("identityfile", []))
     if not keyfiles:
