@@ -97,6 +97,8 @@ class LayerReport:
     kind: str
     shape_before: tuple[int, ...]
     shape_after: tuple[int, ...]
+    outputs_before: int  # output channels / features
+    outputs_after: int
     zero_share: float  # share of this layer's weights that are zero after pruning
     protected: bool
 
@@ -278,21 +280,26 @@ def _zero_share(weight: Any) -> float:
     return float((weight == 0).sum()) / weight.numel()
 
 
-def _layer_reports(before: dict[str, tuple[int, ...]], module: Any, protected: set[str]
-                   ) -> list[LayerReport]:
+def _outputs(layer: Any) -> int:
+    return int(getattr(layer, "out_channels", None) or layer.out_features)
+
+
+def _layer_reports(before: dict[str, tuple[tuple[int, ...], int]], module: Any,
+                   protected: set[str]) -> list[LayerReport]:
     layers = prunable_layers(module)
     return [
         LayerReport(name, type(layers[name]).__name__, shape, tuple(layers[name].weight.shape),
-                    _zero_share(layers[name].weight.detach()), name in protected)
-        for name, shape in before.items()
+                    outputs, _outputs(layers[name]), _zero_share(layers[name].weight.detach()),
+                    name in protected)
+        for name, (shape, outputs) in before.items()
     ]
 
 
-def _channels_removed(reports: list[LayerReport]) -> float:
-    pruned = [r for r in reports if not r.protected]
-    kept = sum(r.shape_after[0] for r in pruned)
-    total = sum(r.shape_before[0] for r in pruned)
-    return 1 - kept / total if total else 0.0
+def _channels_removed(reports: list[LayerReport], method: str) -> float:
+    """The share of output channels (neurons) removed from the layers the method prunes."""
+    pruned = [r for r in reports if not r.protected and (method != "neurons" or r.kind == "Linear")]
+    total = sum(r.outputs_before for r in pruned)
+    return 1 - sum(r.outputs_after for r in pruned) / total if total else 0.0
 
 
 def prune(
@@ -347,13 +354,15 @@ def prune(
     layers = prunable_layers(module)
     example_t = torch.from_numpy(example)
     protected = _protected(module, layers, config, example_t)
-    shapes = {n: tuple(m.weight.shape) for n, m in layers.items()}
+    shapes = {n: (tuple(m.weight.shape), _outputs(m)) for n, m in layers.items()}
     before = module_stats(module, example, evaluation)
     masks = _prune_in_place(module, layers, config, protected, example_t, tune)
     reports = _layer_reports(shapes, module, protected)
     history = _finetune(module, tune, config, _reapply(layers, masks), progress)
-    result = PruneResult(module, config, reports, before, module_stats(module, example, evaluation),
-                         _achieved(module, masks, reports), history, notes=_notes(config, tune))
+    after = module_stats(module, example, evaluation)
+    result = PruneResult(module, config, reports, before, after,
+                         _achieved(module, masks, reports, config.method), history,
+                         notes=_notes(config, tune))
     if output is not None:
         result.output = save_torch(module, output, example, origin=_origin(model),
                                    step={"step": "prune", "config": result.to_dict()["config"]})
@@ -409,9 +418,10 @@ def _finetune(module: Any, tune: Optional[Labelled], config: PruneConfig, after_
                          description="fine-tuning")
 
 
-def _achieved(module: Any, masks: dict[str, Any], reports: list[LayerReport]) -> float:
+def _achieved(module: Any, masks: dict[str, Any], reports: list[LayerReport], method: str
+              ) -> float:
     if not masks:
-        return _channels_removed(reports)
+        return _channels_removed(reports, method)
     weights = [prunable_layers(module)[n].weight for n in masks]
     return sum(float((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
 

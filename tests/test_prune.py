@@ -159,6 +159,7 @@ def test_neuron_pruning_shrinks_hidden_linear_layers_only(digits_data) -> None:
     result = prune(mlp, 0.25, neurons=True, example_input=digits_data.x_test[:1])
     shapes = {r.name: r.shape_after for r in result.layers}
     assert shapes == {"0": (4, 1, 3, 3), "3": (24, 256), "5": (10, 24)}
+    assert result.achieved == 0.25  # of the hidden neurons; convolutions are not candidates
 
 
 def test_neuron_pruning_with_no_hidden_neurons_says_so(digits_torch_model, digits_data) -> None:
