@@ -25,6 +25,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 from edgeship.converters.evaluate import DataLike, Labelled, ModelStats, accuracy_of, load_labelled
+from edgeship.converters.onnx_to_torch import check_output
 from edgeship.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -345,6 +346,7 @@ def distill(
     """
     config = TrainConfig(temperature=temperature, alpha=alpha, epochs=epochs, lr=lr,
                          optimizer=optimizer, batch_size=batch_size, seed=seed)
+    check_output(output)
     everything = load_labelled(data)
     train, val = _split(everything, val_data, config.val_share, seed)
     teacher_out = model_outputs(teacher, train.x, "teacher")

@@ -219,21 +219,41 @@ def _io_names(origin: Optional[Path]) -> tuple[Optional[list[str]], Optional[lis
     return [s.name for s in source.inputs], source.output_names
 
 
+MODEL_SUFFIXES = (".onnx", ".pt2")
+
+
+def check_output(output: Union[str, Path, None]) -> Optional[Path]:
+    """Refuse an output path that cannot be written before any training starts."""
+    import os
+
+    from edgeship.errors import ConfigError
+
+    if output is None:
+        return None
+    path = Path(output)
+    if path.suffix.lower() not in MODEL_SUFFIXES:
+        raise ConfigError(f"cannot write '{path.name}': unknown model suffix",
+                          "write .onnx (exported, parity-checked) or .pt2 (torch.export)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot write to '{path.parent}': {exc.strerror or exc}",
+                          "choose a writable output path with -o") from None
+    if not os.access(path.parent, os.W_OK) or path.is_dir():
+        raise ConfigError(f"cannot write '{path}'", "choose a writable output file with -o")
+    return path
+
+
 def save_torch(module: Any, output: Union[str, Path], example: np.ndarray, *,
                origin: Optional[Path] = None, step: Optional[dict[str, Any]] = None) -> Path:
     """Write a pruned or distilled module: .onnx through ``edgeship.export`` (parity-checked
     against the module, manifest whose provenance continues the origin's with ``step``), or
     .pt2 (``torch.export``, dynamic batch)."""
-    output = Path(output)
-    suffix = output.suffix.lower()
-    if suffix == ".onnx":
-        return _save_onnx(module, output, example, origin, step)
-    if suffix == ".pt2":
-        return _save_pt2(module, output, example)
-    from edgeship.errors import ConfigError
-
-    raise ConfigError(f"cannot write '{output.name}': unknown model suffix",
-                      "write .onnx (exported, parity-checked) or .pt2 (torch.export)")
+    path = check_output(output)
+    assert path is not None
+    if path.suffix.lower() == ".onnx":
+        return _save_onnx(module, path, example, origin, step)
+    return _save_pt2(module, path, example)
 
 
 def _save_onnx(module: Any, output: Path, example: np.ndarray, origin: Optional[Path],

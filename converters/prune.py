@@ -39,8 +39,8 @@ from edgeship.converters.evaluate import (
     load_labelled,
     module_stats,
 )
+from edgeship.converters.onnx_to_torch import check_output, save_torch
 from edgeship.converters.onnx_to_torch import origin_of as _origin
-from edgeship.converters.onnx_to_torch import save_torch
 from edgeship.errors import ConfigError
 
 METHODS = ("unstructured", "channels", "neurons")
@@ -345,6 +345,7 @@ def prune(
     method = "channels" if structured else "neurons" if neurons else "unstructured"
     config = PruneConfig(sparsity, method, importance, scope, dict(per_layer or {}),
                          tuple(protect), epochs, lr)
+    check_output(output)
     tune = None if finetune_data is None else load_labelled(finetune_data)
     evaluation = None if eval_data is None else load_labelled(eval_data)
     if epochs and (tune is None or tune.y is None):

@@ -210,3 +210,12 @@ def test_the_distill_step_needs_data_and_returns_an_artifact(digits_onnx: Path, 
     assert [s.step for s in steps] == ["distill", "export"]
     assert steps[0].config["temperature"] == 4.0 and steps[0].config["student"] == "pruned:0.5"
     assert artifact.manifest.provenance.source == str(digits_onnx)
+
+
+@pytest.mark.parametrize("name", ["student.tflite", "blocker/student.onnx"])
+def test_an_unwritable_output_is_refused_before_training(name: str, digits_onnx: Path,
+                                                         digits_data, tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    with pytest.raises(ConfigError, match="cannot write"):
+        distill(digits_onnx, "pruned", digits_data.x_train, output=tmp_path / name, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]

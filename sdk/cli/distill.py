@@ -36,7 +36,8 @@ def distill_cmd(
     sparsity: Annotated[float, typer.Option(
         "--sparsity", help="Channel share removed for --student pruned.")] = 0.5,
     val_data: Annotated[Optional[Path], typer.Option(
-        "--val-data", help=".npz for validation [default: 10% of labelled --data held out].")
+        "--val-data", help=".npz for validation; it also picks the epoch kept, so report "
+                           "accuracy on other data [default: 10% of labelled --data held out].")
     ] = None,
     output: Annotated[Optional[Path], typer.Option(
         "-o", "--output", help="Student model: .onnx or .pt2 [default: TEACHER-distilled.onnx].")
