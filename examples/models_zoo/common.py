@@ -7,7 +7,6 @@ provenance (the source weights file and its sha256, the steps that made the ONNX
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Optional
@@ -15,14 +14,6 @@ from typing import Any, Optional
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "examples" / "models"
 DATA = REPO / "examples" / "data"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_onnx(model: Any, example: Any, path: Path, input_name: str = "input",
@@ -56,6 +47,7 @@ def write_manifest(
     import onnx
     from edgeship import __version__
     from edgeship.io import write_atomic
+    from edgeship.runtime.bench import sha256_file
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
     initializers = {i.name for i in graph.initializer}
