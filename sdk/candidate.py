@@ -132,6 +132,12 @@ class Data:
     eval: Split
     train: Optional[Split]
     how: str
+    disjoint: bool = True  # train and eval share no samples
+
+    @property
+    def training_samples(self) -> int:
+        """Samples a model may be trained on without being evaluated on them too."""
+        return len(self.train) if self.train is not None and self.disjoint else 0
 
     @property
     def labelled(self) -> bool:
@@ -176,7 +182,8 @@ def load_data(original: Original, data: Any, train_data: Any, seed: int = 0) -> 
                     "--data evaluates, --train-data calibrates and trains")
     if len(evaluation) < MIN_SPLIT:
         return Data(evaluation, evaluation,
-                    f"only {len(evaluation)} samples: calibration uses the evaluation samples")
+                    f"only {len(evaluation)} samples: calibration uses the evaluation samples, "
+                    "nothing is trained on them", disjoint=False)
     order = np.random.default_rng(seed).permutation(len(evaluation))
     cut = int(round(len(order) * (1 - HOLDOUT_SHARE)))
     return Data(evaluation.take(np.sort(order[cut:])), evaluation.take(np.sort(order[:cut])),

@@ -328,7 +328,7 @@ class _Search:
         from edgeship.search_context import Progress
 
         facts = ModelFacts(self.original.kind, self.original_facts.get("conv_share"),
-                           self.data.labelled, len(self.data.train) if self.data.train else 0,
+                           self.data.labelled, self.data.training_samples,
                            self.budget.max_accuracy_drop)
         plan = plan_recipes(self.profile, facts)
         recipes = user if user is not None else plan.recipes
@@ -474,10 +474,9 @@ def write_output(result: CompressResult, original: Original, path: Path, force: 
                 if c.benchmark is not None:
                     out.write(f"candidates/{c.name}/benchmark.json", c.benchmark.to_json(indent=2))
             if result.pick is not None and result.pick.path is not None:
-                for f in copy_model(result.pick.path, out.staging, original.stem):
-                    out.files.append(f.name)
-                summary["artifact"] = out.files[-1].removesuffix(".manifest.json") \
-                    if out.files[-1].endswith(".manifest.json") else out.files[-1]
+                copies = copy_model(result.pick.path, out.staging, original.stem)
+                out.files += [f.name for f in copies]
+                summary["artifact"] = copies[0].name
             out.write("report.html", render_report(
                 [summary], title=f"edgeship compress: {original.stem} for {result.device}"))
             summary["files"] = sorted([*out.files, SUMMARY])

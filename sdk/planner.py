@@ -51,6 +51,7 @@ REACHABLE: dict[str, tuple[str, ...]] = {
 }
 PRUNE_SPARSITIES = (0.25, 0.5)
 DISTILL_EPOCHS = 10
+MIN_TRAINING_SAMPLES = 100  # fewer, and distillation memorises them rather than learning
 
 
 @dataclass(frozen=True)
@@ -283,8 +284,10 @@ def structural_recipes(
             reason = None
             if not facts.torch_possible:
                 reason = "pruning and distillation need a torch model or an ONNX onnx2torch reads"
-            elif facts.training_samples == 0:
-                reason = "pruning and distillation need training samples (--train-data or --data)"
+            elif facts.training_samples < MIN_TRAINING_SAMPLES:
+                reason = (f"pruning and distillation need at least {MIN_TRAINING_SAMPLES} training "
+                          f"samples apart from the evaluation ones, have {facts.training_samples} "
+                          "(--train-data, or more --data)")
             elif precision not in fastest or fastest[precision] not in by_tag:
                 reason = f"no {precision} candidate succeeded to pick an engine from"
             if reason:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from edgeship.planner import ModelFacts, plan_recipes, structural_recipes
 from edgeship.profiles import load_profile, parse_profile
 from edgeship.recipe import load_recipes
+
+from tests.fixtures.sshd import PlainDevice
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "examples" / "models" / "digits_cnn.onnx"
@@ -333,3 +334,23 @@ def test_the_output_says_the_host_is_not_the_device_and_holds_every_result(proof
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == summary["files"]
     html = (out / "report.html").read_text()
     assert summary["pick"] in html and "<script" not in html
+
+
+@pytest.mark.ssh
+def test_with_a_target_every_candidate_is_measured_on_the_device(
+    plain_device: PlainDevice, one_recipe: Path, tmp_path: Path
+) -> None:
+    proc = edgeship("compress", str(DIGITS), "--device", "x86-avx512-vnni", "--target",
+                    plain_device.alias, "--data", str(DIGITS_TEST), "--recipes", str(one_recipe),
+                    *QUICK, "--json", "-o", str(tmp_path / "out"), **plain_device.env())
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    where = summary["measured_on"]
+    assert where["kind"] == "device" and where["target"] == plain_device.alias
+    assert where["matches_profile"] is True  # the sshd device is this AVX-512 VNNI host
+    assert where["note"].startswith(f"measured on the device {plain_device.alias}")
+    (cand,) = summary["candidates"]
+    assert cand["benchmark"]["target"] == {**cand["benchmark"]["target"], "name": plain_device.alias,
+                                           "kind": "SSHTarget"}
+    assert cand["benchmark"]["model"]["path"].startswith(str(plain_device.user.cache))
+    assert plain_device.temp_files() == []
