@@ -23,6 +23,7 @@ _EXPORTS = {
     "BenchmarkResult": "edgeship.runtime.bench:BenchmarkResult",
     "benchmark": "edgeship.bench:benchmark",
     "deploy": "edgeship.deploy:deploy",
+    "provision": "edgeship.provisioning:provision",
     "bench_fleet": "edgeship.fleet:bench_fleet",
     "SSHTarget": "edgeship.targets.ssh:SSHTarget",
     "quantize": "edgeship.converters.quantize:quantize",

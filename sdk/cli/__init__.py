@@ -11,7 +11,8 @@ import sys
 from typing import Optional
 
 # Command modules, each with ``register(app)``; discovery by convention, no central switch.
-COMMAND_MODULES = ["bench", "deploy", "inspect", "profiles", "prune", "distill", "report", "quantize", "export"]
+COMMAND_MODULES = ["bench", "deploy", "inspect", "profiles", "prune", "distill", "report", "quantize", "export",
+                   "provision"]
 
 
 def build_app():  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from edgeship.cli import options as o
 from edgeship.cli import remote as r
+from edgeship.cli.provision import Provision, provision_for
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +40,7 @@ def bench(
         float, typer.Option("--min-seconds", help="Time the runs for at least this long.")
     ] = 1.0,
     input_shape: o.InputShape = None,
+    provision: Provision = False,
     output: Annotated[
         Optional[Path], typer.Option("-o", "--output", help="Also write the result JSON here.")
     ] = None,
@@ -65,13 +67,18 @@ def bench(
     targets = r.collect_targets(target, hosts_file)
     options = dict(backend=backend, threads=threads, warmup=warmup, runs=runs,
                    min_seconds=min_seconds, input_shapes=shapes, precision=precision)
+    if provision and (len(targets) > 1 or targets[0] == "local"):
+        raise ConfigError("--provision works on one device (--target HOST) at a time",
+                          "run edgeship bench --provision --target HOST for each device")
     if len(targets) > 1:
         raise typer.Exit(r.bench_fleet_cli(
             model, targets, budget=budget, options=options, accept_new_host_key=accept_new_host_key,
             timeout=timeout, jobs=jobs, output=output, json_out=json_out))
-    with r.open_cli_target(targets[0], accept_new_host_key) as tgt, \
-            err_console.status(f"benchmarking {model.name} on {targets[0]}…"):
-        result = benchmark(model, tgt, timeout=timeout, **options)  # type: ignore[arg-type]
+    with r.open_cli_target(targets[0], accept_new_host_key) as tgt:
+        if provision:
+            provision_for(tgt, model, backend)
+        with err_console.status(f"benchmarking {model.name} on {targets[0]}…"):
+            result = benchmark(model, tgt, timeout=timeout, **options)  # type: ignore[arg-type]
     verdict = result.check(budget)
     payload = result.to_dict() | {"verdict": verdict_dict(verdict)}
     if output:

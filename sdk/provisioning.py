@@ -1,4 +1,4 @@
-"""Install numpy and backends on a device without internet, from wheels the host downloads.
+"""Provisioning: numpy and backends into a venv on a device, from wheels the host downloads.
 
 ``provision(target, ["onnxruntime"])`` reads the device's CPU architecture, Python version and
 glibc; has the host ``pip download`` wheels for exactly that platform (every manylinux tag the
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from edgeship import errors
-from edgeship.runtime.formats import get_backend
+from edgeship.runtime.formats import format_for_path, get_backend
 from edgeship.targets import Target, open_target
 
 MIN_PYTHON = (3, 9)
@@ -131,6 +131,11 @@ def requirements(backends: Sequence[str]) -> dict[str, str]:
         backend = get_backend(name)
         reqs.setdefault(backend.pip, backend.modules[0])
     return reqs
+
+
+def backends_for(model: Union[str, Path], backend: Optional[str] = None) -> list[str]:
+    """The backend to provision for ``model``: ``backend`` if given, else its format's first."""
+    return [backend] if backend else [format_for_path(model).backends[0]]
 
 
 def _normalise(name: str) -> str:
@@ -247,6 +252,9 @@ def _install(target: Target, facts: DeviceFacts, wheels: Sequence[Path]) -> None
     _checked(target, [facts.venv_python, f"{facts.wheel_dir}/{pip_wheel.name}/pip", "--isolated",
                       "install", "--disable-pip-version-check", "--no-index", "--find-links",
                       facts.wheel_dir, "--no-warn-script-location",
+                      # byte-compiling thousands of files is most of pip's time on a slow
+                      # board; Python compiles (and caches) the modules it really imports
+                      "--no-compile",
                       *[f"{facts.wheel_dir}/{w.name}" for w in wheels]],
              "install the wheels", timeout=1800)
 

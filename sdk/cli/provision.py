@@ -1,0 +1,62 @@
+"""`edgeship provision --target HOST`, and the `--provision` flag of deploy and bench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from edgeship.cli import options as o
+from edgeship.cli import remote as r
+
+Provision = Annotated[
+    bool,
+    typer.Option("--provision",
+                 help="First install numpy and the backend into a venv on the device "
+                 "(~/.cache/edgeship/venv) from wheels downloaded here for its platform; the "
+                 "device needs no internet.  The agent then runs with that venv."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("provision")(provision_command)
+
+
+def provision_command(
+    target: Annotated[str, typer.Option("--target", help="user@host[:port] or an ~/.ssh/config "
+                                        "Host alias.")],
+    backend: Annotated[
+        Optional[list[str]],
+        typer.Option("--backend", metavar="NAME", help="onnxruntime | openvino | tflite; "
+                     "repeatable (default onnxruntime)."),
+    ] = None,
+    upgrade: Annotated[
+        bool, typer.Option("--upgrade", help="Install the newest wheels even if the venv "
+                           "already has the packages.")
+    ] = False,
+    accept_new_host_key: r.AcceptNewHostKey = False,
+    json_out: o.Json = False,
+) -> None:
+    """Install numpy and backends into ~/.cache/edgeship/venv on a device without internet:
+    wheels are downloaded here for the device's CPU, Python and glibc, then uploaded."""
+    import json
+
+    from edgeship.cli.render import err_console
+    from edgeship.provisioning import provision
+
+    with r.open_cli_target(target, accept_new_host_key) as tgt, \
+            err_console.status(f"provisioning {target} (wheels for its platform)…"):
+        done = provision(tgt, backend or ["onnxruntime"], upgrade=upgrade)
+    if json_out:
+        typer.echo(json.dumps(done.to_dict()))
+    err_console.print(f"✅ {done.summary()}")
+
+
+def provision_for(target: Any, model: Path, backend: Optional[str]) -> None:
+    """``--provision`` of deploy and bench: install what MODEL needs on the device first."""
+    from edgeship.cli.render import err_console
+    from edgeship.provisioning import backends_for, provision
+
+    with err_console.status(f"provisioning {target.name} (wheels for its platform)…"):
+        done = provision(target, backends_for(model, backend))
+    err_console.print(f"✅ {done.summary()}")
