@@ -259,10 +259,13 @@ def _check_sample(arr: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
     if arr.ndim != len(want) or any(
         isinstance(d, int) and d >= 0 and d != a for d, a in zip(want, arr.shape)
     ):
+        fix = ("give single samples without the batch axis (a torch Dataset, not a DataLoader)"
+               if arr.ndim == len(spec.shape) else
+               "prepare the data for this model's input shape, or give the matching preprocessing")
         raise ConfigError(
             f"data sample shape {tuple(arr.shape)} from '{source}' does not match the model's "
             f"input '{spec.name}' {format_shape(spec.shape)} (one sample is {format_shape(want)})",
-            "prepare the data for this model's input shape, or give the matching preprocessing",
+            fix,
         )
     dtype = np.dtype(spec.dtype)
     if arr.dtype != dtype:

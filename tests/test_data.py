@@ -354,3 +354,9 @@ def _encode_png_with_filters(pixels: np.ndarray) -> bytes:
 def test_png_decoder_undoes_all_five_filter_types():
     pixels = np.random.default_rng(3).integers(0, 256, (10, 7, 3), np.uint8)
     np.testing.assert_array_equal(decode_png(_encode_png_with_filters(pixels)), pixels)
+
+
+def test_batched_items_are_refused_with_a_hint(digits_data, digits_onnx):
+    batches = [digits_data.x_test[i:i + 8] for i in range(0, 32, 8)]  # what a DataLoader yields
+    with pytest.raises(ConfigError, match="not a DataLoader"):
+        Dataset(batches).for_model(load(digits_onnx))

