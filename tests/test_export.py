@@ -345,3 +345,77 @@ def test_cli_bad_input_is_one_line_with_its_exit_code(
     assert len(lines) == 1 and needle in lines[0] and "Fix:" in lines[0], err
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+# -- ONNX -> TFLite through onnx2tf (its own venv: `edgeship tools install onnx2tf`) ----------
+def test_onnx_to_tflite_without_the_tool_says_how_to_install_it(
+    digits_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("EDGESHIP_CACHE_DIR", str(tmp_path / "empty-cache"))
+    code, _, err = run_cli(capsys, digits_onnx, "--to", "tflite", "-o", tmp_path / "d.tflite")
+    assert code == 4
+    assert "edgeship tools install onnx2tf" in err
+    assert not (tmp_path / "d.tflite").exists()
+    assert not (tmp_path / "empty-cache").exists()  # nothing installed behind the user's back
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision,tolerance", [("fp32", 1e-3), ("fp16", 5e-2)])
+def test_onnx2tf_export_matches_onnxruntime_on_the_digits_test_split(
+    digits_onnx: Path, digits_test_npz: Path, digits_data: Any, tmp_path: Path,
+    precision: str, tolerance: float,
+) -> None:
+    import edgeship
+    from edgeship.runtime import load
+
+    artifact = edgeship.export(digits_onnx, "tflite", tmp_path / "d.tflite", precision=precision,
+                               data=digits_test_npz, parity_real=360)
+    (inp,) = artifact.manifest.inputs
+    assert (inp.shape, inp.layout) == ([1, 8, 8, 1], "NHWC")  # onnx2tf's layout, recorded
+    x = digits_data.x_test
+    expected = load(digits_onnx).run({"input": x})["logits"]
+    got = exported_logits(artifact.path, x.transpose(0, 2, 3, 1))
+    assert np.abs(got - expected).max() < tolerance
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= (1.0 if precision == "fp32" else 0.99)
+    parity = artifact.manifest.parity
+    assert parity is not None and parity["real"] == 360 and parity["ok"]
+
+
+@pytest.mark.slow
+def test_onnx2tf_int8_is_calibrated_on_the_given_data(
+    digits_onnx: Path, digits_test_npz: Path, digits_data: Any, tmp_path: Path,
+) -> None:
+    import edgeship
+
+    artifact = edgeship.export(digits_onnx, "tflite", tmp_path / "d8.tflite", precision="int8",
+                               data=digits_test_npz)
+    quant = artifact.manifest.quantization
+    assert quant is not None and quant["calibration"]["samples"] == 200
+    x, y = digits_data.x_test, digits_data.y_test
+    accuracy = (exported_logits(artifact.path, x.transpose(0, 2, 3, 1)).argmax(1) == y).mean()
+    from edgeship.runtime import load
+
+    fp32 = (load(digits_onnx).run({"input": x})["logits"].argmax(1) == y).mean()
+    assert 100 * (fp32 - accuracy) <= 1.0
+
+
+@pytest.mark.slow
+def test_onnx2tf_converts_an_rgb_model_without_reaching_the_network(tmp_path: Path) -> None:
+    """For RGB inputs onnx2tf fetches a sample-image file unless one is present; edgeship
+    writes it and points every proxy at a closed port, so a download attempt would fail."""
+    import torch
+
+    import edgeship
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                                    torch.nn.Conv2d(4, 2, 1)).eval()
+    onnx_path = edgeship.export(model, "onnx", tmp_path / "rgb.onnx",
+                                example_input=torch.zeros(1, 3, 16, 16)).path
+    artifact = edgeship.export(onnx_path, "tflite", tmp_path / "rgb.tflite")
+    m = artifact.manifest
+    assert [(t.shape, t.layout) for t in m.inputs] == [([1, 16, 16, 3], "NHWC")]
+    assert [(t.shape, t.layout) for t in m.outputs] == [([1, 16, 16, 2], "NHWC")]
+    assert m.parity is not None and m.parity["outputs"][0]["max_abs_diff"] < 1e-4

@@ -52,6 +52,15 @@ class Exported:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+def require_calibration_data(options: ExportOptions, data: Any) -> None:
+    """Full-integer int8 is calibrated on real samples only: random ranges ruin accuracy."""
+    if options.precision == "int8" and data is None:
+        from edgeship.errors import ConfigError
+
+        raise ConfigError("full-integer int8 export needs representative data to calibrate on",
+                          "pass --data samples.npz (100-300 real, model-ready inputs)")
+
+
 def image_layouts(shapes: list[tuple[Any, ...]], layout: str) -> list[Optional[str]]:
     """``layout`` for 4-D (image-like) tensors, None for everything else."""
     return [layout if len(s) == 4 else None for s in shapes]

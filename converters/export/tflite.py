@@ -17,9 +17,15 @@ import importlib
 from pathlib import Path
 from typing import Any, Optional
 
-from edgeship.converters.export.base import Exported, ExportOptions, captured_output, image_layouts
+from edgeship.converters.export.base import (
+    Exported,
+    ExportOptions,
+    captured_output,
+    image_layouts,
+    require_calibration_data,
+)
 from edgeship.converters.export.source import Source
-from edgeship.errors import ConfigError, MissingBackendError, ModelError, UnsupportedError
+from edgeship.errors import MissingBackendError, ModelError, UnsupportedError
 
 LITERT_PIP = "litert-torch"  # see README: installed with --no-deps beside torch 2.13
 
@@ -69,9 +75,7 @@ def _convert_int8(litert: Any, source: Source, path: Path, options: ExportOption
     """PT2E: export, insert observers, calibrate on real samples, fold into int8, convert."""
     import torch
 
-    if data is None:
-        raise ConfigError("full-integer int8 export needs representative data to calibrate on",
-                          "pass --data samples.npz (100-300 real, model-ready inputs)")
+    require_calibration_data(options, data)
     from edgeship.converters.parity import make_samples, run_batched
 
     pt2e = _import("litert_torch.quantize.pt2e_quantizer")
