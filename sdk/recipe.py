@@ -161,7 +161,7 @@ class Recipe:
 
     def labels(self) -> list[str]:
         """One short label per step, e.g. ``["prune(50% channels, l1)", "export(tflite)"]``."""
-        out = [s.label() for s in self.steps]
+        out = [s.label() for s in self.steps] or ["the original model, as given"]
         if self.precision:
             out.append(f"run({self.runs_on}, {self.precision})")
         return out

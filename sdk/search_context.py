@@ -24,7 +24,7 @@ def describe_measurement(target: Any, profile: Any) -> dict[str, Any]:
     cpu = facts.get("device_model") or facts.get("cpu_model") or "unknown CPU"
     host = isinstance(target, LocalTarget)
     fit = "" if matched is not None else f"; it does not match {profile.name}: " + \
-        reasons[0].removeprefix("no bundled profile fits: ")
+        reasons[0].removeprefix("no bundled profile fits: ").removeprefix(f"{profile.name}: ")
     if host:
         note = (f"measured on THIS HOST ({cpu}, {facts.get('cpu_count')} cores), not on a "
                 f"{profile.display_name}: latency and memory are the host's{fit}. "

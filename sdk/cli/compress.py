@@ -86,9 +86,10 @@ def candidate_table(result: Any) -> Any:
     table = Table(title=f"compress for {result.device} ({where} measurements, "
                         f"{result.data['evaluation_samples']} evaluation samples)",
                   header_style="bold", caption="★ pick  ◆ Pareto front  ✅ fits  ❌ misses  ✗ failed")
+    widest = max((len(c.name) for c in result.candidates), default=9)
     for col in ("", "candidate", "runs on", "KB", "acc %", "drop", f"{p} ms", "p99 ms", "MB"):
         table.add_column(col, justify="left" if col in ("", "candidate", "runs on") else "right",
-                         no_wrap=col != "candidate")
+                         no_wrap=col != "runs on", min_width=widest if col == "candidate" else None)
     for c in result.candidates:
         ev, bench = c.evaluation, c.benchmark
         mark = ("★" if c is result.pick else "") + ("◆" if c.on_front else "") + (
