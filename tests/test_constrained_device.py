@@ -108,8 +108,9 @@ def test_model_bigger_than_device_memory_fails_as_out_of_memory(
 def test_deploy_and_bench_complete_over_300ms_and_5_percent_loss(
     constrained_devices: Devices, fixed_linear_onnx: Path
 ) -> None:
+    """A Pi Zero at the end of a long, lossy 20 Mbit/s link (300 ms added round trip)."""
     device = constrained_devices(profile="raspberry-pi-zero-2w", delay_ms=300, loss_percent=5,
-                                 alias="edge-far")
+                                 rate_mbit=20, alias="edge-far")
 
     deployed = cli(device, "deploy", str(fixed_linear_onnx), "--target", device.alias, "--json")
     assert deployed.returncode == 0, deployed.stderr
@@ -127,4 +128,7 @@ def test_deploy_and_bench_complete_over_300ms_and_5_percent_loss(
     if device.proxy is not None:
         assert device.proxy.connections >= 2
     assert device.dropped_packets() > 0
+    shaped = subprocess.run(["tc", "-s", "qdisc", "show", "dev", device.ns.host_if],
+                            capture_output=True, text=True, check=True).stdout
+    assert "tbf" in shaped and "rate 20Mbit" in shaped, shaped
     assert device.temp_files() == []
