@@ -174,6 +174,20 @@ def test_exported_program_file_is_an_export_source(
     assert artifact.manifest.parity is not None and artifact.manifest.parity["ok"]
 
 
+def test_the_dynamo_exporter_writes_one_self_contained_file(
+    digits_torch_model: Any, digits_test_npz: Path, tmp_path: Path) -> None:
+    import onnx
+
+    artifact = export_digits(digits_torch_model, "onnx", tmp_path / "d.onnx", digits_test_npz,
+                             dynamo=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.onnx", "d.onnx.manifest.json"]
+    opset = next(o.version for o in onnx.load(str(artifact.path)).opset_import if o.domain == "")
+    assert f"dynamo exporter, opset {opset}" in artifact.manifest.provenance.steps[0].config[
+        "converter"]
+    assert artifact.manifest.parity is not None
+    assert artifact.manifest.parity["outputs"][0]["max_abs_diff"] < 1e-4
+
+
 # -- errors ----------------------------------------------------------------------------------
 class BranchOnInput:
     """Data-dependent control flow: tracing bakes in the branch the example input takes."""
@@ -404,9 +418,8 @@ def test_onnx2tf_int8_is_calibrated_on_the_given_data(
 def test_onnx2tf_converts_an_rgb_model_without_reaching_the_network(tmp_path: Path) -> None:
     """For RGB inputs onnx2tf fetches a sample-image file unless one is present; edgeship
     writes it and points every proxy at a closed port, so a download attempt would fail."""
-    import torch
-
     import edgeship
+    import torch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

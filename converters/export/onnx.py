@@ -1,10 +1,12 @@
 """Export to ONNX: torch -> ONNX with torch.onnx's TorchScript exporter at opset 17.
 
-Why ``dynamo=False``: with torch 2.13 the TorchScript exporter writes one self-contained file
-at exactly the opset asked for (17 by default, what onnxruntime, OpenVINO and onnx2tf all take).
-The dynamo exporter writes opset 18+ regardless of the opset requested and, by default, puts the
-weights in an external data file beside the model; it is there (``dynamo=True``) for models the
-TorchScript tracer cannot handle, with its opset recorded as what it really wrote.
+Why ``dynamo=False`` (checked with torch 2.13.0 / onnxscript 0.7.2): the TorchScript exporter
+writes one self-contained file at exactly the opset asked for (17 by default, which
+onnxruntime, OpenVINO and onnx2tf all take), and the same model gives a byte-identical file on
+every run.  The dynamo exporter defaults to opset 20, writes the weights to a separate
+``.onnx.data`` file unless told otherwise, and reaches a lower opset through a version
+conversion of its graph; it is offered (``dynamo=True``, weights kept inline, the opset it
+really wrote recorded) for models the TorchScript tracer cannot handle.
 
 An ``.onnx`` source is validated, copied and parity-checked as it is.
 """

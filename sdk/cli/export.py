@@ -31,6 +31,9 @@ def export(
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (TorchScript exporter).")] = 17,
     static_batch: Annotated[bool, typer.Option(
         "--static-batch", help="Keep the example's batch size instead of a dynamic batch.")] = False,
+    dynamo: Annotated[bool, typer.Option(
+        "--dynamo", help="torch.onnx's dynamo exporter (for models the tracer cannot handle).")
+    ] = False,
     json_out: o.Json = False,
 ) -> None:
     """Export MODEL to another format, check its outputs against MODEL, write it with a manifest.
@@ -50,7 +53,7 @@ def export(
     artifact = run_export(
         model, to, output, precision="fp16" if fp16 else precision, data=data,
         input_shapes=parse_input_shapes(input_shape or []) or None, opset=opset,
-        dynamic_batch=not static_batch,
+        dynamic_batch=not static_batch, dynamo=dynamo,
     )
     manifest = artifact.manifest
     if json_out:
