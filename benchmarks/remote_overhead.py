@@ -107,7 +107,7 @@ def overhead(target: str, settings: dict, repeats: int) -> dict:
 def orchestration(hosts: list[str], seconds: float) -> tuple[float, float]:
     """Fleet wall time when each device's work is ``sleep`` (no CPU): deploy check + command;
     and the CPU seconds this (host) process spent on it, all threads."""
-    from edgeship.deploy import deploy_to
+    from edgeship.deployment import deploy_to
     from edgeship.fleet import run_fleet
 
     def work(target) -> None:  # type: ignore[no-untyped-def]

@@ -391,6 +391,18 @@ def test_hostile_model_file_names_are_measured_and_never_executed(
     assert not Path("canary").exists()
 
 
+def test_hostile_remote_dir_is_a_directory_name_not_a_command(
+    ssh_home: PlainDevice, bundled_onnx: Path
+) -> None:
+    hostile = "~/cache $(touch canary);`touch canary`\n'x'"
+    report = edgeship.deploy(bundled_onnx, ssh_home.alias, remote_dir=hostile)
+    base = ssh_home.user.home / "cache $(touch canary);`touch canary`\n'x'"
+    assert Path(report.model_path).parent.parent == base
+    assert Path(report.model_path).read_bytes() == bundled_onnx.read_bytes()
+    assert not (ssh_home.user.home / "canary").exists()
+    shutil.rmtree(base)
+
+
 HOSTILE_TARGETS = ["edge-plain;touch canary", "$(touch canary)@127.0.0.1", "edge plain",
                    "edge-plain\ntouch canary", "'edge-plain'", "`touch canary`"]
 

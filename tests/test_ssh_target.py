@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from edgeship.deployment import file_sha256
 from edgeship.errors import ConfigError, HostKeyError
 from edgeship.targets import LocalTarget
 from edgeship.targets.ssh import SSHTarget
@@ -263,24 +264,26 @@ def test_deploy_sends_model_manifest_and_runtime_then_skips_them(
         shutil.copy(manifest, tmp_path / manifest.name)
     else:
         (tmp_path / f"{model.name}.manifest.json").write_text('{"files": []}')
-    first = edgeship.deploy(model, ssh_home.spec)
+    fresh = f"~/fresh-cache-{os.getpid()}"  # other tests may have filled the default cache
+    first = edgeship.deploy(model, ssh_home.spec, remote_dir=fresh)
     assert model.name in first.files_sent and f"{model.name}.manifest.json" in first.files_sent
     assert "edgeship/runtime/bench.py" in first.files_sent
     assert "edgeship/__init__.py" in first.files_sent
     assert first.bytes_sent == first.bytes_total > model.stat().st_size
     remote = Path(first.model_path)
     assert remote.read_bytes() == model.read_bytes()
-    assert remote.parent.name == edgeship.deploy.__globals__["file_sha256"](model)
-    assert str(remote).startswith(str(ssh_home.user.cache))
+    assert remote.parent.name == file_sha256(model)
+    assert str(remote).startswith(f"{ssh_home.user.home}/fresh-cache-")
 
-    second = edgeship.deploy(model, ssh_home.alias)
+    second = edgeship.deploy(model, ssh_home.alias, remote_dir=fresh)
     assert second.bytes_sent == 0 and second.files_sent == []
     assert sorted(second.files_skipped) == sorted(first.files_sent)
 
     (tmp_path / f"{model.name}.manifest.json").write_text('{"files": [], "edited": true}')
-    third = edgeship.deploy(model, ssh_home.alias)
+    third = edgeship.deploy(model, ssh_home.alias, remote_dir=fresh)
     assert third.files_sent == [f"{model.name}.manifest.json"]
-    assert ssh_home.temp_files() == []
+    assert ssh_home.temp_files(ssh_home.user.home / fresh[2:]) == []
+    assert len(ssh_home.files(ssh_home.user.home / fresh[2:])) == len(first.files_sent) + 2
 
 
 def test_deploy_of_openvino_ir_carries_its_weights(ssh_home: PlainDevice, tmp_path: Path) -> None:

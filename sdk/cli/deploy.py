@@ -33,7 +33,7 @@ def deploy(
     import json
 
     from edgeship.cli.render import err_console
-    from edgeship.deploy import deploy as deploy_model
+    from edgeship.deployment import deploy as deploy_model
     from edgeship.errors import ConfigError
 
     python = "python3"

@@ -129,8 +129,11 @@ class SSHTarget(Target):
         )
 
     # -- commands -----------------------------------------------------------------------------
-    def command_line(self, argv: Sequence[str], env: Optional[Mapping[str, str]] = None) -> str:
-        """The shell line sent to the device: every item quoted, run under the watchdog."""
+    def command_line(
+        self, argv: Sequence[str], env: Optional[Mapping[str, str]] = None, watched: bool = True
+    ) -> str:
+        """The shell line sent to the device: every item quoted, run under the watchdog
+        (``watched=False`` is for the short helper scripts, saving one Python start)."""
         if not argv or not all(isinstance(a, str) for a in argv):
             raise ConfigError(f"a command must be a non-empty list of strings, got {argv!r}",
                               "pass argv as a list")
@@ -138,6 +141,8 @@ class SSHTarget(Target):
         if any(not k or "=" in k for k in (env or {})):
             raise ConfigError(f"bad environment variable names in {sorted(env or {})}",
                               "use NAME=value pairs")
+        if not watched:
+            return "exec " + shlex.join(["env", *pairs, *argv] if pairs else argv)
         return "exec " + shlex.join([self.python, "-I", "-S", "-c", source("watchdog"),
                                      str(len(pairs)), *pairs, *argv])
 
@@ -147,8 +152,11 @@ class SSHTarget(Target):
         *,
         env: Optional[Mapping[str, str]] = None,
         timeout: Optional[float] = None,
+        watched: bool = True,
     ) -> Result:
-        command = self.command_line(argv, env)
+        """Run ``argv`` on the device; with ``watched`` (the default) it is stopped there when
+        the session ends for any reason."""
+        command = self.command_line(argv, env, watched)
         transport = self.connection().transport
         start = time.perf_counter()
         chan = None
@@ -207,10 +215,11 @@ class SSHTarget(Target):
         return out.decode(errors="replace"), err.decode(errors="replace"), code
 
     def python_json(
-        self, script: str, *args: str, what: str, flags: Sequence[str] = ()
+        self, script: str, *args: str, what: str, flags: Sequence[str] = (), watched: bool = True
     ) -> dict[str, Any]:
         """Run one of the remote/ helper scripts with the device's Python and parse its JSON."""
-        res = self.run([self.python, *flags, "-c", source(script), *args], timeout=HELPER_TIMEOUT)
+        res = self.run([self.python, *flags, "-c", source(script), *args], timeout=HELPER_TIMEOUT,
+                       watched=watched)
         tail = " | ".join(res.stderr.strip().splitlines()[-2:])
         if res.exit_code == 127:
             raise UnsupportedError(
@@ -345,7 +354,7 @@ class SSHTarget(Target):
 
     def stage(self, model: Path) -> tuple[str, list[str], dict[str, str]]:
         """Deploy ``model`` and the runtime (cached by hash) and say how to run the agent."""
-        from edgeship.deploy import deploy_to
+        from edgeship.deployment import deploy_to
 
         self.last_deploy = deploy_to(self, Path(model))
         return (self.last_deploy.model_path, [self.python],

@@ -1,4 +1,6 @@
-"""Deploy a model and the on-device runtime to a device's cache over SFTP.
+"""Deploy a model and the on-device runtime to a device's cache over SFTP (``edgeship.deploy``).
+
+(Named ``deployment`` so that importing it cannot shadow the ``edgeship.deploy`` function.)
 
 Layout on the device (``base`` is ``~/.cache/edgeship`` unless ``--dir`` says otherwise)::
 
@@ -152,11 +154,12 @@ def _preflight(target: Any, bundles: list[Bundle]) -> dict[str, Any]:
     }
     # warm path: no site import; everything present means an earlier deploy checked numpy
     info = target.python_json("preflight", json.dumps(request), what="the deploy check",
-                              flags=["-S"])
+                              flags=["-S"], watched=False)  # short, bounded: no watchdog
     if not info.get("error") and not any(info["missing"].values()):
         return info
     request["check_numpy"] = True
-    info = target.python_json("preflight", json.dumps(request), what="the deploy check")
+    info = target.python_json("preflight", json.dumps(request), what="the deploy check",
+                              watched=False)
     if info.get("numpy") is None:
         raise MissingBackendError(
             f"{target.name}'s {target.python} (Python {info.get('python')}, "
