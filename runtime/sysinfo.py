@@ -160,6 +160,72 @@ def throttled(before: dict[str, Any], after: dict[str, Any]) -> Optional[bool]:
     return any(z["celsius"] >= z["trip_celsius"] for z in zones)
 
 
+_UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as a number near 2**63
+
+
+def _cgroup_paths() -> dict[str, str]:
+    """controller -> this process's cgroup path ('' key for the v2 unified hierarchy)."""
+    paths: dict[str, str] = {}
+    for line in (_read("/proc/self/cgroup") or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            for controller in parts[1].split(",") if parts[1] else [""]:
+                paths[controller] = parts[2]
+    return paths
+
+
+def _tightest(base: Path, rel: str, leaf: str, parse: Any) -> Optional[float]:
+    """The smallest limit set at ``rel`` or any ancestor (all of them apply)."""
+    best: Optional[float] = None
+    rel_path = Path(rel.lstrip("/"))
+    for anc in [rel_path, *rel_path.parents]:
+        value = parse(_read(base / anc / leaf))
+        if value is not None and (best is None or value < best):
+            best = value
+    return best
+
+
+def _v1_memory(text: Optional[str]) -> Optional[float]:
+    return int(text) / 2**20 if text and text.isdigit() and int(text) < _UNLIMITED else None
+
+
+def _v2_memory(text: Optional[str]) -> Optional[float]:
+    return int(text) / 2**20 if text and text.isdigit() else None
+
+
+def _v2_cpu(text: Optional[str]) -> Optional[float]:
+    quota, _, period = (text or "max").partition(" ")
+    return int(quota) / int(period) if quota.isdigit() and period.isdigit() else None
+
+
+def cgroup_limits() -> dict[str, Any]:
+    """Memory (MB) and CPU (cores) limits of this process's cgroup, v1 or v2; None = unlimited.
+
+    A board emulated with cgroups, a container, or a systemd slice can give a process far less
+    than the machine has; the measurement must say so.
+    """
+    paths = _cgroup_paths()
+    root = Path("/sys/fs/cgroup")
+    if (root / "cgroup.controllers").exists() and "" in paths:
+        return {
+            "version": 2,
+            "memory_limit_mb": _tightest(root, paths[""], "memory.max", _v2_memory),
+            "cpu_quota_cores": _tightest(root, paths[""], "cpu.max", _v2_cpu),
+        }
+    memory = (
+        _tightest(root / "memory", paths["memory"], "memory.limit_in_bytes", _v1_memory)
+        if "memory" in paths else None
+    )
+    cpu = None
+    if "cpu" in paths:
+        base, rel = root / "cpu", paths["cpu"]
+        quota = _tightest(base, rel, "cpu.cfs_quota_us", lambda t: int(t) if t and t.isdigit() else None)
+        period = _read(base / rel.lstrip("/") / "cpu.cfs_period_us")
+        if quota and period and period.isdigit():
+            cpu = quota / int(period)
+    return {"version": 1 if paths else None, "memory_limit_mb": memory, "cpu_quota_cores": cpu}
+
+
 def host_facts() -> dict[str, Any]:
     uname = platform.uname()
     libc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
@@ -175,4 +241,5 @@ def host_facts() -> dict[str, Any]:
         "device_model": device_tree_model(),
         "cpu_parts": parse_cpuinfo(_read("/proc/cpuinfo") or "")["cpu_parts"],
         "memory_total_mb": memory_total_mb(),
+        "cgroup": cgroup_limits(),
     }
