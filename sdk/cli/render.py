@@ -53,6 +53,10 @@ def result_table(result: Any, verdict: Any = None, title: Optional[str] = None) 
     if therm.get("throttled") is not None:
         table.add_row("throttled", "yes" if therm["throttled"] else "no", "")
     host = result.host
+    limits = host.get("cgroup") or {}
+    if limits.get("memory_limit_mb") or limits.get("cpu_quota_cores"):
+        table.add_row("cgroup limits", f"memory {_fmt(limits.get('memory_limit_mb'), ' MB')}, "
+                      f"cpu {_fmt(limits.get('cpu_quota_cores'), ' cores')}", "")
     table.add_row("host", f"{host.get('device_model') or host.get('cpu_model')} "
                   f"({host.get('machine')}, {host.get('cpu_count')} cores)", "")
     return table
