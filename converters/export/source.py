@@ -180,11 +180,13 @@ def _load_torch_file(path: Path, example_input: Any, input_shapes: Optional[dict
     and says whether its batch is dynamic; TorchScript needs --input-shape."""
     import torch
 
-    try:
-        program = torch.export.load(str(path))
-    except Exception:
-        program = None
-    if program is not None:
+    if _is_exported_program(path):
+        try:
+            program = torch.export.load(str(path))
+        except Exception as exc:
+            raise ModelError(f"cannot load the exported program '{path.name}' ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:160]})",
+                             "re-save it with torch.export.save from this torch version") from None
         args, _ = program.example_inputs
         examples = (example_input,) if example_input is not None else tuple(args)
         return _program_module(program), examples, _program_batch(program)
@@ -200,6 +202,17 @@ def _load_torch_file(path: Path, example_input: Any, input_shapes: Optional[dict
         raise ConfigError(f"TorchScript file '{path.name}' does not record its input shapes",
                           "pass --input-shape input=1,3,224,224 (one per input, in order)")
     return module, tuple(torch.rand(*shape) for shape in input_shapes.values()), None
+
+
+def _is_exported_program(path: Path) -> bool:
+    """torch.export.save archives carry an ``archive_format`` entry; TorchScript ones do not."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("archive_format") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _program_module(program: Any) -> Any:
