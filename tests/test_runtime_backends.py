@@ -77,6 +77,10 @@ def test_manifests_agree_with_the_models_they_describe() -> None:
         assert [o["name"] for o in manifest["outputs"]] == [s.name for s in session.outputs], backend
         assert manifest["preprocessing"]["scale"] == 1 / 16
         assert manifest["labels"] == [str(d) for d in range(10)]
+        # made by examples/make_digits_model.py from the torch model, parity-checked against it
+        assert [s["step"] for s in manifest["provenance"]["steps"]] == ["export"], backend
+        assert manifest["parity"]["reference"].startswith("torch"), backend
+        assert manifest["parity"]["real"] == 360 and manifest["parity"]["ok"], backend
 
 
 def test_the_manifest_preprocessing_turns_raw_digits_into_model_inputs() -> None:
