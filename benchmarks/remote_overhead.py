@@ -49,6 +49,19 @@ from tests.fixtures.sshd import (  # noqa: E402
 MODEL = ROOT / "examples" / "models" / "digits_cnn.onnx"
 
 
+SERVERS: list[SSHServer] = []
+
+
+def device_cpu_seconds() -> float:
+    """CPU time used so far by every device: each sshd listener (its namespace's init reaps
+    every session, command and orphan there), itself plus its reaped children."""
+    total = 0
+    for server in SERVERS:
+        fields = Path(f"/proc/{server.listener_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def devices(count: int, work: Path):
     """``count`` sshd devices, each with its own user, all known to one client HOME."""
@@ -60,6 +73,7 @@ def devices(count: int, work: Path):
             server = start_sshd(work / f"sshd{i}", allow_users=[user.name],
                                 client_key=made[0][1].keys.client_key if made else None)
             made.append((user, server))
+            SERVERS.append(server)
             write_client_home(home, alias=f"edge{i}", server=server, user=user)
         os.environ["HOME"] = str(home)
         os.environ.pop("SSH_AUTH_SOCK", None)
@@ -104,9 +118,9 @@ def overhead(target: str, settings: dict, repeats: int) -> dict:
     }
 
 
-def orchestration(hosts: list[str], seconds: float) -> tuple[float, float]:
+def orchestration(hosts: list[str], seconds: float) -> tuple[float, float, float]:
     """Fleet wall time when each device's work is ``sleep`` (no CPU): deploy check + command;
-    and the CPU seconds this (host) process spent on it, all threads."""
+    the CPU seconds this (host) process spent on it, all threads; and the devices' CPU."""
     from edgeship.deployment import deploy_to
     from edgeship.fleet import run_fleet
 
@@ -114,10 +128,10 @@ def orchestration(hosts: list[str], seconds: float) -> tuple[float, float]:
         deploy_to(target, MODEL)
         assert target.run(["sleep", str(seconds)]).ok
 
-    cpu = time.process_time()
+    cpu, device_cpu = time.process_time(), device_cpu_seconds()
     fleet = run_fleet(hosts, work)
     assert fleet.exit_code == 0, [h.error for h in fleet.hosts if h.error]
-    return fleet.seconds, time.process_time() - cpu
+    return fleet.seconds, time.process_time() - cpu, device_cpu_seconds() - device_cpu
 
 
 def main() -> None:
@@ -152,12 +166,13 @@ def main() -> None:
             fleet = bench_fleet(MODEL, hosts, **settings)
             assert fleet.exit_code == 0, [h.error for h in fleet.hosts if h.error]
             many.append(fleet.seconds)
-        sleep_one, sleep_many, host_cpu = [], [], []
+        sleep_one, sleep_many, host_cpu, dev_cpu = [], [], [], []
         for _ in range(args.repeats):
             sleep_one.append(orchestration(hosts[:1], args.min_seconds)[0])
-            wall, cpu = orchestration(hosts, args.min_seconds)
+            wall, cpu, on_devices = orchestration(hosts, args.min_seconds)
             sleep_many.append(wall)
             host_cpu.append(cpu)
+            dev_cpu.append(on_devices)
 
     one_s, many_s = statistics.median(one), statistics.median(many)
     orch_one, orch_many = statistics.median(sleep_one), statistics.median(sleep_many)
@@ -178,7 +193,8 @@ def main() -> None:
          "✅ ≤ 1.5x" if many_s <= 1.5 * one_s else "❌ > 1.5x"),
         ("orchestration, 1 device", orch_one, f"deploy check + sleep {args.min_seconds:g} s", ""),
         (f"orchestration, {args.devices} devices", orch_many,
-         f"{orch_many / orch_one:.2f}x one device; host CPU {statistics.median(host_cpu):.2f} s",
+         f"{orch_many / orch_one:.2f}x one device; CPU: edgeship {statistics.median(host_cpu):.2f}"
+         f" s, the devices' sshd + commands {statistics.median(dev_cpu):.2f} s",
          "✅ ≤ 1.5x" if orch_many <= 1.5 * orch_one else "❌ > 1.5x"),
     ]
     print(f"\nmodel {MODEL.name}, runs {args.runs}, min-seconds {args.min_seconds}, "
@@ -196,7 +212,8 @@ def main() -> None:
         "fleet": {"cold_seconds": fleet_cold.seconds, "one_device_s": one, "n_devices_s": many,
                   "ratio": many_s / one_s},
         "fleet_orchestration": {"one_device_s": sleep_one, "n_devices_s": sleep_many,
-                                "host_cpu_s": host_cpu, "ratio": orch_many / orch_one},
+                                "host_cpu_s": host_cpu, "device_cpu_s": dev_cpu,
+                                "ratio": orch_many / orch_one},
         "load_average": {"before": load_before, "after": load_after},
         "targets": {"warm_overhead_ok": remote["overhead_s"] <= 1.0,
                     "fleet_ratio_ok": many_s <= 1.5 * one_s,
