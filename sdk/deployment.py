@@ -155,7 +155,11 @@ def _preflight(target: Any, bundles: list[Bundle]) -> dict[str, Any]:
     # warm path: no site import; everything present means an earlier deploy checked numpy
     info = target.python_json("preflight", json.dumps(request), what="the deploy check",
                               flags=["-S"], watched=False)  # short, bounded: no watchdog
-    if not info.get("error") and not any(info["missing"].values()):
+    if info.get("venv_python") and target.python == "python3":
+        # The device was provisioned (`--provision`): its venv has numpy and the backends, so
+        # later runs use it without being told again.
+        target.python = info["venv_python"]
+    if not info.get("error") and not any(info.get("missing", {}).values()):
         return info
     request["check_numpy"] = True
     info = target.python_json("preflight", json.dumps(request), what="the deploy check",
@@ -164,7 +168,8 @@ def _preflight(target: Any, bundles: list[Bundle]) -> dict[str, Any]:
         raise MissingBackendError(
             f"{target.name}'s {target.python} (Python {info.get('python')}, "
             f"{info.get('executable')}) has no numpy, which edgeship's runtime needs",
-            "on the device: python3 -m pip install numpy (or apt install python3-numpy)",
+            "on the device: python3 -m pip install numpy (or apt install python3-numpy), "
+            "or rerun with --provision",
         )
     if info.get("error"):
         raise RemoteCommandFailed(

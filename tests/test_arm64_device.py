@@ -109,3 +109,14 @@ def test_deploy_and_bench_with_provision_run_on_aarch64(
     assert result["backend"]["version"] == provisioned.packages["onnxruntime"]
     assert result["latency_ms"]["runs"] >= 3
     assert arm64_board.temp_files() == []
+
+
+def test_bench_after_provisioning_uses_the_venv_without_being_told(
+    provisioned: ProvisionResult, arm64_board: Arm64Board, fixed_linear_onnx: Path
+) -> None:
+    benched = cli(arm64_board, "bench", str(fixed_linear_onnx), "--target", arm64_board.alias,
+                  "--runs", "3", "--warmup", "1", "--min-seconds", "0", "--json")
+    assert benched.returncode == 0, benched.stderr
+    result = json.loads(benched.stdout)
+    assert result["backend"]["version"] == provisioned.packages["onnxruntime"]
+    assert result["host"]["machine"] == "aarch64"

@@ -93,6 +93,9 @@ def main():
     request = json.loads(sys.argv[1])
     out = {"python": ".".join(str(v) for v in sys.version_info[:3]),
            "executable": sys.executable}  # type: dict
+    venv_python = os.path.join(os.path.expanduser(request["base"]), "venv", "bin", "python")
+    if os.access(venv_python, os.X_OK):  # made by `edgeship provision`
+        out["venv_python"] = os.path.abspath(venv_python)
     if tuple(sys.version_info[:2]) < tuple(request["min_python"]):
         out["too_old"] = True
     else:
