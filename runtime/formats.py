@@ -20,6 +20,9 @@ class Backend:
     modules: tuple[str, ...]  # importable modules, in order of preference
     pip: str  # what to `pip install` when none of the modules is importable
     session: str  # "module:Class" of the edgeship Session that drives it
+    # Modules kept from importing alongside it: usage telemetry that phones home from a forked
+    # process (no network on devices, and a fork next to other threads can deadlock).
+    blocked: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ BACKENDS: dict[str, Backend] = {
         ("openvino",),
         "openvino",
         "edgeship.runtime.backends.openvino_backend:OpenVINOSession",
+        blocked=("openvino_telemetry",),
     ),
     # ai-edge-litert works with numpy 2 and ships aarch64 wheels; tflite-runtime only works with
     # numpy 1.x (as on many Raspberry Pi OS images); tensorflow is the heavy last resort.
@@ -66,7 +70,7 @@ FORMATS: dict[str, Format] = {
                        exporter="edgeship.converters.export.openvino:export_openvino"),
     # litert-torch (torch -> TFLite) keeps NCHW; onnx2tf (ONNX -> TFLite) writes NHWC.  The
     # manifest of each export records the layout it really has.
-    "tflite": Format("tflite", (".tflite",), ("tflite",), ("fp32", "fp16", "int8"), "NHWC",
+    "tflite": Format("tflite", (".tflite",), ("tflite",), ("fp32", "fp16", "int8"), "NCHW",
                      exporter="edgeship.converters.export.tflite:export_tflite"),
 }
 

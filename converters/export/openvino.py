@@ -65,9 +65,8 @@ def _import_openvino() -> Any:
     ``openvino.convert_model`` reports usage to Google Analytics from a forked process unless
     the user opted out (and NNCF does the same): no network at run time, and a fork next to
     JAX's threads (litert-torch) can deadlock.  Both fall back to a no-op when the
-    ``openvino_telemetry`` package cannot be imported, which is what this arranges."""
-    if "openvino" not in sys.modules:
-        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    ``openvino_telemetry`` package cannot be imported, which ``import_backend`` arranges (the
+    backends table lists it as blocked)."""
     return import_backend("openvino")
 
 

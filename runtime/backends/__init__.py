@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,6 +16,9 @@ from edgeship.runtime.session import Session
 def import_backend(name: str) -> ModuleType:
     """Import the first available module of backend ``name`` or say what to pip install."""
     backend = get_backend(name)
+    for blocked in backend.blocked:
+        if backend.modules[0] not in sys.modules:  # too late once the backend is imported
+            sys.modules.setdefault(blocked, None)  # type: ignore[arg-type]
     reasons = []
     for module in backend.modules:
         try:
