@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -58,7 +59,10 @@ REACHABLE: dict[str, tuple[str, ...]] = {
     "tflite": ("tflite",),
 }
 PRUNE_SPARSITIES = (0.25, 0.5)
-DISTILL_EPOCHS = 10
+# A pruned student needs about this many optimizer steps (batch 64) of distillation to recover:
+# small data sets get more epochs, large ones fewer, within DISTILL_EPOCHS.
+DISTILL_STEPS = 3000
+DISTILL_EPOCHS = (10, 40)
 MIN_TRAINING_SAMPLES = 100  # fewer, and distillation memorises them rather than learning
 
 
@@ -272,6 +276,13 @@ def _drop_orphans(plan: Plan) -> None:
     plan.recipes = kept
 
 
+def distill_epochs(samples: int, batch: int = 64) -> int:
+    """Epochs that give a distillation about DISTILL_STEPS optimizer steps."""
+    per_epoch = max(1, math.ceil(samples / batch))
+    low, high = DISTILL_EPOCHS
+    return min(high, max(low, math.ceil(DISTILL_STEPS / per_epoch)))
+
+
 def structural_recipes(
     plan: Plan,
     facts: ModelFacts,
@@ -301,7 +312,7 @@ def structural_recipes(
                 continue
             engine = by_tag[fastest[precision]]
             head: tuple[Step, ...] = (PruneStep(sparsity=sparsity),
-                                      DistillStep(epochs=DISTILL_EPOCHS))
+                                      DistillStep(epochs=distill_epochs(facts.training_samples)))
             if precision == "int8":
                 tail: tuple[Step, ...] = (QuantizeStep(mode="static", backend=engine.quantizer),)  # type: ignore[arg-type]
             else:
