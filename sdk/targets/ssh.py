@@ -314,14 +314,17 @@ class SSHTarget(Target):
 
     def discard_temps(self) -> None:
         """Remove this target's upload temporaries, over a fresh connection if the link died."""
-        if not self._temps:
-            return
-        with contextlib.suppress(Exception):
-            sftp = self.sftp()
-            for temp in list(self._temps):
-                with contextlib.suppress(FileNotFoundError):
-                    sftp.remove(temp)
-                self._temps.discard(temp)
+        for _ in range(2):  # the old link may be dead before paramiko notices: then reconnect once
+            if not self._temps:
+                return
+            try:
+                sftp = self.sftp()
+                for temp in list(self._temps):
+                    with contextlib.suppress(FileNotFoundError):
+                        sftp.remove(temp)
+                    self._temps.discard(temp)
+            except Exception:
+                self._disconnect()
 
     def get(self, remote: str, local: Path) -> None:
         """Copy ``remote`` here; ``local`` appears complete or not at all."""
