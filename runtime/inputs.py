@@ -84,18 +84,23 @@ def random_inputs(
     return feeds
 
 
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``, read without pickle (object arrays are refused)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read '{path}': {exc}",
+                          "write it with numpy.savez(path, x=inputs, y=labels)") from None
+
+
 def load_samples(path: str | Path, specs: Sequence[TensorSpec], index: int = 0) -> dict[str, np.ndarray]:
     """One model-ready sample from an ``.npz``: array ``x`` (single input) or one per input name.
 
     The first axis of each array enumerates samples; a batch of one is cut at ``index``.
     """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read samples from '{path}': {exc}",
-                          "pass an .npz with an array 'x' or one array per input name") from None
+    arrays = read_npz(path)
     names = [s.name for s in specs]
     if all(n in arrays for n in names):
         chosen = {n: arrays[n] for n in names}

@@ -35,6 +35,7 @@ from typing import Any, Optional, Union
 import numpy as np
 from edgeship.errors import ConfigError
 from edgeship.runtime.images import IMAGE_SUFFIXES
+from edgeship.runtime.inputs import read_npz
 from edgeship.runtime.preprocess import Preprocessing, preprocessing_from_manifest
 from edgeship.runtime.session import TensorSpec, format_shape
 
@@ -91,15 +92,10 @@ class Dataset:
 
     # -- reading -------------------------------------------------------------------------------
     def _npz_items(self, path: Path) -> list[_Item]:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read '{path}': {exc}",
-                              "write it with numpy.savez(path, x=inputs, y=labels)") from None
+        arrays = read_npz(path)
         labels = arrays.pop("y", None)
         if not arrays:
-            raise ConfigError(f"'{path}' has no input arrays (only {sorted(data.files)})",
+            raise ConfigError(f"'{path}' has no input arrays (at most labels 'y')",
                               "store inputs as 'x' or under the model's input names")
         counts = {k: len(v) if v.ndim else 0 for k, v in arrays.items()}
         if labels is not None:
