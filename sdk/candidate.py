@@ -353,21 +353,41 @@ class Builder:
             model = state.path
         out = self._workdir() / f"{self.original.stem}{get_format(step.format).suffixes[0]}"
         aware = step.accuracy_aware
-        labelled = self.data.train if self.data.train is not None and self.data.train.y is not None \
-            else None
-        if aware and (labelled is None or self.max_accuracy_drop is None):
-            raise ConfigError("accuracy-aware quantization needs labelled training samples and "
-                              "an accuracy budget", "pass --data with labels and --max-accuracy-drop")
+        labelled = self._search_labels() if aware else None
         result = quantize(
             model, out, mode=step.mode, backend=step.backend,
             calib=self._calibration() if step.mode == "static" else None,
             per_channel=step.per_channel, calibration=step.calibration,
             max_accuracy_drop=self.max_accuracy_drop if aware else None,
-            data=(labelled.x[0], labelled.y) if aware and labelled is not None else None,
-            example_input=example)
-        record = {"step": "quantize", "config": asdict(step) | {"params": result.params}}
+            data=labelled, example_input=example)
+        config: dict[str, Any] = asdict(step) | {"params": result.params}
+        if aware:
+            config["search_labels"] = ("the training split's labels" if self.data.train
+                                       and self.data.train.y is not None
+                                       else "the original model's top-1 (no labels given)")
+        record = {"step": "quantize", "config": config}
         _copy_manifest_fields(result.path, self.original.manifest)
         return _State(path=result.path, steps=[*state.steps, record], macs=state.macs)
+
+
+    def _search_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Labelled samples for an accuracy-aware search, never the evaluation ones: the training
+        split's labels, or without labels the original's top-1 (so the search keeps agreement)."""
+        train = self.data.train
+        if train is None or not self.data.disjoint or self.max_accuracy_drop is None:
+            raise ConfigError("accuracy-aware quantization needs an accuracy budget and training "
+                              "samples apart from the evaluation ones",
+                              "pass --max-accuracy-drop and --train-data (or more --data)")
+        if len(train.x) != 1:
+            raise ConfigError("the accuracy-aware search here takes single-input models",
+                              "use plain int8 recipes")
+        if train.y is not None:
+            return train.x[0], train.y
+        from edgeship.converters.evaluate import top1
+        from edgeship.converters.parity import run_batched
+
+        _, runner, batch = self.original.reference()
+        return train.x[0], top1(run_batched(runner, train.x, batch)[0])
 
 
 def _copy_manifest_fields(path: Path, meta: Optional[dict[str, Any]]) -> None:

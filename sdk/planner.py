@@ -218,8 +218,9 @@ def _why_not(variant: Variant, engine: Engine, facts: ModelFacts) -> Optional[st
         if facts.conv_share > CONV_DOMINATED:
             return (f"{facts.conv_share:.0%} of the MACs are convolutions: dynamic int8 runs "
                     "ConvInteger, slower than fp32 (static int8 is the conv path)")
-    if variant.accuracy_aware and (facts.max_accuracy_drop is None or not facts.labelled):
-        return "accuracy-aware int8 needs labelled data and --max-accuracy-drop"
+    if variant.accuracy_aware and (facts.max_accuracy_drop is None or not facts.training_samples):
+        return ("accuracy-aware int8 needs --max-accuracy-drop and training samples apart from "
+                "the evaluation ones")
     return None
 
 

@@ -56,9 +56,20 @@ def original_facts(original: Any, scratch: Path, data: Any) -> dict[str, Any]:
     if onnx_path is not None:
         cost = count_onnx(onnx_path, shapes)
         conv = sum(v for k, v in cost.macs_by_op.items() if k in _CONV_OPS)
-        facts.update(macs=cost.macs, params=cost.params,
-                     conv_share=conv / cost.macs if cost.macs else None)
+        counted = bool(cost.macs) and not cost.uncounted
+        facts.update(macs=cost.macs if counted else None, params=cost.params,
+                     conv_share=conv / cost.macs if counted else _conv_node_share(onnx_path),
+                     conv_share_basis="MACs" if counted else "node count (MACs not countable)")
     return facts
+
+
+def _conv_node_share(path: Path) -> Optional[float]:
+    """Convolutions among the compute nodes, when shapes are too dynamic to count MACs."""
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node]
+    compute = [o for o in ops if o in _CONV_OPS or o in ("MatMul", "Gemm", "MatMulInteger")]
+    return sum(o in _CONV_OPS for o in compute) / len(compute) if compute else None
 
 
 def _onnx_form(original: Any, scratch: Path, data: Any) -> Optional[Path]:
