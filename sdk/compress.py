@@ -94,7 +94,7 @@ class Candidate:
         ev = self.evaluation
         return {
             "schema": CANDIDATE_SCHEMA, "name": self.name,
-            "model": f"candidates/{self.name}/{self.path.name}" if self.path else None,
+            "model": self.path.name if self.path else None,  # only the pick's file is kept
             "recipe": self.recipe.labels(),
             "accuracy": ev.accuracy if ev else None,
             "baseline_accuracy": ev.baseline if ev else None,
