@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from edgeship import Budget, Dataset, benchmark
 from edgeship.errors import ConfigError
-from edgeship.report import CANDIDATE_SCHEMA, render_report, report
 from edgeship.report_plots import fmt
+from edgeship.reporting import CANDIDATE_SCHEMA, render_report, report
 from edgeship.runtime import load
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -51,8 +51,8 @@ def compress(
     import json
 
     from edgeship.cli.render import err_console
-    from edgeship.compress import DEFAULT_MAX_ACCURACY_DROP
-    from edgeship.compress import compress as run_compress
+    from edgeship.compressing import DEFAULT_MAX_ACCURACY_DROP
+    from edgeship.compressing import compress as run_compress
     from edgeship.profiles import load_profile
 
     profile = load_profile(device)

@@ -32,7 +32,7 @@ def report(
     Budget flags re-check every result; without them each result's own verdict is shown.
     """
     from edgeship.cli.render import err_console
-    from edgeship.report import report as write_report
+    from edgeship.reporting import report as write_report
 
     budget = o.make_budget(max_latency_ms, max_memory_mb, max_size_mb, max_accuracy_drop, percentile)
     path = write_report(results, output, budget=None if budget.is_empty else budget, title=title)

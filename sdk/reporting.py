@@ -191,7 +191,7 @@ def _candidate_row(payload: dict[str, Any], source: str) -> Row:
     except ValidationError as exc:
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
         raise ConfigError(f"'{source}' is not a valid {CANDIDATE_SCHEMA}: {detail}",
-                          "see edgeship.report's docstring for the shape") from None
+                          "see edgeship.reporting's docstring for the shape") from None
     row = _bench_row(cand.benchmark, source) if cand.benchmark else Row(name=cand.name, source=source)
     row.name = cand.name
     row.accuracy, row.baseline_accuracy = cand.accuracy, cand.baseline_accuracy

@@ -467,7 +467,7 @@ def write_output(result: CompressResult, original: Original, path: Path, force: 
 
     from edgeship.candidate import copy_model
     from edgeship.outdir import SUMMARY, OutputDir, disk_error
-    from edgeship.report import render_report
+    from edgeship.reporting import render_report
 
     summary = result.summary
     try:
