@@ -206,37 +206,20 @@ def test_ctrl_c_during_upload_removes_the_temporary(device: PlainDevice, big_onn
     assert not [p for p in device.files() if p.name == "big.onnx"]
 
 
-def test_ctrl_c_during_cli_bench_stops_the_agent_and_exits_130(
-    device: PlainDevice, bundled_onnx: Path
-) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "edgeship.cli", "bench", str(bundled_onnx),
-                             "--target", device.alias, "--min-seconds", "120"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+def _ctrl_c_cli_bench(device: PlainDevice, model: Path, targets: list[str]) -> None:
+    """Run `edgeship bench` on ``targets``, press Ctrl-C once every agent runs, check the aftermath.
+
+    Ctrl-C goes to a CLI process, as a user's would: signalling the test process itself crashed
+    it once torch/jax/TensorFlow were loaded by earlier tests.
+    """
+    argv = [sys.executable, "-m", "edgeship.cli", "bench", str(model), "--min-seconds", "120",
+            "--runs", "10"]
+    for target in targets:
+        argv += ["--target", target]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=device.env())
     try:
-        wait_until(device.agents, "the agent running on the device", timeout=60)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    wait_until(lambda: not device.agents(), "the agent to be stopped after Ctrl-C")
-    assert device.temp_files() == []
-
-
-def test_ctrl_c_during_a_fleet_stops_every_host(device: PlainDevice, bundled_onnx: Path) -> None:
-    # Ctrl-C goes to a CLI process, as a user's would: signalling the test process itself
-    # crashed it once torch/jax/TensorFlow were loaded by earlier tests.
-    proc = subprocess.Popen([sys.executable, "-m", "edgeship.cli", "bench", str(bundled_onnx),
-                             "--target", device.alias, "--target", device.spec,
-                             "--min-seconds", "120", "--runs", "10"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=device.env())
-    try:
-        wait_until(lambda: len(device.agents()) == 2, "both agents running", timeout=60)
+        wait_until(lambda: len(device.agents()) == len(targets), "every agent running", timeout=60)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -247,6 +230,16 @@ def test_ctrl_c_during_a_fleet_stops_every_host(device: PlainDevice, bundled_onn
     assert "Traceback" not in stderr
     wait_until(lambda: not device.agents(), "every agent stopped after Ctrl-C")
     assert device.temp_files() == []
+
+
+def test_ctrl_c_during_cli_bench_stops_the_agent_and_exits_130(
+    device: PlainDevice, bundled_onnx: Path
+) -> None:
+    _ctrl_c_cli_bench(device, bundled_onnx, [device.alias])
+
+
+def test_ctrl_c_during_a_fleet_stops_every_host(device: PlainDevice, bundled_onnx: Path) -> None:
+    _ctrl_c_cli_bench(device, bundled_onnx, [device.alias, device.spec])
 
 
 # -- the device's file system ---------------------------------------------------------------
