@@ -15,6 +15,7 @@ Targets (issue 3): median within Â±3 % of the native tool; agent overhead < 20 Â
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import statistics
@@ -28,9 +29,13 @@ from _common import ROOT, print_table, write_results
 BARE_LOOP = r"""
 import statistics, sys, time
 import numpy as np, openvino as ov
+import json
 model, threads, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+shapes = json.loads(sys.argv[4])
 core = ov.Core()
-compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
+net = core.read_model(model)
+net.reshape(shapes)
+compiled = core.compile_model(net, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
 req = compiled.create_infer_request()
 rng = np.random.default_rng(0)
 for port in compiled.inputs:
@@ -46,7 +51,16 @@ print(statistics.median(samples) / 1e6)
 """
 
 
-def benchmark_app_median(model: Path, threads: int, seconds: float) -> float:
+def static_shapes(model: Path) -> dict[str, tuple[int, ...]]:
+    """Every input's shape with a dynamic batch fixed to 1: all three tools run the same graph."""
+    from edgeship.runtime import load
+    from edgeship.runtime.inputs import resolve_shape
+
+    return {spec.name: resolve_shape(spec) for spec in load(model, precision="fp32").inputs}
+
+
+def benchmark_app_median(model: Path, threads: int, seconds: float,
+                         shapes: dict[str, tuple[int, ...]]) -> float:
     exe = shutil.which("benchmark_app")
     if exe is None:
         raise SystemExit("benchmark_app not found: pip install openvino (it ships the tool)")
@@ -54,7 +68,8 @@ def benchmark_app_median(model: Path, threads: int, seconds: float) -> float:
         # benchmark_app only takes -nthreads with -hint none; one sync stream is what the
         # LATENCY hint gives edgeship's session, so the configurations match.
         [exe, "-m", str(model), "-d", "CPU", "-api", "sync", "-hint", "none", "-nstreams", "1",
-         "-nthreads", str(threads), "-t", str(int(seconds))],
+         "-nthreads", str(threads), "-t", str(int(seconds)),
+         "-shape", ",".join(f"{k}[{','.join(map(str, v))}]" for k, v in shapes.items())],
         capture_output=True, text=True, check=True,
     ).stdout
     match = re.search(r"Median:\s+([\d.]+)\s+(ms|us)", out)
@@ -63,16 +78,19 @@ def benchmark_app_median(model: Path, threads: int, seconds: float) -> float:
     return float(match.group(1)) / (1000 if match.group(2) == "us" else 1)
 
 
-def bare_median(model: Path, threads: int, seconds: float) -> float:
-    out = subprocess.run([sys.executable, "-c", BARE_LOOP, str(model), str(threads), str(seconds)],
+def bare_median(model: Path, threads: int, seconds: float, shapes: dict[str, tuple[int, ...]]) -> float:
+    out = subprocess.run([sys.executable, "-c", BARE_LOOP, str(model), str(threads), str(seconds),
+                          json.dumps({k: list(v) for k, v in shapes.items()})],
                          capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def edgeship_result(model: Path, threads: int, seconds: float):  # type: ignore[no-untyped-def]
+def edgeship_result(model: Path, threads: int, seconds: float,  # type: ignore[no-untyped-def]
+                    shapes: dict[str, tuple[int, ...]]):
     from edgeship import benchmark
 
-    return benchmark(model, backend="openvino", threads=threads, runs=100, min_seconds=seconds)
+    return benchmark(model, backend="openvino", threads=threads, runs=100, min_seconds=seconds,
+                     input_shapes=shapes)
 
 
 def timer_overhead_us(n: int = 200_000) -> float:
@@ -104,10 +122,11 @@ def main() -> None:
     for model in args.models:
         native, bare, ours = [], [], []
         precision = None
+        shapes = static_shapes(model)
         for _ in range(args.rounds):
-            native.append(benchmark_app_median(model, args.threads, args.seconds))
-            bare.append(bare_median(model, args.threads, args.seconds))
-            result = edgeship_result(model, args.threads, args.seconds)
+            native.append(benchmark_app_median(model, args.threads, args.seconds, shapes))
+            bare.append(bare_median(model, args.threads, args.seconds, shapes))
+            result = edgeship_result(model, args.threads, args.seconds, shapes)
             ours.append(result.latency_ms.p50)
             precision = result.backend["precision"]
         n, b, e = statistics.median(native), statistics.median(bare), statistics.median(ours)
