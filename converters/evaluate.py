@@ -393,18 +393,7 @@ def _node_macs(node: Any, shapes: Mapping[str, tuple[int, ...]]) -> Optional[int
     return 0
 
 
-def count_onnx(
-    model: Union[str, Path], input_shapes: Optional[Mapping[str, tuple[int, ...]]] = None
-) -> GraphCost:
-    """Parameters and MACs of an ONNX model for one sample (dynamic batch set to 1).
-
-    Counts Conv, ConvTranspose, Gemm and MatMul (and their integer/QLinear forms); element-wise
-    ops, pooling and activations are cheap next to them and not counted.
-    """
-    path = Path(model)
-    proto = _load_onnx(path)
-    _fix_input_dims(proto.graph, input_shapes or {})
-    weights = _weights(proto.graph)
+def _count_macs(proto: Any) -> tuple[dict[str, int], list[str]]:
     shapes = _shapes(proto)
     macs_by_op: dict[str, int] = {}
     uncounted = []
@@ -417,6 +406,45 @@ def count_onnx(
             uncounted.append(f"{node.name or node.output[0]} ({node.op_type}: shape unknown)")
         elif macs:
             macs_by_op[node.op_type] = macs_by_op.get(node.op_type, 0) + macs
+    return macs_by_op, uncounted
+
+
+def _constant_folded(proto: Any) -> Any:
+    """The graph after onnxruntime's basic optimisations (constant folding; Conv+BN folds keep
+    each Conv's MACs)."""
+    import tempfile
+
+    import onnx
+    from edgeship.runtime.backends import import_backend
+
+    ort = import_backend("onnxruntime")
+    with tempfile.TemporaryDirectory(prefix="edgeship-fold-") as tmp:
+        source, folded = Path(tmp) / "in.onnx", Path(tmp) / "folded.onnx"
+        onnx.save(proto, str(source))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+        return onnx.load(str(folded))
+
+
+def count_onnx(
+    model: Union[str, Path], input_shapes: Optional[Mapping[str, tuple[int, ...]]] = None
+) -> GraphCost:
+    """Parameters and MACs of an ONNX model for one sample (dynamic batch set to 1).
+
+    Counts Conv, ConvTranspose, Gemm and MatMul (and their integer/QLinear forms); element-wise
+    ops, pooling and activations are cheap next to them and not counted.
+    """
+    path = Path(model)
+    proto = _load_onnx(path)
+    _fix_input_dims(proto.graph, input_shapes or {})
+    weights = _weights(proto.graph)
+    macs_by_op, uncounted = _count_macs(proto)
+    if any("shape unknown" in u for u in uncounted):
+        # ONNX shape inference cannot see through shapes computed at run time from constants
+        # (TF-style 'same' padding: ConstantOfShape -> Concat -> Cast -> Pad); fold them first.
+        macs_by_op, uncounted = _count_macs(_constant_folded(proto))
     return GraphCost(
         params=sum(int(w.size) for w in weights.values()),
         nonzero_params=sum(int(np.count_nonzero(w)) for w in weights.values()),

@@ -181,3 +181,33 @@ def test_labelled_accepts_arrays_and_pairs() -> None:
         load_labelled((x, np.zeros(4, np.float32)))
     with pytest.raises(ConfigError, match="does not exist"):
         load_labelled("missing.npz")
+
+
+def test_macs_are_counted_through_pads_computed_from_constants(tmp_path: Path) -> None:
+    """TF-style 'same' padding computes the pads at run time from constants; shape inference alone
+    cannot see through it, so the graph is constant-folded first."""
+    import onnx
+    from edgeship.converters.evaluate import count_onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["half"], value=numpy_helper.from_array(
+                np.array([0, 0, 1, 1, 0, 0, 1, 1], np.float32))),
+            helper.make_node("Cast", ["half"], ["pads"], to=TensorProto.INT64),
+            helper.make_node("Pad", ["x", "pads"], ["padded"], mode="constant"),
+            helper.make_node("Conv", ["padded", "w"], ["y"]),
+        ],
+        "computed_pads",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "pads.onnx"
+    onnx.save(model, str(path))
+    cost = count_onnx(path)
+    assert cost.uncounted == []
+    assert cost.macs == 4 * 8 * 8 * 9  # 4 output channels x 8x8 positions x 3x3 kernel
