@@ -55,7 +55,10 @@ def parse_agent_output(stdout: str, stderr: str, exit_code: int, where: str) -> 
         cls = getattr(errors, error.get("type", ""), None)
         if not (isinstance(cls, type) and issubclass(cls, errors.EdgeshipError)):
             cls = errors.RemoteCommandFailed
-        raise cls(error.get("problem", "the agent failed"), error.get("fix", ""))
+        problem = error.get("problem", "the agent failed")
+        if where != "local":  # "pip install onnxruntime" is for the device, not this host
+            problem = f"on {where}: {problem}"
+        raise cls(problem, error.get("fix", ""))
     if exit_code != 0 or not payload:
         tail = " | ".join(stderr.strip().splitlines()[-3:]) or "no output"
         if exit_code in (137, -9):

@@ -51,11 +51,15 @@ class LocalTarget(Target):
 
     def probe(self) -> dict[str, Any]:
         from edgeship.runtime import available_backends, sysinfo
+        from edgeship.targets.remote.probe import accelerators, numpy_version
 
+        # the same keys SSHTarget.probe() returns, so profiles match local and remote alike
         return sysinfo.host_facts() | {
             "cpu_flags": sysinfo.cpu_flags(),
             "thermal": sysinfo.thermal(),
             "backends": available_backends(),
+            "accelerators": accelerators(),
+            "numpy": numpy_version(),
         }
 
     def stage(self, model: Path) -> tuple[str, list[str], dict[str, str]]:
