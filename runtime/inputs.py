@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 from edgeship.runtime.errors import ConfigError
-from edgeship.runtime.session import TensorSpec, format_shape
+from edgeship.runtime.session import TensorSpec, format_shape, shape_fits
 
 
 def parse_input_shapes(values: Sequence[str]) -> dict[str, tuple[int, ...]]:
@@ -35,9 +35,7 @@ def resolve_shape(spec: TensorSpec, fixed: Optional[dict[str, tuple[int, ...]]] 
     """A concrete shape for ``spec``: user-fixed, else static; a dynamic batch becomes 1."""
     if fixed and spec.name in fixed:
         shape = fixed[spec.name]
-        if len(shape) != len(spec.shape) or any(
-            isinstance(d, int) and d >= 0 and d != s for d, s in zip(spec.shape, shape)
-        ):
+        if not shape_fits(spec.shape, shape):
             raise ConfigError(
                 f"--input-shape {spec.name}={','.join(map(str, shape))} does not fit the model's "
                 f"{format_shape(spec.shape)}",

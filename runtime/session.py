@@ -120,9 +120,7 @@ class Session:
                         f"convert it with .astype('{want}')",
                     )
                 arr = arr.astype(want)
-            if len(arr.shape) != len(spec.shape) or any(
-                isinstance(d, int) and d >= 0 and d != a for d, a in zip(spec.shape, arr.shape)
-            ):
+            if not shape_fits(spec.shape, arr.shape):
                 raise ConfigError(
                     f"input '{name}' has shape {tuple(arr.shape)}, the model takes "
                     f"{format_shape(spec.shape)}",
@@ -130,6 +128,13 @@ class Session:
                 )
             checked[name] = np.ascontiguousarray(arr)
         return checked
+
+
+def shape_fits(model_shape: tuple[Dim, ...], shape: tuple[int, ...]) -> bool:
+    """Same rank, and every fixed dimension of the model's shape equal; dynamic ones take any."""
+    return len(shape) == len(model_shape) and all(
+        not (isinstance(d, int) and d >= 0) or d == s for d, s in zip(model_shape, shape)
+    )
 
 
 def format_shape(shape: tuple[Dim, ...]) -> str:
