@@ -24,9 +24,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from edgeship.device_profiles.isa import ISA_FLAGS, features_of
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Arch = Literal["aarch64", "armv7l", "x86_64", "riscv64"]
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "int16", "int8", "uint8", "int4"]
@@ -422,23 +421,23 @@ class DeviceProfile(_Strict):
                             f"{others} are slower: threads there hold the fast ones back")
 
     def variants_for(self, facts: Mapping[str, Any]) -> list[Variant]:
-        """The variants these probe facts show (RAM size, module, revision, userland)."""
-        found = []
-        memory, cores = facts.get("memory_total_mb"), facts.get("cpu_count")
-        for v in self.variants:
-            if v.kind == "userland" and v.arch and facts.get("userland") == v.arch \
-                    and v.arch != self.arch:
-                found.append(v)
-            elif v.kind == "module" and v.cpu_cores and cores == v.cpu_cores:
-                found.append(v)
-            elif v.kind == "memory" and v.memory_mb and memory and \
-                    0.85 * v.memory_mb <= memory <= v.memory_mb:
-                found.append(v)
-            elif v.kind == "revision" and v.cpu_max_mhz and \
-                    facts.get("cpu_max_mhz") == v.cpu_max_mhz:
-                found.append(v)
-        return found
+        """The variants these probe facts show (RAM size, module, revision, userland); a
+        power mode is not visible in the probe facts."""
+        return [v for v in self.variants if _shows(v, facts, self.arch)]
 
     def default_budget_dict(self) -> dict[str, float]:
         """The default budgets that are set, e.g. ``{"max_latency_ms": 100.0}``."""
         return {k: float(v) for k, v in self.budgets.model_dump().items() if v is not None}
+
+
+def _shows(v: Variant, facts: Mapping[str, Any], arch: str) -> bool:
+    memory = facts.get("memory_total_mb")
+    if v.kind == "userland":
+        return bool(v.arch and v.arch != arch and facts.get("userland") == v.arch)
+    if v.kind == "module":
+        return bool(v.cpu_cores and facts.get("cpu_count") == v.cpu_cores)
+    if v.kind == "memory":  # the kernel reserves some RAM: MemTotal is a little under the size
+        return bool(v.memory_mb and memory and 0.85 * v.memory_mb <= memory <= v.memory_mb)
+    if v.kind == "revision":
+        return bool(v.cpu_max_mhz and facts.get("cpu_max_mhz") == v.cpu_max_mhz)
+    return False
