@@ -436,7 +436,7 @@ def detect_profile(target: Any = "local") -> Detection:
     """Probe a target (``local``, an SSH host/alias, or a Target) and match it to a profile."""
     from edgeship.targets import Target, open_target
 
-    if isinstance(target, Target):
+    if isinstance(target, Target) or callable(getattr(target, "probe", None)):
         facts = target.probe()
     elif target in (None, "", "local"):
         facts = _local_facts()
