@@ -273,3 +273,46 @@ def test_every_bundled_profile_round_trips_through_json() -> None:
 
     for profile in list_profiles():
         assert DeviceProfile.model_validate_json(profile.model_dump_json()) == profile
+
+
+@pytest.mark.parametrize(("flags", "bf16"), [(RECORDED_EPYC_FLAGS, True), (NO_BF16, False)],
+                         ids=["avx512_bf16", "no-avx512_bf16"])
+def test_compress_on_this_host_plans_with_the_flags_the_host_reports(
+    monkeypatch: pytest.MonkeyPatch, flags: list[str], bf16: bool
+) -> None:
+    """End to end through compress: the flags come from the (here: constructed) cpuinfo of the
+    machine it measures on, and the plan it makes from them is the one that ran."""
+    import edgeship
+    import edgeship.planner as planner
+    from edgeship.recipe import ExportStep, Recipe
+
+    plans: list[Any] = []
+    real = planner.plan_recipes
+
+    def spy(profile: Any, facts: ModelFacts, cpu_flags: Any = None) -> Any:
+        plans.append(real(profile, facts, cpu_flags))
+        return plans[-1]
+
+    monkeypatch.setattr(sysinfo, "cpu_flags", lambda: list(flags))
+    monkeypatch.setattr(sysinfo, "host_facts", lambda: x86_facts(flags))
+    monkeypatch.setattr(planner, "plan_recipes", spy)
+    repo = Path(__file__).resolve().parents[1]
+    result = edgeship.compress(
+        repo / "examples" / "models" / "digits_cnn.onnx", "x86-avx512-vnni",
+        data=repo / "examples" / "data" / "digits_test.npz", runs=3, warmup=0, min_seconds=0,
+        threads=1, progress=False,
+        recipes=[Recipe(name="fp32-onnx", steps=(ExportStep(to="onnx"),))])
+    assert result.measured_on["matches_profile"] is True
+    assert ("bf16" in result.measured_on["cpu_precisions"]) is bf16
+    assert ("bf16-openvino" in [r.name for r in plans[0].recipes]) is bf16
+    assert "cpu_flags" not in result.measured_on
+
+
+def test_a_drivable_accelerator_without_an_engine_is_listed_with_the_reason() -> None:
+    data = yaml.safe_load((PROFILE_DIR / "intel-core-ultra.yaml").read_text())
+    data["formats"] = ["tflite"]  # OpenVINO runs no .tflite: neither GPU nor NPU gets an engine
+    plan = plan_recipes(parse_profile(yaml.safe_dump(data)), CONV)
+    skipped = dict(plan.skipped)
+    assert "no format of the profile runs on openvino:NPU" in \
+        skipped["accelerator npu (Intel AI Boost NPU)"]
+    assert any(n.startswith("accelerator gpu") for n in skipped)

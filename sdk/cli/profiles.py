@@ -33,7 +33,8 @@ def list_cmd(json_out: o.Json = False) -> None:
         table.add_column(column, no_wrap=column == "name")
     for p in profiles:
         table.add_row(p.name, p.display_name, p.arch, str(p.cpu.cores or "varies"),
-                      ", ".join(a.kind.upper() for a in p.accelerators) or "–", _mb(p.memory_mb))
+                      ", ".join(a.kind.upper() + ("" if a.drivable else " (not driven)")
+                                for a in p.accelerators) or "–", _mb(p.memory_mb))
     err_console.print(table)
 
 
@@ -87,7 +88,8 @@ def _rows(p: Any) -> list[tuple[str, str]]:
              ("default budgets", ", ".join(f"{k}={v:g}" for k, v in p.default_budget_dict().items())
               or "none"),
              ("detected by", _hints(p)),
-             ("sources", "\n".join(f"{s.ref} [{', '.join(s.states)}]" for s in p.sources) or "–")]
+             ("sources", "\n".join(f"{s.ref} — states {', '.join(s.states)}" for s in p.sources)
+              or "–")]
     return rows
 
 
