@@ -242,9 +242,6 @@ class Match(_Strict):
         default_factory=list,
         description="cpuinfo flags required beyond those cpu.isa implies, e.g. [crc32]",
     )
-    exclude_cpu_flags: list[str] = Field(
-        default_factory=list,
-        description="ISA features whose presence rules the profile out, e.g. [avx512_vnni]")
 
     @field_validator("cpu_model_regex")
     @classmethod

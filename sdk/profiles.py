@@ -207,9 +207,6 @@ def _score(profile: DeviceProfile, facts: Mapping[str, Any]) -> tuple[Optional[f
             return None, [f"CPU lacks {', '.join(missing)}"]
         score += min(WEIGHT_FLAGS_MAX, WEIGHT_PER_FLAG * len(required))
         reasons.append(f"CPU has {', '.join(required)}")
-    excluded = [f for f in profile.match.exclude_cpu_flags if flags & set(ISA_FLAGS.get(f, (f,)))]
-    if excluded:
-        return None, [f"CPU has {', '.join(excluded)}, which this profile excludes"]
     specific = False
     parts = facts.get("cpu_parts")
     if parts and profile.match.cpu_parts:

@@ -316,3 +316,13 @@ def test_a_drivable_accelerator_without_an_engine_is_listed_with_the_reason() ->
     assert "no format of the profile runs on openvino:NPU" in \
         skipped["accelerator npu (Intel AI Boost NPU)"]
     assert any(n.startswith("accelerator gpu") for n in skipped)
+
+
+def test_a_zero_2_w_on_32_bit_raspberry_pi_os_is_still_a_zero_2_w() -> None:
+    facts = {"machine": "armv7l", "python_bits": 32, "device_model": "Raspberry Pi Zero 2 W Rev 1.0",
+             "cpu_model": None, "cpu_flags": ["half", "thumb", "fastmult", "vfp", "edsp", "neon"],
+             "cpu_parts": ["0x41:0xd03"], "cpu_count": 4, "memory_total_mb": 420.0}
+    found = detect_profile(FakeDevice(facts))
+    assert found.profile is not None and found.profile.name == "raspberry-pi-zero-2w"
+    assert [v.id for v in found.variants] == ["32-bit-os"]
+    assert match_profile(facts, [load_profile("jetson-nano")])[0] is None
