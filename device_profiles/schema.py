@@ -409,8 +409,8 @@ class DeviceProfile(_Strict):
         little core holds the big ones back at every barrier); else every core."""
         perf = [c for c in self.cpu.clusters if c.role == "performance"]
         if not perf:
-            return ThreadChoice(self.cpu.cores, f"all {self.cpu.cores or '?'} cores",
-                                "the cores are alike")
+            return ThreadChoice(self.cpu.cores, f"all {self.cpu.cores} cores" if self.cpu.cores
+                                else "every core", "the cores are alike")
         count = sum(c.count for c in perf)
         names = " + ".join(f"{c.count}x {c.name}" for c in perf)
         others = " + ".join(f"{c.count}x {c.name}" for c in self.cpu.clusters if c not in perf)

@@ -142,6 +142,9 @@ def detect(
         err_console.print(f"  • {reason}", markup=False)
     if found.profile:
         err_console.print(f"  CPU precisions here: {', '.join(found.cpu_precisions)}", markup=False)
+        if found.threads:
+            err_console.print(f"  threads: {found.threads.threads or 'all'} on {found.threads.cores}",
+                              markup=False)
         for v in found.variants:
             err_console.print(f"  variant {v.id}: {v.name}", markup=False)
     if new_yaml:
