@@ -53,8 +53,9 @@ class Peak(_Strict):
 
     precision: Precision = Field(description="the precision of the figure, e.g. int8")
     gops: float = Field(gt=0, description="giga-operations per second, e.g. 85000 for 85 TOPS")
-    sparsity: Literal["dense", "sparse"] = Field(
-        description="dense, or sparse (NVIDIA's 2:4 structured-sparsity figures are twice dense)")
+    sparsity: Literal["dense", "sparse", "unstated"] = Field(
+        description="dense, sparse (NVIDIA's 2:4 structured-sparsity figures are twice dense), or "
+                    "unstated when the vendor does not say which")
     mode: Optional[str] = Field(default=None,
                                 description="the power mode or variant the figure is for")
 
