@@ -226,6 +226,19 @@ def cgroup_limits() -> dict[str, Any]:
     return {"version": 1 if paths else None, "memory_limit_mb": memory, "cpu_quota_cores": cpu}
 
 
+def elf_bits(path: str | Path) -> Optional[int]:
+    """32 or 64 from an ELF file's class byte (None: not ELF).  A 32-bit python on a 64-bit
+    Arm kernel (32-bit Raspberry Pi OS) reports machine aarch64 but runs armv7l code."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(5)
+    except OSError:
+        return None
+    if head[:4] != b"\x7fELF":
+        return None
+    return {1: 32, 2: 64}.get(head[4])
+
+
 def host_facts() -> dict[str, Any]:
     uname = platform.uname()
     libc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
@@ -234,6 +247,7 @@ def host_facts() -> dict[str, Any]:
         "os": f"{uname.system} {uname.release}",
         "machine": uname.machine,
         "python": platform.python_version(),
+        "python_bits": elf_bits(os.path.realpath(sys.executable)) if sys.executable else None,
         "libc": libc,
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),

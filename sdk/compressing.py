@@ -316,9 +316,15 @@ class _Search:
         self.original, self.data, self.profile, self.budget = original, data, profile, budget
         self.target, self.scratch = target, scratch
         self.measured_on = describe_measurement(target, profile)
+        self.cpu_flags = self.measured_on.pop("cpu_flags", None)
+        self.measured_on["cpu_precisions"] = profile.cpu_precisions(self.cpu_flags)
+        choice = profile.thread_choice()
         self.threads = threads if threads else (
-            profile.cpu.cores if self.measured_on["kind"] == "device" else None)
+            choice.threads if self.measured_on["kind"] == "device" else None)
         self.measured_on["threads"] = self.threads
+        self.measured_on["threads_why"] = (
+            "--threads" if threads else f"{choice.cores}: {choice.why}" if self.threads
+            else "the backend's default on this host")
         self.bench_options = {"runs": runs, "warmup": warmup, "min_seconds": min_seconds}
         self.original_facts = original_facts(original, scratch, self.data)
         self.judge = Judge(original, data)
@@ -333,7 +339,7 @@ class _Search:
         facts = ModelFacts(self.original.kind, self.original_facts.get("conv_share"),
                            self.data.labelled, self.data.training_samples,
                            self.budget.max_accuracy_drop)
-        plan = plan_recipes(self.profile, facts)
+        plan = plan_recipes(self.profile, facts, self.cpu_flags)
         recipes = user if user is not None else plan.recipes
         skipped = [] if user is not None else plan.skipped
         done: list[Candidate] = []

@@ -25,7 +25,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -146,10 +146,13 @@ class Plan:
     recipes: list[Recipe]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (candidate, reason)
     engines: list[Engine] = field(default_factory=list)
+    threads: Any = None  # the profile's ThreadChoice: how many threads, on which cores, why
 
 
-def engines(profile: Any) -> list[Engine]:
-    """Every (format, backend entry) the profile prefers, in its order of formats."""
+def engines(profile: Any, cpu_flags: Optional[Collection[str]] = None) -> list[Engine]:
+    """Every (format, backend entry) the profile prefers, in its order of formats.  CPU
+    precisions follow the device's reported ``cpu_flags`` (None: not probed, so only the
+    profile's unconditional ones)."""
     found = []
     for fmt_name in profile.formats:
         for entry in profile.backends:
@@ -160,18 +163,19 @@ def engines(profile: Any) -> list[Engine]:
             if native != fmt_name and native in profile.formats:
                 continue
             unit = DEVICE_UNITS.get(device, "cpu") if device else "cpu"
-            precisions = _unit_precisions(profile, unit)
+            precisions = _unit_precisions(profile, unit, cpu_flags)
             if precisions:
                 found.append(Engine(fmt_name, entry, unit, precisions))
     return found
 
 
-def _unit_precisions(profile: Any, unit: str) -> tuple[str, ...]:
+def _unit_precisions(profile: Any, unit: str,
+                     cpu_flags: Optional[Collection[str]] = None) -> tuple[str, ...]:
     if unit == "cpu":
-        return tuple(profile.cpu.precisions)
+        return tuple(profile.cpu_precisions(cpu_flags))
     seen: list[str] = []
     for acc in profile.accelerators:
-        if acc.kind == unit:
+        if acc.kind == unit and acc.drivable:
             seen += [p for p in acc.precisions if p not in seen]
     return tuple(seen)
 
@@ -235,9 +239,13 @@ def variant_steps(variant: Variant, engine: Engine, facts: ModelFacts) -> tuple[
     return (ExportStep(to=engine.format),)  # type: ignore[arg-type]
 
 
-def plan_recipes(profile: Any, facts: ModelFacts) -> Plan:
-    """Precision candidates for every engine of ``profile``, cheapest first."""
-    plan = Plan(recipes=[], engines=engines(profile))
+def plan_recipes(profile: Any, facts: ModelFacts,
+                 cpu_flags: Optional[Collection[str]] = None) -> Plan:
+    """Precision candidates for every engine of ``profile``, cheapest first; CPU precisions
+    from the device's reported ``cpu_flags``; every accelerator no engine runs on is listed
+    in ``skipped`` (the result's ``not_planned``) with the reason."""
+    plan = Plan(recipes=[], engines=engines(profile, cpu_flags), threads=profile.thread_choice())
+    plan.skipped += profile.unplanned_accelerators({e.backend for e in plan.engines})
     for variant in VARIANTS:
         for engine in plan.engines:
             name = f"{variant.key}-{engine.tag}"

@@ -18,7 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Union, get_args
 
-from edgeship.device_profiles.schema import ISA_FLAGS, DeviceProfile
+from edgeship.device_profiles.isa import features_of
+from edgeship.device_profiles.schema import ISA_FLAGS, DeviceProfile, Source, ThreadChoice, Variant
 from edgeship.errors import ConfigError
 from pydantic import BaseModel, ValidationError
 
@@ -169,12 +170,32 @@ def _arch(machine: str) -> str:
     return _ARCH_ALIASES.get(machine.lower(), machine.lower())
 
 
+def userland(facts: Mapping[str, Any]) -> Optional[str]:
+    """The architecture wheels must be built for: a 32-bit python on a 64-bit Arm kernel (32-bit
+    Raspberry Pi OS) runs armv7l code although ``uname -m`` says aarch64."""
+    machine = facts.get("machine")
+    if not machine:
+        return None
+    arch = _arch(str(machine))
+    if arch in ("armv8l", "armv7l") or (arch == "aarch64" and facts.get("python_bits") == 32):
+        return "armv7l"
+    return arch
+
+
+def _arch_fits(profile: DeviceProfile, facts: Mapping[str, Any]) -> bool:
+    arch = _arch(str(facts["machine"]))
+    if arch == profile.arch:
+        return True
+    # a 64-bit board running a 32-bit OS: the profile says so with a userland variant
+    return any(v.kind == "userland" and v.arch == userland(facts) for v in profile.variants)
+
+
 def _score(profile: DeviceProfile, facts: Mapping[str, Any]) -> tuple[Optional[float], list[str]]:
     """How well the facts fit the profile (None: they rule it out), and why."""
     score, reasons = 0.0, []
     machine = facts.get("machine")
     if machine:
-        if _arch(machine) != profile.arch:
+        if not _arch_fits(profile, facts):
             return None, [f"arch {machine} is not {profile.arch}"]
         score += WEIGHT_ARCH
         reasons.append(f"arch {profile.arch}")
@@ -207,7 +228,7 @@ def _score(profile: DeviceProfile, facts: Mapping[str, Any]) -> tuple[Optional[f
     elif cores and profile.cpu.cores:
         reasons.append(f"note: {cores} cores visible, the profile has {profile.cpu.cores}")
     m = profile.match
-    if not (m.device_model or m.cpu_model or m.cpu_parts):
+    if not (m.device_model or m.cpu_model or m.cpu_model_regex or m.cpu_parts):
         reasons.append("a class of machines, recognised by architecture and ISA alone")
     elif not specific:
         score /= 2  # an ISA alone cannot tell one Cortex-A76 board from another
@@ -222,10 +243,13 @@ def _model_hit(profile: DeviceProfile, facts: Mapping[str, Any]) -> Optional[str
         for label, value in names.items():
             if value and pattern.lower() in value.lower():
                 return f"{label} '{value}' contains '{pattern}'"
+    value = names["CPU model"]
     for pattern in profile.match.cpu_model:
-        value = names["CPU model"]
         if value and pattern.lower() in value.lower():
             return f"CPU model '{value}' contains '{pattern}'"
+    for pattern in profile.match.cpu_model_regex:
+        if value and re.search(pattern, value):
+            return f"CPU model '{value}' matches /{pattern}/"
     return None
 
 
@@ -269,8 +293,7 @@ def profile_from_facts(facts: Mapping[str, Any], name: Optional[str] = None) -> 
     """A profile describing the probed machine; preferences come from the closest bundled one."""
     from edgeship.runtime.formats import BACKENDS, FORMATS
 
-    flags = set(facts.get("cpu_flags") or [])
-    isa = [feature for feature, names in ISA_FLAGS.items() if flags & set(names)]
+    isa = features_of(facts.get("cpu_flags"))
     label = facts.get("device_model") or facts.get("cpu_model") or "unknown device"
     base, score, _ = match_profile(facts)
     backends = list(base.backends) if base else list(BACKENDS)
@@ -284,6 +307,7 @@ def profile_from_facts(facts: Mapping[str, Any], name: Optional[str] = None) -> 
     # accelerators, the rest are listed in the description for the user to complete.
     probed = list(facts.get("accelerators") or [])
     accelerators = [a for a in probed if "backend" in a]
+    backends += [a["backend"] for a in accelerators if a["backend"] not in backends]
     nodes = [f"{a.get('kind')} {a.get('name') or a.get('node')} (driver {a.get('driver')})"
              for a in probed if "backend" not in a]
     data = {
@@ -302,13 +326,14 @@ def profile_from_facts(facts: Mapping[str, Any], name: Optional[str] = None) -> 
         "budgets": base.budgets.model_dump() if base else {},
         "match": {"device_model": [facts["device_model"]] if facts.get("device_model") else [],
                   "cpu_parts": list(facts.get("cpu_parts") or [])},
-        "sources": [f"edgeship probe of {facts.get('hostname') or 'the device'} "
-                    "(/proc/cpuinfo, /proc/meminfo, importable backends)"],
     }
     if data["arch"] not in get_args(DeviceProfile.model_fields["arch"].annotation):
         raise ConfigError(f"architecture '{facts.get('machine')}' is not one edgeship profiles "
                           "describe", "use an aarch64, armv7l, x86_64 or riscv64 device")
-    return parse_profile_data(data, f"profile built from {label}")
+    made = parse_profile_data(data, f"profile built from {label}")
+    probe = Source(ref=f"edgeship probe of {facts.get('hostname') or 'the device'} (/proc/cpuinfo, "
+                   "/proc/meminfo, importable backends)", states=made.field_paths())
+    return made.model_copy(update={"sources": [probe]})
 
 
 def _slug(label: str) -> str:
@@ -354,15 +379,19 @@ def _local_accelerators(backends: Mapping[str, str]) -> list[dict[str, Any]]:
             if kind:
                 caps = core.get_property(device, "OPTIMIZATION_CAPABILITIES")
                 precisions = [_OV_PRECISIONS[c] for c in caps if c in _OV_PRECISIONS]
-                found.append({"kind": kind, "name": core.get_property(device, "FULL_DEVICE_NAME"),
-                              "backend": f"openvino:{device}", "precisions": precisions or ["fp32"]})
+                found.append({"id": _slug(device), "kind": kind,
+                              "name": core.get_property(device, "FULL_DEVICE_NAME"),
+                              "backend": f"openvino:{device}", "precisions": precisions or ["fp32"],
+                              "model_format": "openvino-ir", "drivable": True})
     if "onnxruntime" in backends:
         import onnxruntime as ort
 
         for provider in ort.get_available_providers():
             if provider in _ORT_GPU_PROVIDERS:
-                found.append({"kind": "gpu", "name": provider, "backend": f"onnxruntime:{provider}",
-                              "precisions": ["fp32", "fp16"]})
+                found.append({"id": _slug(provider.removesuffix("ExecutionProvider")),
+                              "kind": "gpu", "name": provider, "backend": f"onnxruntime:{provider}",
+                              "precisions": ["fp32", "fp16"], "model_format": "onnx",
+                              "drivable": True})
     return found
 
 
@@ -381,6 +410,21 @@ class Detection:
     score: float
     reasons: list[str]
 
+    @property
+    def cpu_precisions(self) -> list[str]:
+        """The matched profile's CPU precisions on this device's reported flags."""
+        return self.profile.cpu_precisions(self.facts.get("cpu_flags") or []) if self.profile \
+            else []
+
+    @property
+    def variants(self) -> list[Variant]:
+        """The profile's variants the probe facts show (RAM, module, revision, userland)."""
+        return self.profile.variants_for(self.facts) if self.profile else []
+
+    @property
+    def threads(self) -> Optional[ThreadChoice]:
+        return self.profile.thread_choice() if self.profile else None
+
     def new_profile_yaml(self) -> str:
         return profile_yaml_from_facts(self.facts)
 
@@ -389,12 +433,13 @@ def detect_profile(target: Any = "local") -> Detection:
     """Probe a target (``local``, an SSH host/alias, or a Target) and match it to a profile."""
     from edgeship.targets import Target, open_target
 
-    if isinstance(target, Target):
+    if isinstance(target, Target) or callable(getattr(target, "probe", None)):
         facts = target.probe()
     elif target in (None, "", "local"):
         facts = _local_facts()
     else:
         with open_target(target) as opened:
             facts = opened.probe()
+    facts = {**facts, "userland": userland(facts)}
     profile, score, reasons = match_profile(facts)
     return Detection(facts, profile, score, reasons)

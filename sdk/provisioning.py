@@ -33,7 +33,7 @@ _LEGACY_ALIASES = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 # Runs on the device with its system python3: stdlib only and Python 3.5 syntax, so an old
 # Python still gets far enough to report its version.  argv: venv dir, wheel dir.
 _DEVICE_FACTS = r"""
-import glob, json, os, platform, sys
+import glob, json, os, platform, struct, sys
 venv = os.path.expanduser(sys.argv[1])
 wheel_dir = os.path.expanduser(sys.argv[2])
 venv_py = os.path.join(venv, "bin", "python")
@@ -51,7 +51,8 @@ try:
 except ImportError:
     pass
 libc = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names else None
-print(json.dumps({"machine": platform.machine(), "python": list(sys.version_info[:3]),
+print(json.dumps({"machine": platform.machine(), "bits": struct.calcsize("P") * 8,
+                  "python": list(sys.version_info[:3]),
                   "executable": sys.executable, "glibc": libc, "venv_python": venv_py,
                   "venv_exists": os.path.exists(venv_py), "installed": installed,
                   "wheel_dir": wheel_dir, "wheels": wheels}))
@@ -178,10 +179,28 @@ def device_facts(target: Target) -> DeviceFacts:
         major, minor = raw["glibc"].split()[1].split(".")[:2]
         glibc = (int(major), int(minor))
     return DeviceFacts(
-        machine=raw["machine"], python=tuple(raw["python"]), executable=raw["executable"],
+        machine=userland_machine(raw["machine"], raw.get("bits")), python=tuple(raw["python"]),
+        executable=raw["executable"],
         glibc=glibc, venv_python=raw["venv_python"], venv_exists=raw["venv_exists"],
         installed=raw["installed"], wheel_dir=raw["wheel_dir"], wheels=raw["wheels"],
     )
+
+
+def userland_machine(machine: str, bits: Optional[int]) -> str:
+    """The platform wheels must be for: a 32-bit python on a 64-bit Arm kernel (32-bit
+    Raspberry Pi OS) says aarch64 but runs armv7l code."""
+    return "armv7l" if machine in ("aarch64", "arm64") and bits == 32 else machine
+
+
+def wheel_index_args(reqs: Sequence[str], profile: Any = None) -> list[str]:
+    """``--extra-index-url`` for a device profile whose wheels (e.g. Jetson's onnxruntime-gpu)
+    come from a vendor index rather than PyPI (``software.wheel_index``)."""
+    software = getattr(profile, "software", None)
+    if software is None or not software.wheel_index:
+        return []
+    wanted = {_normalise(r) for r in reqs}
+    return (["--extra-index-url", software.wheel_index]
+            if wanted & {_normalise(d) for d in software.wheel_index_for} else [])
 
 
 def _remote_dir(target: Target, leaf: str) -> str:
@@ -189,7 +208,8 @@ def _remote_dir(target: Target, leaf: str) -> str:
     return f"{base.rstrip('/')}/{leaf}"
 
 
-def download_wheels(reqs: Sequence[str], facts: DeviceFacts, dest: Path) -> list[Path]:
+def download_wheels(reqs: Sequence[str], facts: DeviceFacts, dest: Path,
+                    extra_args: Sequence[str] = ()) -> list[Path]:
     """``pip download`` binary wheels for the device's platform and Python into ``dest``."""
     if facts.glibc is None:
         raise errors.UnsupportedError(
@@ -199,7 +219,7 @@ def download_wheels(reqs: Sequence[str], facts: DeviceFacts, dest: Path) -> list
         )
     argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
             "--progress-bar", "off", "--only-binary=:all:", "--implementation", "cp",
-            "--python-version", facts.python_tag, "-d", str(dest)]
+            "--python-version", facts.python_tag, "-d", str(dest), *extra_args]
     for tag in manylinux_platforms(facts.machine, facts.glibc):
         argv += ["--platform", tag]
     proc = subprocess.run([*argv, *reqs], capture_output=True, text=True)
@@ -278,11 +298,13 @@ def provision(
     *,
     upgrade: bool = False,
     wheel_cache: Optional[Path] = None,
+    profile: Any = None,
 ) -> ProvisionResult:
     """Install numpy and ``backends`` into ``~/.cache/edgeship/venv`` on ``target`` from wheels
     downloaded here for its platform.  A ``Target`` passed in runs its later commands (the
     agent included) with the venv's python.  Packages already in the venv are kept unless
-    ``upgrade``.
+    ``upgrade``.  A device ``profile`` adds what its OS needs: the Python it ships (named in
+    the error when too old) and a vendor wheel index (``software.wheel_index``).
 
     Example:
         >>> r = provision("pi@raspberrypi.local", ["onnxruntime"])   # doctest: +SKIP
@@ -298,7 +320,9 @@ def provision(
             raise errors.UnsupportedError(
                 f"{tgt.name} runs Python {facts.python_tag}; edgeship's runtime needs "
                 f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer",
-                "install a newer python3 on the device",
+                "install a newer python3 on the device"
+                + (f" ({profile.software.notes})" if getattr(profile, "software", None)
+                   and profile.software.notes else ""),
             )
         reqs = requirements(backends)
         wheels: list[Path] = []
@@ -308,7 +332,8 @@ def provision(
         have = {name: facts.installed.get(_normalise(name)) for name in reqs}
         if upgrade or not (facts.venv_exists and all(have.values())):
             with tempfile.TemporaryDirectory(prefix="edgeship-wheels-", dir=wheel_cache) as tmp:
-                wheels = download_wheels(["pip", *reqs], facts, Path(tmp))
+                wheels = download_wheels(["pip", *reqs], facts, Path(tmp),
+                                         wheel_index_args(list(reqs), profile))
                 todo = [w for w in wheels
                         if facts.installed.get(_wheel_dist(w)[0]) != _wheel_dist(w)[1]]
                 if todo:

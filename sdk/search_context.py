@@ -34,7 +34,10 @@ def describe_measurement(target: Any, profile: Any) -> dict[str, Any]:
     return {"kind": "host" if host else "device", "target": getattr(target, "name", "local"),
             "label": "this host" if host else target.name, "cpu": cpu,
             "machine": facts.get("machine"), "cpu_count": facts.get("cpu_count"),
-            "profile": profile.name, "matches_profile": matched is not None, "note": note}
+            "profile": profile.name, "matches_profile": matched is not None, "note": note,
+            # the planner's CPU precisions follow these; another machine's flags say nothing
+            # about the device (the caller pops them: they are not a result)
+            "cpu_flags": facts.get("cpu_flags") if matched is not None else None}
 
 
 def original_facts(original: Any, scratch: Path, data: Any) -> dict[str, Any]:

@@ -104,12 +104,13 @@ def test_at_least_eleven_profiles_are_bundled_each_named_after_its_file() -> Non
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
-def test_bundled_profile_validates_and_cites_its_sources(name: str) -> None:
+def test_bundled_profile_validates_and_cites_a_source_for_every_fact(name: str) -> None:
     profile = load_profile(name)
     assert profile.sources, f"{name} cites no source for its figures"
+    assert profile.unsourced() == [], f"{name}: no source states {profile.unsourced()}"
     assert profile.formats and profile.backends
     for acc in profile.accelerators:
-        assert set(acc.peak_gops) <= set(acc.precisions)
+        assert {p.precision for p in acc.peaks} <= set(acc.precisions + acc.hardware_precisions)
 
 
 def test_default_budget_dict_holds_only_the_budgets_a_profile_sets() -> None:
@@ -119,10 +120,14 @@ def test_default_budget_dict_holds_only_the_budgets_a_profile_sets() -> None:
         "max_latency_ms": 200.0, "max_memory_mb": 256.0, "max_size_mb": 50.0}
 
 
-def test_accelerator_precisions_and_peaks_are_exposed() -> None:
+def test_accelerator_precisions_and_peaks_say_dense_or_sparse() -> None:
     orin = load_profile("jetson-agx-orin")
     dla = next(a for a in orin.accelerators if a.kind == "npu")
-    assert dla.backend == "tensorrt:DLA" and dla.peak_gops == {"int8": 105000.0}
+    assert dla.backend == "tensorrt:DLA"
+    assert {(p.sparsity, p.gops) for p in dla.peaks} == {("sparse", 105000.0), ("dense", 52500.0)}
+    gpu = next(a for a in orin.accelerators if a.kind == "gpu")
+    int8 = {p.sparsity: p.gops for p in gpu.peaks if p.precision == "int8"}
+    assert int8 == {"sparse": 170000.0, "dense": 85000.0}
     assert orin.precisions == ["fp32", "fp16", "int8"]
 
 

@@ -33,7 +33,8 @@ def list_cmd(json_out: o.Json = False) -> None:
         table.add_column(column, no_wrap=column == "name")
     for p in profiles:
         table.add_row(p.name, p.display_name, p.arch, str(p.cpu.cores or "varies"),
-                      ", ".join(a.kind.upper() for a in p.accelerators) or "–", _mb(p.memory_mb))
+                      ", ".join(a.kind.upper() + ("" if a.drivable else " (not driven)")
+                                for a in p.accelerators) or "–", _mb(p.memory_mb))
     err_console.print(table)
 
 
@@ -59,25 +60,43 @@ def show(
 
 
 def _rows(p: Any) -> list[tuple[str, str]]:
+    threads = p.thread_choice()
     rows = [("description", p.description), ("arch", p.arch), ("CPU", p.cpu.model),
             ("cores", str(p.cpu.cores or "varies")),
-            ("max clock", f"{p.cpu.max_mhz:g} MHz" if p.cpu.max_mhz else "–"),
-            ("ISA", ", ".join(p.cpu.isa) or "–"), ("CPU precisions", ", ".join(p.cpu.precisions)),
-            ("CPU peak", _peaks(p.cpu.peak_gops))]
+            ("max clock", f"{p.cpu.max_mhz:g} MHz" if p.cpu.max_mhz else "–")]
+    rows += [("cluster", f"{c.count}x {c.name} ({c.role}"
+              + (f", {c.max_mhz:g} MHz)" if c.max_mhz else ")")) for c in p.cpu.clusters]
+    rows += [("threads", f"{threads.threads or 'all'} on {threads.cores}: {threads.why}"),
+             ("ISA", ", ".join(p.cpu.isa) or "–"), ("CPU precisions", ", ".join(p.cpu.precisions)
+              + "".join(f"; {c.precision} when {'+'.join(c.requires)}"
+                        for c in p.cpu.conditional_precisions)),
+             ("CPU peak", _peaks(p.cpu.peaks))]
     for a in p.accelerators:
-        rows.append((a.kind.upper(), f"{a.name} via {a.backend}; {', '.join(a.precisions)}; "
-                     f"peak {_peaks(a.peak_gops)}" + (f" ({a.notes})" if a.notes else "")))
+        state = "edgeship drives it" if a.drivable else f"NOT driven: {a.not_drivable_because}"
+        rows.append((a.kind.upper(), f"{a.name} via {a.backend}; {', '.join(a.precisions)}"
+                     + (f" (hardware: {', '.join(a.hardware_precisions)})"
+                        if a.hardware_precisions else "")
+                     + f"; peak {_peaks(a.peaks)}; needs {a.model_format}"
+                     + (f" from {a.compiler}" if a.compiler else "") + f"; {state}"
+                     + (f" ({a.notes})" if a.notes else "")))
+    sw = {k: v for k, v in p.software.model_dump().items() if v not in (None, [])}
+    rows += [("software", "; ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}"
+                                    for k, v in sw.items()) or "–")]
+    rows += [("variant", f"{v.id}: {v.name}") for v in p.variants]
     rows += [("memory", _mb(p.memory_mb)), ("formats", " > ".join(p.formats)),
              ("backends", " > ".join(p.backends)),
              ("default budgets", ", ".join(f"{k}={v:g}" for k, v in p.default_budget_dict().items())
               or "none"),
-             ("detected by", _hints(p)), ("sources", "\n".join(p.sources) or "–")]
+             ("detected by", _hints(p)),
+             ("sources", "\n".join(f"{s.ref} — states {', '.join(s.states)}" for s in p.sources)
+              or "–")]
     return rows
 
 
-def _peaks(peaks: dict[str, Optional[float]]) -> str:
-    known = [f"{prec} {gops / 1000:g} TOPS" if gops >= 1000 else f"{prec} {gops:g} GOPS"
-             for prec, gops in peaks.items() if gops is not None]
+def _peaks(peaks: list[Any]) -> str:
+    known = [(f"{x.precision} {x.gops / 1000:g} TOPS" if x.gops >= 1000 else
+              f"{x.precision} {x.gops:g} GOPS") + f" {x.sparsity}"
+             + (f" ({x.mode})" if x.mode else "") for x in peaks]
     return ", ".join(known) or "not published"
 
 
@@ -88,6 +107,7 @@ def _mb(mb: Optional[int]) -> str:
 def _hints(p: Any) -> str:
     m = p.match
     hints = [f"model contains '{s}'" for s in m.device_model + m.cpu_model]
+    hints += [f"CPU model matches /{s}/" for s in m.cpu_model_regex]
     hints += [f"CPU part {s}" for s in m.cpu_parts]
     hints += [f"CPU flags {', '.join(p.cpu.isa + m.cpu_flags)}"] if p.cpu.isa or m.cpu_flags else []
     return "; ".join(hints) or "arch only"
@@ -107,6 +127,9 @@ def detect(
     if json_out:
         typer.echo(json.dumps({"target": target, "profile": found.profile and found.profile.name,
                                "score": found.score, "reasons": found.reasons,
+                               "cpu_precisions": found.cpu_precisions,
+                               "variants": [v.id for v in found.variants],
+                               "threads": found.threads and found.threads.threads,
                                "new_profile_yaml": new_yaml, "facts": found.facts}, default=str))
         return
     if found.profile:
@@ -117,5 +140,12 @@ def detect(
                           f"(best score {found.score:.2f}); a new profile follows on stdout")
     for reason in found.reasons:
         err_console.print(f"  • {reason}", markup=False)
+    if found.profile:
+        err_console.print(f"  CPU precisions here: {', '.join(found.cpu_precisions)}", markup=False)
+        if found.threads:
+            err_console.print(f"  threads: {found.threads.threads or 'all'} on {found.threads.cores}",
+                              markup=False)
+        for v in found.variants:
+            err_console.print(f"  variant {v.id}: {v.name}", markup=False)
     if new_yaml:
         typer.echo(new_yaml, nl=False)
