@@ -128,6 +128,12 @@ def render_report(results: Sequence[ResultLike], *, budget: Optional[Budget] = N
     return _page(data, title or "edgeship report")
 
 
+def original_candidate_name(source_format: Optional[str]) -> str:
+    """The candidate that is the original model as it is (a torch model: exported to ONNX as it
+    is): what every speed-up is measured against."""
+    return f"fp32-{'onnx' if source_format in (None, 'torch') else source_format}"
+
+
 # -- loading -------------------------------------------------------------------------------------
 def load_results(results: Sequence[ResultLike], budget: Optional[Budget] = None) -> ReportData:
     if not results:
