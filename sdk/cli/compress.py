@@ -168,7 +168,9 @@ def versus_original(result: Any) -> Optional[str]:
 
 
 def print_outcome(result: Any, console: Any, wide: bool = False) -> None:
-    console.print(candidate_table(result, wide=wide))
+    from edgeship.cli.render import print_table
+
+    print_table(candidate_table(result, wide=wide), wide)
     for c in result.candidates:
         if not c.fits:
             console.print(f"  {c.name}: {c.status()}", highlight=False)

@@ -26,7 +26,7 @@ def doctor(
     that is missing."""
     import json
 
-    from edgeship.cli.render import Column, err_console, fit_table
+    from edgeship.cli.render import Column, err_console, fit_table, print_table
     from edgeship.doctor import doctor as run_doctor
     from edgeship.doctor import needed_for
     from edgeship.errors import ConfigError
@@ -60,9 +60,9 @@ def doctor(
                  f.version or ("missing" if not f.optional else "– (optional)"),
                  f.enables, f.candidates or "–", f.location or "–",
                  f"{len(f.devices)} profiles" if f.devices else "–"] for f in found]
-        err_console.print(fit_table(cols, rows, wide=wide, title="edgeship doctor",
-                                    caption=f"* needed to compress {model} for {device}"
-                                    if needed else None))
+        print_table(fit_table(cols, rows, wide=wide, title="edgeship doctor",
+                              caption=f"* needed to compress {model} for {device}"
+                              if needed else None), wide)
         fixes = [(f.name, f.fix) for f in found if not f.present and not f.optional and f.fix]
         for name, fix in fixes:
             err_console.print(f"  {name} missing. Fix: {fix}", highlight=False)

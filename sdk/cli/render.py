@@ -116,3 +116,9 @@ def fit_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], *, width
     for r in rows:
         table.add_row(*(str(r[i]) for i in keep))
     return table
+
+
+def print_table(table: Table, wide: bool = False) -> None:
+    """Print on stderr; ``--wide`` tables at their natural width, past the terminal's edge."""
+    console = Console(stderr=True, width=1000) if wide else err_console
+    console.print(table)
