@@ -121,7 +121,7 @@ class BenchmarkResult:
         import dataclasses
 
         if getattr(budget, "max_accuracy_drop", None) is not None and dataclasses.is_dataclass(budget):
-            budget = dataclasses.replace(budget, max_accuracy_drop=None)
+            budget = dataclasses.replace(budget, max_accuracy_drop=None)  # type: ignore[type-var]
         return budget.evaluate(self)
 
 
