@@ -128,3 +128,17 @@ def test_output_naming_an_existing_directory_gets_the_default_name_inside(tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["digits_cnn.bin", "digits_cnn.xml",
                                                      "digits_cnn.xml.manifest.json"]
+
+
+def test_compress_says_first_which_missing_converter_will_fail_and_the_command(tmp_path):
+    """onnx2tf's environment is missing (an empty tools cache): compress's first line names it
+    and `edgeship tools install converters` before any candidate runs."""
+    env = {**os.environ, "EDGESHIP_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "80"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeship.cli", "compress", str(EXAMPLES / "models/digits_cnn.onnx"),
+         "--device", "raspberry-pi-5", "--data", str(tmp_path / "missing.npz"), "-o",
+         str(tmp_path / "out")], capture_output=True, text=True, timeout=120, env=env)
+    first = " ".join(proc.stderr.split("error:")[0].split())
+    assert first == ("note: onnx2tf not installed: the candidates that need it will fail. "
+                     "Fix: edgeship tools install converters"), proc.stderr
+    assert proc.returncode == 2 and not (tmp_path / "out").exists()

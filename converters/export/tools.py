@@ -28,7 +28,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from edgeship.errors import ConfigError, MissingBackendError
 
@@ -102,10 +102,12 @@ def tool_version(env: Path, name: str = "onnx2tf") -> str:
     return str(json.loads((env / MARKER).read_text())["version"])
 
 
-def _run(argv: list[str], tool: Tool, cleanup: Optional[Path] = None) -> None:
-    done = subprocess.run(argv, stdout=sys.stderr, stderr=sys.stderr, stdin=subprocess.DEVNULL,
-                          check=False)
+def _run(argv: list[str], tool: Tool, cleanup: Optional[Path] = None, quiet: bool = False) -> None:
+    out: Any = subprocess.PIPE if quiet else sys.stderr
+    done = subprocess.run(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, check=False)
     if done.returncode != 0:
+        if quiet:
+            sys.stderr.write((done.stdout or b"").decode(errors="replace")[-4000:])
         if cleanup is not None:
             shutil.rmtree(cleanup, ignore_errors=True)
         raise MissingBackendError(
@@ -140,10 +142,11 @@ def install_tool(name: str, force: bool = False, python: str = sys.executable) -
     env.parent.mkdir(parents=True, exist_ok=True)
     py = str(env / "bin" / "python")
     steps = [[python, "-m", "venv", str(env)],
-             [py, "-m", "pip", "install", "--disable-pip-version-check", tool.requirement],
-             *([str(env / "bin" / c), "-h"] for c in tool.commands)]
+             [py, "-m", "pip", "install", "--disable-pip-version-check", tool.requirement]]
     for argv in steps:
         _run(argv, tool, cleanup=env)
+    for command in tool.commands:  # each answers -h; its help text is shown only if it fails
+        _run([str(env / "bin" / command), "-h"], tool, cleanup=env, quiet=True)
     dist = tool.requirement.split("==")[0]
     version = subprocess.run(
         [py, "-c", f"from importlib.metadata import version; print(version({dist!r}))"],
