@@ -127,21 +127,18 @@ def _location(modules: tuple[str, ...]) -> Optional[str]:
     return None
 
 
-def _devices(component: Component) -> list[str]:
+def _devices(component: Component, profiles: list[Any]) -> list[str]:
     """Profiles whose backends include this one (a backend), or whose formats include one it
     writes (a converter)."""
-    from edgeship.profiles import list_profiles
-
     if component.kind == "backend":
         key = "tflite" if "tflite" in component.formats else component.name
-        return [p.name for p in list_profiles()
-                if any(b.partition(":")[0] == key for b in p.backends)]
+        return [p.name for p in profiles if any(b.partition(":")[0] == key for b in p.backends)]
     if not component.formats:
         return []
-    return [p.name for p in list_profiles() if set(p.formats) & set(component.formats)]
+    return [p.name for p in profiles if set(p.formats) & set(component.formats)]
 
 
-def probe(component: Component) -> Found:
+def probe(component: Component, profiles: Optional[list[Any]] = None) -> Found:
     if component.name == "onnx2tf":
         from edgeship.converters.export.tools import tool_env, tool_version
 
@@ -153,13 +150,21 @@ def probe(component: Component) -> Found:
     present = location is not None
     return Found(component.name, component.kind, present, version, location, component.enables,
                  list(component.formats), component.candidates,
-                 _devices(component), None if present else component.fix,
+                 _devices(component, profiles if profiles is not None else _profiles()),
+                 None if present else component.fix,
                  component.optional)
+
+
+def _profiles() -> list[Any]:
+    from edgeship.profiles import list_profiles
+
+    return list_profiles()
 
 
 def doctor() -> list[Found]:
     """Every component of ``COMPONENTS`` as found here."""
-    return [probe(c) for c in COMPONENTS]
+    profiles = _profiles()
+    return [probe(c, profiles) for c in COMPONENTS]
 
 
 def needed_for(model: Union[str, Path], profile: Any) -> list[str]:
