@@ -315,7 +315,10 @@ def bars(rows: Sequence[tuple[str, float, Optional[float]]], unit: str, title: s
     """Horizontal bars (label, total, part): the part (e.g. the model's own memory over the
     process baseline) is drawn darker inside the total; a budget draws a dashed red line."""
     height = 52 + row * len(rows)
-    top = max([v for _, v, _ in rows] + [limit or 0])
+    biggest = max(v for _, v, _ in rows)
+    # a budget far beyond every bar is drawn at the edge, not by squashing the bars to slivers
+    off_scale = limit is not None and biggest > 0 and limit > 1.5 * biggest
+    top = biggest * 1.1 if off_scale else max(biggest, limit or 0)
     frame = _Frame([0, top], [0, 1], height, left=label_margin([r[0] for r in rows]), top=8,
                    bottom=40)
     body = frame.axes(f"{title} ({unit})", "")[: 2 * len(frame.xt)]
@@ -336,8 +339,13 @@ def bars(rows: Sequence[tuple[str, float, Optional[float]]], unit: str, title: s
         body.append(f'<text x="{frame.px(value) + 4:.1f}" y="{y + row / 2:.0f}" {FONT}>'
                     f'{fmt(value)}</text>')
     if limit is not None:
-        x = frame.px(limit)
+        x = min(frame.px(limit), WIDTH - frame.right)
         body.append(f'<line class="budget" x1="{x:.1f}" y1="{frame.top}" x2="{x:.1f}" '
-                    f'y2="{height - frame.bottom}" stroke="#d62728" stroke-dasharray="6 4">'
+                    f'y2="{height - frame.bottom}" stroke="#d62728" '
+                    f'stroke-dasharray="{"2 3" if off_scale else "6 4"}">'
                     f'<title>budget {fmt(limit)} {escape(unit)}</title></line>')
+        if off_scale:
+            body.append(f'<text class="budget-label" x="{x - 4:.1f}" y="{frame.top + 10}" '
+                        f'text-anchor="end" fill="#d62728" {FONT}>budget {fmt(limit)} '
+                        f'{escape(unit)} (off the scale →)</text>')
     return _svg(height, body, title)

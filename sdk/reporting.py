@@ -275,7 +275,7 @@ th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums
 tr.pick td{background:#f0fff0} td.ok{background:#eaf7ea} td.bad{background:#fdecec}
 .muted{color:#777} .scroll{overflow-x:auto} svg{max-width:100%;height:auto}
 .note{background:#fffbe6;border:1px solid #f0e0a0;padding:6px 10px}
-td{overflow-wrap:anywhere} td.num{white-space:nowrap;overflow-wrap:normal}
+td{overflow-wrap:anywhere} td.num,td.ok,td.bad{white-space:nowrap;overflow-wrap:normal}
 td.reason{max-width:340px;font-size:12px}
 tr.skipped td{color:#888;background:#fafafa} tr.failed td.reason{color:#9b1c1c}
 .badge{display:inline-block;padding:0 6px;border-radius:9px;font-size:11px;font-weight:600;
@@ -307,12 +307,9 @@ def _td(value: Optional[float], key: str, row: int, unit: str = "") -> str:
 def _check_cell(check: Optional[dict[str, Any]], row: int) -> str:
     if check is None:
         return '<td class="muted">–</td>'
-    measured = check.get("measured")
-    sign = "≤" if check["ok"] else ">"
-    unit = escape(str(check["unit"]))
-    text = (f"{badge('ok', 'ok') if check['ok'] else badge('bad', 'over')}{fmt(measured)} {sign} "
-            f"{fmt(check['limit'])} {unit}" if measured is not None
-            else f"{badge('bad', 'n/a')}not measured (limit {fmt(check['limit'])} {unit})")
+    measured = check.get("measured")  # the limit is in the column's header
+    text = (f"{badge('ok', 'ok') if check['ok'] else badge('bad', 'over')}{fmt(measured)}"
+            if measured is not None else f"{badge('bad', 'n/a')}not measured")
     return (f'<td class="{"ok" if check["ok"] else "bad"}" data-row="{row}" '
             f'data-key="budget_{escape(check["name"])}" '
             f'data-ok="{str(bool(check["ok"])).lower()}">{text}</td>')
@@ -339,7 +336,9 @@ def _candidate_table(data: ReportData, percentile: str) -> str:
     names = [n for n in BUDGET_ORDER if any(c["name"] == n for r in data.rows for c in r.checks)]
     head = ["candidate", "format", "backend · device", "precision", "size MB", f"latency {percentile} ms",
             "p99 ms", "peak memory MB", "accuracy %", "drop pt"]
-    head += [f"{n.replace('_', ' ')} budget" for n in names] + ["status"]
+    limits = {c["name"]: c for r in data.rows for c in r.checks}
+    head += [f"{n.replace('_', ' ')} ≤ {fmt(limits[n]['limit'])} {limits[n]['unit']}" for n in names]
+    head += ["status"]
     lines = ["<div class='scroll'><table id='candidates'><thead><tr>"
              + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for i, r in enumerate(data.rows):
@@ -351,7 +350,8 @@ def _candidate_table(data: ReportData, percentile: str) -> str:
         if res is not None:
             be = res.backend
             cells += [f"<td>{escape(str(res.model.get('format')))}</td>",
-                      f"<td>{escape(str(be.get('backend')))} {escape(str(be.get('version')))} · "
+                      f"<td>{escape(str(be.get('backend')))} "
+                      f"{escape(str(be.get('version')).split('-')[0])} · "  # the full one: below
                       f"{escape(str(be.get('device')))}</td>",
                       f"<td>{escape(str(be.get('precision') or 'as stored'))}</td>",
                       _td(res.model["size_bytes"] / 1e6, "size_mb", i),

@@ -142,3 +142,13 @@ def test_compress_says_first_which_missing_converter_will_fail_and_the_command(t
     assert first == ("note: onnx2tf not installed: the candidates that need it will fail. "
                      "Fix: edgeship tools install converters"), proc.stderr
     assert proc.returncode == 2 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_nncf_progress_bars_show_only_with_v(verbose, tmp_path):
+    argv = ["-v"] if verbose else []
+    proc = cli(*argv, "quantize", str(EXAMPLES / "models/digits_cnn.xml"), "--backend", "openvino",
+               "--calib", str(EXAMPLES / "data/digits_test.npz"), "-o", str(tmp_path / "q.xml"))
+    assert proc.returncode == 0, proc.stderr
+    assert ("Statistics collection" in proc.stderr) is verbose, proc.stderr
+    assert proc.stdout == ""

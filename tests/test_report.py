@@ -287,7 +287,8 @@ if (document.documentElement.scrollWidth > window.innerWidth)
 const boxes = [...document.querySelectorAll('svg text.label, svg text.budget-label')]
   .map(e => [e, e.getBBox()]);
 boxes.forEach(([a, p], i) => boxes.slice(i + 1).forEach(([b, q]) => {
-  if (p.x < q.x + q.width && q.x < p.x + p.width && p.y < q.y + q.height && q.y < p.y + p.height)
+  if (a.ownerSVGElement === b.ownerSVGElement && p.x < q.x + q.width && q.x < p.x + p.width
+      && p.y < q.y + q.height && q.y < p.y + p.height)
     out.push(`labels overlap: '${a.textContent}' and '${b.textContent}'`);
 }));
 const pre = document.createElement('pre');
