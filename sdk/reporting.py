@@ -275,8 +275,9 @@ th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums
 tr.pick td{background:#f0fff0} td.ok{background:#eaf7ea} td.bad{background:#fdecec}
 .muted{color:#777} .scroll{overflow-x:auto} svg{max-width:100%;height:auto}
 .note{background:#fffbe6;border:1px solid #f0e0a0;padding:6px 10px}
-td{overflow-wrap:anywhere} td.num,td.ok,td.bad{white-space:nowrap;overflow-wrap:normal}
-td.reason{max-width:340px;font-size:12px}
+td{overflow-wrap:anywhere} td[data-key=name]{overflow-wrap:break-word}
+td.num{white-space:nowrap;overflow-wrap:normal} td.ok,td.bad{overflow-wrap:normal}
+td.reason{font-size:12px}
 tr.skipped td{color:#888;background:#fafafa} tr.failed td.reason{color:#9b1c1c}
 .badge{display:inline-block;padding:0 6px;border-radius:9px;font-size:11px;font-weight:600;
  border:1px solid;white-space:nowrap;margin-right:4px}
@@ -322,9 +323,9 @@ def _status(r: Row, pick: Optional[str]) -> tuple[str, str, str]:
     """(row class, status cell class, status cell HTML) of a row."""
     front = badge("front", "front") if r.on_front else ""
     if r.skipped:
-        return "skipped", "reason", badge("skipped", "skipped") + escape(r.skipped)
+        return "skipped", "", badge("skipped", "skipped")
     if r.error:
-        return "failed", "reason", badge("failed", "failed") + escape(r.error)
+        return "failed", "", badge("failed", "failed")
     if pick == r.name:
         return "pick", "ok", badge("pick", "pick") + badge("ok", "fits") + front
     mark = {True: badge("ok", "fits"), False: badge("bad", "misses a budget"),
@@ -347,6 +348,12 @@ def _candidate_table(data: ReportData, percentile: str) -> str:
         cells = [f'<td data-row="{i}" data-key="name">{escape(r.name)}'
                  + (f'<br><span class="muted">{escape(" → ".join(r.recipe))}</span>' if r.recipe else "")
                  + "</td>"]
+        if res is None and (r.error or r.skipped):  # the reason spans the measurement columns
+            cells.append(f'<td class="reason" colspan="{len(head) - 2}" data-row="{i}" '
+                         f'data-key="reason">{escape(r.error or r.skipped or "")}</td>')
+            cells.append(f'<td data-row="{i}" data-key="status">{status}</td>')
+            lines.append(f'<tr class="{row_cls}">' + "".join(cells) + "</tr>")
+            continue
         if res is not None:
             be = res.backend
             cells += [f"<td>{escape(str(res.model.get('format')))}</td>",

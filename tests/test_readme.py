@@ -128,3 +128,10 @@ def test_fresh_venv_installed_the_readme_way_builds_every_candidate(tmp_path):
     assert any(re.match(r" ?\d+\. fp32-tflite: building done in [0-9.]+ s$", line) for line in lines)
     assert any(re.match(r" ?\d+\. int8-tflite [✓✗!] .* \([0-9.]+ s\)$", line) for line in lines)
     assert not any("Statistics collection" in line for line in lines)  # NNCF's bars, without -v
+
+    # the report of this real search, checked by Chromium: rows aligned, nothing overflows
+    from tests.test_report import layout_problems
+
+    found = layout_problems(work / "digits-pi5" / "report.html", tmp_path, 1280)
+    assert found["rows"] == len(summary["candidates"])
+    assert found["problems"] == [] and found["scrolls"] == []

@@ -214,8 +214,8 @@ def test_failed_candidate_is_listed_with_its_reason(candidates, tmp_path):
     failed = {"schema": CANDIDATE_SCHEMA, "name": "int8-static · tflite", "error":
               "parity check failed: top-1 agreement 0.71 < 0.99"}
     html = render_report([candidates[0], failed])
-    assert ('<span class="badge failed">failed</span>parity check failed: top-1 agreement 0.71 '
-            '&lt; 0.99') in html
+    assert 'data-key="reason">parity check failed: top-1 agreement 0.71 &lt; 0.99</td>' in html
+    assert '<span class="badge failed">failed</span>' in html
 
 
 def test_summary_with_candidates_budget_and_pick(candidates, tmp_path):
@@ -264,15 +264,17 @@ def test_memory_bars_show_peak_rss_values(rendered):
 # -- layout, checked by the browser itself -------------------------------------------------------
 ARTIFACTS = Path(__file__).resolve().parent.parent / "ci-artifacts"  # .ci/run names it; gitignored
 
-# Appended to a copy of the page (the report itself has no script): every table row has the
-# header's cell count, no cell, table, chart or legend is wider than its box, the page has no
-# horizontal scroll, and no two chart labels overlap.  The findings go into the DOM as JSON.
+# Appended to a copy of the page (the report itself has no script): every table row spans the
+# header's cell count (a failed row's reason spans the measurement columns), no cell, table,
+# chart or legend is wider than its box, the page has no horizontal scroll, and no two chart
+# labels overlap.  The findings go into the DOM as JSON.
 LAYOUT_CHECK = """<script>
 const out = [];
 for (const t of document.querySelectorAll('table')) {
   const n = t.querySelectorAll('thead th').length;
   t.querySelectorAll('tbody tr').forEach((tr, i) => {
-    if (tr.children.length !== n) out.push(`${t.id} row ${i}: ${tr.children.length} cells, header ${n}`);
+    const cells = [...tr.children].reduce((sum, td) => sum + td.colSpan, 0);
+    if (cells !== n) out.push(`${t.id} row ${i}: ${cells} cells, header ${n}`);
   });
 }
 const scrolls = [];
@@ -344,7 +346,8 @@ def test_narrow_window_scrolls_the_wide_tables_only(mixed_page, tmp_path):
 def test_skipped_and_failed_rows_look_different(mixed_page):
     html = mixed_page.read_text()
     assert '<tr class="failed">' in html and '<tr class="skipped">' in html
-    assert '<span class="badge skipped">skipped</span>int8-onnx already kept' in html
+    assert 'data-key="reason">int8-onnx already kept accuracy within the budget</td>' in html
+    assert '<span class="badge skipped">skipped</span>' in html
     assert not any(ch in html for ch in "✅❌⚠✗")  # marks are CSS badges, no emoji font needed
 
 
