@@ -103,6 +103,7 @@ class ReportData:
     budget: Optional[Budget] = None
     pick: Optional[str] = None
     device: Optional[str] = None
+    original: Optional[str] = None  # the row that is the original model (a compress summary)
 
 
 def report(
@@ -226,6 +227,8 @@ def _summary(payload: dict[str, Any], source: str, data: ReportData) -> None:
         data.budget = Budget(**payload["budget"])
     data.pick = payload.get("pick") or data.pick
     data.device = payload.get("device") or data.device
+    if isinstance(payload.get("original"), dict) and payload["original"].get("format"):
+        data.original = original_candidate_name(payload["original"]["format"])
 
 
 def _unique_names(rows: list[Row]) -> None:
@@ -495,6 +498,24 @@ def _temp(zones: Optional[dict[str, Any]]) -> Optional[str]:
     return fmt(max(temps)) if temps else None
 
 
+def _versus_original(data: ReportData, percentile: str) -> str:
+    """One line: the pick against the original (speed-up, size, accuracy drop)."""
+    rows = {r.name: r for r in data.rows}
+    pick, base = rows.get(data.pick or ""), rows.get(data.original or "")
+    if pick is None or base is None or pick.result is None or base.result is None:
+        return ""
+    if pick is base:
+        return (f'<p class="note">The pick is the original model itself ({escape(base.name)}): '
+                "no compressed candidate beat it inside the budgets.</p>")
+    before, after = base.result.latency(percentile), pick.result.latency(percentile)
+    speed = (f"{before / after:.3g}× faster" if after <= before else f"{after / before:.3g}× slower")
+    size = pick.result.model["size_bytes"] / base.result.model["size_bytes"]
+    drop = "" if pick.accuracy_drop is None else f", accuracy drop {pick.accuracy_drop:+.2f} pt"
+    return (f'<p class="note" id="versus-original">{badge("pick", "pick")}<b>{escape(pick.name)}</b>: '
+            f"{speed} than the original ({escape(base.name)}, {percentile} {fmt(before)} → "
+            f"{fmt(after)} ms), {size:.0%} of its size{drop}.</p>")
+
+
 def _page(data: ReportData, title: str) -> str:
     from edgeship import __version__
 
@@ -518,7 +539,7 @@ def _page(data: ReportData, title: str) -> str:
         f"<h1>{escape(title)}</h1><p class='muted'>{len(data.rows)} result(s)"
         + (f" for {escape(data.device)}" if data.device else "")
         + f" · budgets: {escape(budget_text)} · edgeship {__version__} · {stamp}</p>",
-        note,
+        note, _versus_original(data, percentile),
         "<h2>Candidates</h2>", _candidate_table(data, percentile),
         "<h2>Accuracy vs latency</h2>", _pareto_section(data, percentile),
         "<h2>Latency distributions</h2>", _distribution_section(data),

@@ -370,3 +370,18 @@ def test_report_screenshot_is_kept_as_a_ci_artifact(mixed_page, tmp_path):
     shot = ARTIFACTS / "report.png"
     chromium(mixed_page, tmp_path, f"--screenshot={shot}", "--window-size=1280,2600")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_compress_summary_states_the_picks_gain_over_the_original(candidates, tmp_path):
+    cands = [json.loads(p.read_text()) for p in candidates]
+    base, pick = cands[0], cands[2]  # fp32 on onnxruntime (the original), int8 dynamic
+    summary = {"candidates": cands, "pick": pick["name"], "original": {"format": "onnx"}}
+    for c in cands:  # compress names the original's candidate fp32-<its format>
+        c["name"] = "fp32-onnx" if c is base else c["name"]
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    html = render_report([path])
+    before = base["benchmark"]["latency_ms"]["p50"]
+    after = pick["benchmark"]["latency_ms"]["p50"]
+    speed = (f"{before / after:.3g}× faster" if after <= before else f"{after / before:.3g}× slower")
+    assert f"{speed} than the original (fp32-onnx, p50 {fmt(before)} → {fmt(after)} ms)" in html
