@@ -79,7 +79,7 @@ def compress(
     gain = versus_original(result)
     if gain:
         err_console.print(f"   {gain}", highlight=False)
-    err_console.print(f"   wrote {result.output}/{result.summary.get('artifact', '')}, report.html, "
+    err_console.print(f"   wrote {out}/{result.summary.get('artifact', '')}, report.html, "
                       "summary.json", highlight=False)
 
 
