@@ -78,8 +78,8 @@ def import_onnx2torch() -> Any:
     if importlib.util.find_spec("onnx2torch") is None:
         raise MissingBackendError(
             "pruning or distilling an ONNX model needs onnx2torch, which is not installed",
-            "pip install --no-deps onnx2torch (--no-deps: its torchvision requirement would "
-            "replace torch)",
+            "run: edgeship tools install converters (it installs onnx2torch without its "
+            "torchvision requirement, which would replace torch)",
         )
     with _torchvision_placeholder():
         return importlib.import_module("onnx2torch")

@@ -115,7 +115,13 @@ class BenchmarkResult:
         return float(getattr(self.latency_ms, percentile))
 
     def check(self, budget: Any) -> Any:
-        """Compare with a ``edgeship.Budget``; returns its ``Verdict``."""
+        """Compare with a ``edgeship.Budget``; returns its ``Verdict``.  A benchmark measures no
+        accuracy, so an accuracy-drop budget does not apply here and is left out (``compress``
+        and ``Budget.evaluate(result, drop)`` check it where a drop is measured)."""
+        import dataclasses
+
+        if getattr(budget, "max_accuracy_drop", None) is not None and dataclasses.is_dataclass(budget):
+            budget = dataclasses.replace(budget, max_accuracy_drop=None)  # type: ignore[type-var]
         return budget.evaluate(self)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -383,13 +384,17 @@ class _Search:
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise ConfigError(f"no space left on the device while building candidate "
-                                  f"'{recipe.name}' in {self.scratch}",
+                                  f"'{recipe.name}' in the temporary directory "
+                                  f"({tempfile.gettempdir()})",
                                   "free some space (or set TMPDIR to a disk with room)") from None
             cand.error = f"{type(exc).__name__}: {exc}"
         except EdgeshipError as exc:
             cand.error = exc.one_line()
         except Exception as exc:  # a converter bug must not end the search: record it
             cand.error = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        if cand.error:  # the search's scratch files are gone when the user reads this
+            cand.error = cand.error.replace(f"{self.scratch}{os.sep}", "").replace(
+                str(self.scratch), "the build directory")
         bar.finish(cand)
         return cand
 

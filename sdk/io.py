@@ -1,4 +1,5 @@
-"""Atomic file output: write to a temporary name beside the target, fsync, rename."""
+"""File output: the one rule for where a command writes (``resolve_output``) and atomic writes
+(a temporary name beside the target, fsync, rename)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,34 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def resolve_output(output: Union[str, Path, None], default: Path, *, force: bool,
+                   companions: tuple[str, ...] = ()) -> Path:
+    """The one output rule of every command that writes a file.
+
+    ``output`` names a file, or an existing directory (then ``default``'s name inside it);
+    None means ``default``.  A file that exists already (or one of its ``companions``: suffixes
+    such as ``.json`` for the manifest, ``.bin`` for OpenVINO weights) is refused unless
+    ``force``, with the same words whichever command asks.
+
+    Example:
+        >>> resolve_output("out/", Path("m.int8.onnx"), force=False)   # doctest: +SKIP
+        PosixPath('out/m.int8.onnx')
+    """
+    from edgeship.errors import ConfigError
+
+    target = Path(default) if output is None else Path(output)
+    if output is not None and target.is_dir():
+        target = target / Path(default).name
+    elif output is not None and str(output).endswith(("/", os.sep)):
+        raise ConfigError(f"output directory '{output}' does not exist",
+                          "create it first, or name an output file with -o")
+    if target.is_dir():
+        raise ConfigError(f"output '{target}' is a directory", "name an output file with -o")
+    if not force:
+        taken = [p for p in (target, *(target.with_suffix(s) for s in companions)) if p.exists()]
+        if taken:
+            raise ConfigError(f"output '{taken[0]}' already exists",
+                              "pass --force to replace it, or choose another -o")
+    return target

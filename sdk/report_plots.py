@@ -27,6 +27,7 @@ class Point:
     y: float
     ok: Optional[bool] = None  # inside every budget (None: no budget)
     on_front: bool = False
+    pick: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,43 +141,130 @@ def _svg(height: int, body: list[str], label: str) -> str:
             + "".join(body) + "</svg>")
 
 
+def _padded(values: Sequence[float], log: bool) -> tuple[float, float]:
+    """The data range with 8 % room each side (in log space on a log axis)."""
+    lo, hi = min(values), max(values)
+    if log:
+        span = math.log10(hi) - math.log10(lo) or 1.0
+        return 10 ** (math.log10(lo) - 0.08 * span), 10 ** (math.log10(hi) + 0.08 * span)
+    span = (hi - lo) or (abs(hi) * 0.1 or 1.0)
+    return lo - 0.08 * span, hi + 0.08 * span
+
+
+class _Labels:
+    """Greedy placement of short labels beside dots so that no two overprint."""
+
+    def __init__(self, left: float, right: float, top: float, bottom: float) -> None:
+        self.box = (left, right, top, bottom)
+        self.taken: list[tuple[float, float, float, float]] = []
+
+    def reserve(self, x: float, y: float, r: float) -> None:
+        self.taken.append((x - r, x + r, y - r, y + r))
+
+    def place(self, x: float, y: float, text: str) -> tuple[float, float, str]:
+        w, h = 6.4 * len(text) + 2, 12.0
+        left, right, top, bottom = self.box
+        for dx, dy in ((8, -6), (8, 12), (-8 - w, -6), (-8 - w, 12), (-w / 2, -12), (-w / 2, 22),
+                       (16, -18), (16, 24), (-16 - w, -18), (-16 - w, 24), (8, -30), (8, 36)):
+            x0, y0 = x + dx, y + dy - h + 2
+            rect = (x0, x0 + w, y0, y0 + h)
+            inside = left <= rect[0] and rect[1] <= right and top <= rect[2] and rect[3] <= bottom
+            if inside and not any(rect[0] < t[1] and t[0] < rect[1] and rect[2] < t[3]
+                                  and t[2] < rect[3] for t in self.taken):
+                self.taken.append(rect)
+                return x0, y + dy, "start"
+        return x + 8, y - 6, "start"  # crowded beyond the offsets: the legend still names it
+
+
 def scatter(points: Sequence[Point], x_label: str, y_label: str, lines: Sequence[Line] = (),
-            height: int = 360) -> str:
-    """Candidates as dots (green inside every budget, red outside), the front joined by a line."""
-    xs = [p.x for p in points] + [ln.value for ln in lines if ln.axis == "x"]
-    ys = [p.y for p in points] + [ln.value for ln in lines if ln.axis == "y"]
+            height: int = 380) -> str:
+    """Candidates as numbered dots (green inside every budget, red outside), the front joined
+    by a line, the pick ringed and labelled.  The axes fit the candidates: a budget outside
+    their range is drawn at the plot's edge with an arrow and its value, not by stretching the
+    scale.  The legend below is HTML, so long names wrap instead of running off the chart."""
+    xs, ys = [p.x for p in points], [p.y for p in points]
     frame = _Frame(xs, ys, height)
+    log = frame.log_x
+    x_lo, x_hi = _padded(xs, log)
+    y_lo, y_hi = _padded(ys, False)
+    if not log and min(xs) >= 0:
+        x_lo = max(0.0, x_lo)  # latency is never negative
+    y_lo = max(0.0, y_lo) if min(ys) >= 0 else y_lo
+    frame.xt = log_ticks(x_lo, x_hi) if log else nice_ticks(x_lo, x_hi)
+    frame.yt = nice_ticks(y_lo, y_hi)
     body = frame.axes(x_label, y_label)
+    plot = (frame.left, WIDTH - frame.right, frame.top, height - frame.bottom)
+    labels = _Labels(*plot)
     for ln in lines:
-        if ln.axis == "x":
-            x = frame.px(ln.value)
-            body.append(f'<line class="budget" x1="{x:.1f}" y1="{frame.top}" x2="{x:.1f}" '
-                        f'y2="{height - frame.bottom}" stroke="#d62728" stroke-dasharray="6 4"/>')
-            anchor, dx = ("end", -4) if x > WIDTH * 0.7 else ("start", 4)
-            body.append(f'<text x="{x + dx:.1f}" y="{frame.top + 10}" text-anchor="{anchor}" '
-                        f'fill="#d62728" {FONT}>{escape(ln.label)}</text>')
-        else:
-            y = frame.py(ln.value)
-            body.append(f'<line class="budget" x1="{frame.left}" y1="{y:.1f}" '
-                        f'x2="{WIDTH - frame.right}" y2="{y:.1f}" stroke="#d62728" '
-                        f'stroke-dasharray="6 4"/>')
-            body.append(f'<text x="{WIDTH - frame.right - 4}" y="{y - 4:.1f}" text-anchor="end" '
-                        f'fill="#d62728" {FONT}>{escape(ln.label)}</text>')
+        body += _budget_line(ln, frame, plot, labels)
     front = sorted((p for p in points if p.on_front), key=lambda p: p.x)
     if len(front) > 1:
         path = " ".join(f"{frame.px(p.x):.1f},{frame.py(p.y):.1f}" for p in front)
         body.append(f'<polyline points="{path}" fill="none" stroke="#555" stroke-width="1.5"/>')
-    for n, p in enumerate(points, 1):
+    placed = [(frame.px(p.x), frame.py(p.y)) for p in points]
+    for x, y in placed:
+        labels.reserve(x, y, 7)
+    for n, (p, (x, y)) in enumerate(zip(points, placed), 1):
         color = {True: "#2ca02c", False: "#d62728", None: "#1f77b4"}[p.ok]
-        x, y = frame.px(p.x), frame.py(p.y)
+        if p.pick:
+            body.append(f'<circle class="pick" cx="{x:.1f}" cy="{y:.1f}" r="11" fill="none" '
+                        f'stroke="#1f5fae" stroke-width="2.5"/>')
         body.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="{6 if p.on_front else 4.5}" '
                     f'fill="{color}" stroke="#222" stroke-width="{1.5 if p.on_front else 0.5}">'
                     f'<title>{escape(p.label)}: {x_label} {fmt(p.x)}, {y_label} {fmt(p.y)}</title>'
                     f'</circle>')
-        body.append(f'<text x="{x + 7:.1f}" y="{y - 5:.1f}" {FONT}>{n}</text>')
-    legend = "   ".join(f"{n} {p.label}" for n, p in enumerate(points, 1))
-    body.append(f'<text x="{frame.left}" y="{height + 10}" {FONT}>{escape(legend)}</text>')
-    return _svg(height + 16, body, f"{y_label} against {x_label}")
+        text = f"{n} pick" if p.pick else str(n)
+        lx, ly, anchor = labels.place(x, y, text)
+        weight = ' font-weight="bold" fill="#1f5fae"' if p.pick else ""
+        body.append(f'<text class="label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}"'
+                    f'{weight} {FONT}>{escape(text)}</text>')
+    return _svg(height, body, f"{y_label} against {x_label}") + _legend(points)
+
+
+def _budget_line(ln: Line, frame: _Frame, plot: tuple[float, float, float, float],
+                 labels: _Labels) -> list[str]:
+    left, right, top, bottom = plot
+    out = []
+    if ln.axis == "x":
+        x = frame.px(ln.value)
+        off = "" if left <= x <= right else (" →" if x > right else " ←")
+        x = min(max(x, left), right)
+        dash = "6 4" if not off else "2 3"
+        out.append(f'<line class="budget" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" '
+                   f'stroke="#d62728" stroke-dasharray="{dash}"/>')
+        text = ln.label + (" (off the scale" + off + ")" if off else "")
+        anchor, dx = ("end", -4) if x > WIDTH * 0.6 else ("start", 4)
+        out.append(f'<text class="budget-label" x="{x + dx:.1f}" y="{top + 10}" '
+                   f'text-anchor="{anchor}" fill="#d62728" {FONT}>{escape(text)}</text>')
+        w = 6.4 * len(text)
+        labels.taken.append((x - w if anchor == "end" else x, x if anchor == "end" else x + w,
+                             top, top + 14))
+    else:
+        y = frame.py(ln.value)
+        off = "" if top <= y <= bottom else (" ↓" if y > bottom else " ↑")
+        y = min(max(y, top), bottom)
+        dash = "6 4" if not off else "2 3"
+        out.append(f'<line class="budget" x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" '
+                   f'stroke="#d62728" stroke-dasharray="{dash}"/>')
+        text = ln.label + (" (off the scale" + off + ")" if off else "")
+        ty = y - 4 if y - 14 > top else y + 12
+        out.append(f'<text class="budget-label" x="{right - 4}" y="{ty:.1f}" text-anchor="end" '
+                   f'fill="#d62728" {FONT}>{escape(text)}</text>')
+        labels.taken.append((right - 6.4 * len(text) - 4, right, ty - 11, ty + 2))
+    return out
+
+
+def _legend(points: Sequence[Point]) -> str:
+    items = []
+    for n, p in enumerate(points, 1):
+        color = {True: "#2ca02c", False: "#d62728", None: "#1f77b4"}[p.ok]
+        what = ("pick" if p.pick else {True: "fits", False: "misses a budget", None: ""}[p.ok])
+        extra = ", Pareto front" if p.on_front else ""
+        items.append(f'<li value="{n}"><span class="dot" style="background:{color}"></span>'
+                     f'{escape(p.label)} <span class="muted">{what}{extra}</span></li>')
+    return ('<ol class="legend">' + "".join(items) + "</ol>"
+            '<p class="muted">Green: inside every budget; red: misses one; a ring: the pick; '
+            'bold outline and the line: the accuracy-latency Pareto front; dashed red: budgets.</p>')
 
 
 def histograms(series: Sequence[tuple[str, Sequence[float], dict[str, float]]], unit: str,
@@ -227,7 +315,10 @@ def bars(rows: Sequence[tuple[str, float, Optional[float]]], unit: str, title: s
     """Horizontal bars (label, total, part): the part (e.g. the model's own memory over the
     process baseline) is drawn darker inside the total; a budget draws a dashed red line."""
     height = 52 + row * len(rows)
-    top = max([v for _, v, _ in rows] + [limit or 0])
+    biggest = max(v for _, v, _ in rows)
+    # a budget far beyond every bar is drawn at the edge, not by squashing the bars to slivers
+    off_scale = limit is not None and biggest > 0 and limit > 1.5 * biggest
+    top = biggest * 1.1 if off_scale else max(biggest, limit or 0)
     frame = _Frame([0, top], [0, 1], height, left=label_margin([r[0] for r in rows]), top=8,
                    bottom=40)
     body = frame.axes(f"{title} ({unit})", "")[: 2 * len(frame.xt)]
@@ -248,8 +339,13 @@ def bars(rows: Sequence[tuple[str, float, Optional[float]]], unit: str, title: s
         body.append(f'<text x="{frame.px(value) + 4:.1f}" y="{y + row / 2:.0f}" {FONT}>'
                     f'{fmt(value)}</text>')
     if limit is not None:
-        x = frame.px(limit)
+        x = min(frame.px(limit), WIDTH - frame.right)
         body.append(f'<line class="budget" x1="{x:.1f}" y1="{frame.top}" x2="{x:.1f}" '
-                    f'y2="{height - frame.bottom}" stroke="#d62728" stroke-dasharray="6 4">'
+                    f'y2="{height - frame.bottom}" stroke="#d62728" '
+                    f'stroke-dasharray="{"2 3" if off_scale else "6 4"}">'
                     f'<title>budget {fmt(limit)} {escape(unit)}</title></line>')
+        if off_scale:
+            body.append(f'<text class="budget-label" x="{x - 4:.1f}" y="{frame.top + 10}" '
+                        f'text-anchor="end" fill="#d62728" {FONT}>budget {fmt(limit)} '
+                        f'{escape(unit)} (off the scale →)</text>')
     return _svg(height, body, title)

@@ -1,9 +1,10 @@
 """``edgeship report``: one self-contained HTML page from benchmark and candidate JSON files.
 
-The page has the candidate table (a ✅/❌ per budget), the accuracy-vs-latency plot with the
-accuracy-latency Pareto front and budget lines, latency distributions, memory and size bars,
-and the conditions of every measurement (device, backend, provider, precision, threads,
-thermal state).  Plots are inline SVG; there is no script and nothing is fetched.
+The page has the candidate table (a pass/over mark per budget, drawn in CSS), the
+accuracy-vs-latency plot with the accuracy-latency Pareto front and budget lines, latency
+distributions, memory and size bars, and the conditions of every measurement (device,
+backend, provider, precision, threads, thermal state).  Plots are inline SVG; there is no
+script and nothing is fetched.
 
 Inputs (any mix, one JSON document per file):
 
@@ -87,10 +88,11 @@ class Row:
     checks: list[dict[str, Any]] = field(default_factory=list)
     error: Optional[str] = None
     on_front: bool = False
+    skipped: Optional[str] = None  # not run on purpose (a fallback that was not needed)
 
     @property
     def ok(self) -> Optional[bool]:
-        if self.error:
+        if self.error or self.skipped:
             return False
         return all(c["ok"] for c in self.checks) if self.checks else None
 
@@ -101,6 +103,7 @@ class ReportData:
     budget: Optional[Budget] = None
     pick: Optional[str] = None
     device: Optional[str] = None
+    original: Optional[str] = None  # the row that is the original model (a compress summary)
 
 
 def report(
@@ -113,7 +116,7 @@ def report(
     """Render benchmark/candidate results (paths, dicts or BenchmarkResult) to one HTML file.
 
     With ``budget`` every row is checked against it; otherwise each result's own ``verdict``
-    (and a summary's ``budget``) decide the ✅/❌.  The file is written atomically.
+    (and a summary's ``budget``) decide the marks.  The file is written atomically.
     """
     from edgeship.io import write_atomic
 
@@ -126,6 +129,12 @@ def render_report(results: Sequence[ResultLike], *, budget: Optional[Budget] = N
     data = load_results(results, budget)
     mark_front(data.rows, _percentile(data))
     return _page(data, title or "edgeship report")
+
+
+def original_candidate_name(source_format: Optional[str]) -> str:
+    """The candidate that is the original model as it is (a torch model: exported to ONNX as it
+    is): what every speed-up is measured against."""
+    return f"fp32-{'onnx' if source_format in (None, 'torch') else source_format}"
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -147,11 +156,10 @@ def load_results(results: Sequence[ResultLike], budget: Optional[Budget] = None)
             raise ConfigError(f"'{source}' is not an edgeship result",
                               f"pass {BENCH_SCHEMA} or {CANDIDATE_SCHEMA} JSON, or a compress summary")
     _unique_names(data.rows)
-    if budget is not None:
-        for row in data.rows:
-            if row.result is not None:
-                verdict = budget.evaluate(row.result, row.accuracy_drop)
-                row.checks = [_check_dict(c) for c in verdict.checks]
+    for row in data.rows:  # a passed budget re-checks all; a summary's fills rows without verdicts
+        if row.result is not None and (budget is not None or (data.budget and not row.checks)):
+            verdict = (budget or data.budget).evaluate(row.result, row.accuracy_drop)  # type: ignore
+            row.checks = [_check_dict(c) for c in verdict.checks]
     return data
 
 
@@ -202,7 +210,11 @@ def _candidate_row(payload: dict[str, Any], source: str) -> Row:
     row.recipe = [r if isinstance(r, str) else str(r.get("step", r)) for r in cand.recipe]
     if cand.verdict:
         row.checks = list(cand.verdict.get("checks", []))
-    row.error = cand.error or row.error
+    error = cand.error or row.error
+    if error and error.startswith("skipped: "):  # compress writes skipped candidates so
+        row.skipped = error[len("skipped: "):]
+    else:
+        row.error = error
     return row
 
 
@@ -215,6 +227,8 @@ def _summary(payload: dict[str, Any], source: str, data: ReportData) -> None:
         data.budget = Budget(**payload["budget"])
     data.pick = payload.get("pick") or data.pick
     data.device = payload.get("device") or data.device
+    if isinstance(payload.get("original"), dict) and payload["original"].get("format"):
+        data.original = original_candidate_name(payload["original"]["format"])
 
 
 def _unique_names(rows: list[Row]) -> None:
@@ -262,9 +276,29 @@ table{border-collapse:collapse;font-size:13px;margin:6px 0}
 th,td{border:1px solid #ddd;padding:4px 7px;text-align:left;vertical-align:top}
 th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.pick td{background:#f0fff0} td.ok{background:#eaf7ea} td.bad{background:#fdecec}
-.muted{color:#777} .scroll{overflow-x:auto}
+.muted{color:#777} .scroll{overflow-x:auto} svg{max-width:100%;height:auto}
 .note{background:#fffbe6;border:1px solid #f0e0a0;padding:6px 10px}
+td{overflow-wrap:anywhere} td[data-key=name]{overflow-wrap:break-word}
+td.num{white-space:nowrap;overflow-wrap:normal} td.ok,td.bad{overflow-wrap:normal}
+td.reason{font-size:12px}
+tr.skipped td{color:#888;background:#fafafa} tr.failed td.reason{color:#9b1c1c}
+.badge{display:inline-block;padding:0 6px;border-radius:9px;font-size:11px;font-weight:600;
+ border:1px solid;white-space:nowrap;margin-right:4px}
+.badge.ok{color:#1e6b1e;border-color:#7cc47c;background:#eaf7ea}
+.badge.bad{color:#9b1c1c;border-color:#e39a9a;background:#fdecec}
+.badge.failed{color:#fff;border-color:#b42318;background:#b42318}
+.badge.skipped{color:#555;border-color:#bbb;background:#f2f2f2;border-style:dashed}
+.badge.pick{color:#fff;border-color:#1f5fae;background:#1f5fae}
+.badge.front{color:#444;border-color:#999;background:#fff}
+ol.legend{columns:3 260px;font-size:12px;margin:4px 0 0;padding-left:22px}
+ol.legend .dot{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:4px;
+ border:1px solid #222}
 """
+
+
+def badge(kind: str, text: str) -> str:
+    """A status mark drawn with CSS (no emoji font needed): ok, bad, failed, skipped, pick."""
+    return f'<span class="badge {kind}">{escape(text)}</span>'
 
 
 def _td(value: Optional[float], key: str, row: int, unit: str = "") -> str:
@@ -277,53 +311,70 @@ def _td(value: Optional[float], key: str, row: int, unit: str = "") -> str:
 def _check_cell(check: Optional[dict[str, Any]], row: int) -> str:
     if check is None:
         return '<td class="muted">–</td>'
-    measured = check.get("measured")
-    sign = "≤" if check["ok"] else ">"
-    text = (f"{'✅' if check['ok'] else '❌'} {fmt(measured)} {sign} {fmt(check['limit'])} "
-            f"{escape(str(check['unit']))}" if measured is not None
-            else f"❌ not measured (limit {fmt(check['limit'])} {escape(str(check['unit']))})")
+    measured = check.get("measured")  # the limit is in the column's header
+    text = (f"{badge('ok', 'ok') if check['ok'] else badge('bad', 'over')}{fmt(measured)}"
+            if measured is not None else f"{badge('bad', 'n/a')}not measured")
     return (f'<td class="{"ok" if check["ok"] else "bad"}" data-row="{row}" '
             f'data-key="budget_{escape(check["name"])}" '
             f'data-ok="{str(bool(check["ok"])).lower()}">{text}</td>')
+
+
+MEASURE_KEYS = ("size_mb", "latency", "latency_p99_ms", "peak_rss_mb")
+
+
+def _status(r: Row, pick: Optional[str]) -> tuple[str, str, str]:
+    """(row class, status cell class, status cell HTML) of a row."""
+    front = badge("front", "front") if r.on_front else ""
+    if r.skipped:
+        return "skipped", "", badge("skipped", "skipped")
+    if r.error:
+        return "failed", "", badge("failed", "failed")
+    if pick == r.name:
+        return "pick", "ok", badge("pick", "pick") + badge("ok", "fits") + front
+    mark = {True: badge("ok", "fits"), False: badge("bad", "misses a budget"),
+            None: '<span class="muted">no budget</span>'}[r.ok]
+    return "", {True: "ok", False: "bad", None: ""}[r.ok], mark + front
 
 
 def _candidate_table(data: ReportData, percentile: str) -> str:
     names = [n for n in BUDGET_ORDER if any(c["name"] == n for r in data.rows for c in r.checks)]
     head = ["candidate", "format", "backend · device", "precision", "size MB", f"latency {percentile} ms",
             "p99 ms", "peak memory MB", "accuracy %", "drop pt"]
-    head += [f"{n.replace('_', ' ')} budget" for n in names] + ["status"]
+    limits = {c["name"]: c for r in data.rows for c in r.checks}
+    head += [f"{n.replace('_', ' ')} ≤ {fmt(limits[n]['limit'])} {limits[n]['unit']}" for n in names]
+    head += ["status"]
     lines = ["<div class='scroll'><table id='candidates'><thead><tr>"
              + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for i, r in enumerate(data.rows):
         res = r.result
-        cls = "pick" if data.pick == r.name else ""
+        row_cls, status_cls, status = _status(r, data.pick)
         cells = [f'<td data-row="{i}" data-key="name">{escape(r.name)}'
                  + (f'<br><span class="muted">{escape(" → ".join(r.recipe))}</span>' if r.recipe else "")
                  + "</td>"]
+        if res is None and (r.error or r.skipped):  # the reason spans the measurement columns
+            cells.append(f'<td class="reason" colspan="{len(head) - 2}" data-row="{i}" '
+                         f'data-key="reason">{escape(r.error or r.skipped or "")}</td>')
+            cells.append(f'<td data-row="{i}" data-key="status">{status}</td>')
+            lines.append(f'<tr class="{row_cls}">' + "".join(cells) + "</tr>")
+            continue
         if res is not None:
             be = res.backend
             cells += [f"<td>{escape(str(res.model.get('format')))}</td>",
-                      f"<td>{escape(str(be.get('backend')))} {escape(str(be.get('version')))} · "
+                      f"<td>{escape(str(be.get('backend')))} "
+                      f"{escape(str(be.get('version')).split('-')[0])} · "  # the full one: below
                       f"{escape(str(be.get('device')))}</td>",
                       f"<td>{escape(str(be.get('precision') or 'as stored'))}</td>",
                       _td(res.model["size_bytes"] / 1e6, "size_mb", i),
                       _td(res.latency(percentile), f"latency_{percentile}_ms", i),
                       _td(res.latency_ms.p99, "latency_p99_ms", i),
                       _td(res.memory.get("peak_rss_mb"), "peak_rss_mb", i)]
-        else:
-            cells += ['<td class="muted">–</td>'] * 4 + [_td(None, k, i) for k in
-                                                         ("size_mb", "latency", "p99", "peak_rss_mb")]
+        else:  # the same cells, empty: a row always has the header's cell count
+            cells += ['<td class="muted">–</td>'] * 3 + [_td(None, k, i) for k in MEASURE_KEYS]
         cells += [_td(r.accuracy, "accuracy", i), _td(r.accuracy_drop, "accuracy_drop", i)]
         by_name = {c["name"]: c for c in r.checks}
         cells += [_check_cell(by_name.get(n), i) for n in names]
-        status = ("❌ " + escape(r.error) if r.error else
-                  ("✅ pick" if data.pick == r.name else
-                   {True: "✅ fits", False: "❌ misses a budget", None: "no budget"}[r.ok]))
-        if r.on_front:
-            status += ' <span class="muted">(front)</span>'
-        mood = {True: "ok", False: "bad", None: ""}[r.ok]
-        cells.append(f'<td class="{mood}" data-row="{i}" data-key="status">{status}</td>')
-        lines.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
+        cells.append(f'<td class="{status_cls}" data-row="{i}" data-key="status">{status}</td>')
+        lines.append(f'<tr class="{row_cls}">' + "".join(cells) + "</tr>")
     return "".join(lines) + "</tbody></table></div>"
 
 
@@ -332,8 +383,8 @@ def _pareto_section(data: ReportData, percentile: str) -> str:
     if not rows:
         return ('<p class="muted">No accuracy in these results: the accuracy-latency plot needs '
                 'candidates from <code>edgeship compress</code>.</p>')
-    points = [Point(r.name, r.result.latency(percentile), r.accuracy, r.ok, r.on_front)  # type: ignore
-              for r in rows]
+    points = [Point(r.name, r.result.latency(percentile), r.accuracy, r.ok, r.on_front,  # type: ignore
+                    pick=data.pick == r.name) for r in rows]
     lines = []
     b = data.budget
     limit = b.max_latency_ms if b else next(
@@ -376,12 +427,14 @@ def _memory_section(data: ReportData) -> str:
             + bars(size, "MB", "model size", b.max_size_mb if b else None))
 
 
+NOT_EXPOSED = "not exposed by this device"
+
+
 def _conditions_table(data: ReportData) -> str:
     head = ["candidate", "target", "device / CPU", "OS · Python", "backend", "provider / device",
             "precision", "threads", "runs (warmup)", "input", "CPU governor · MHz before→after",
             "temperature °C before→after", "throttled", "measured at"]
-    lines = ["<div class='scroll'><table id='conditions'><thead><tr>"
-             + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    rows = []
     for i, r in enumerate(data.rows):
         res = r.result
         if res is None:
@@ -396,7 +449,10 @@ def _conditions_table(data: ReportData) -> str:
         provider = str(be.get("device"))
         if cov.get("share_on_primary") is not None:
             provider += f" ({cov['share_on_primary']:.0%} of {cov.get('nodes')} nodes)"
-        cells = [
+        governor = (freq.get("before") or {}).get("governor")
+        mhz = (_mhz(freq.get("before")), _mhz(freq.get("after")))
+        temps = (_temp(therm.get("before")), _temp(therm.get("after")))
+        rows.append([
             escape(r.name), escape(target),
             escape(f"{host.get('device_model') or host.get('cpu_model')} ({host.get('machine')}, "
                    f"{host.get('cpu_count')} cores)"),
@@ -409,25 +465,55 @@ def _conditions_table(data: ReportData) -> str:
             f'<span data-row="{i}" data-key="runs">{res.latency_ms.runs}</span> '
             f'({cfg.get("warmup_runs")})',
             escape(", ".join(f"{x['name']} {x['shape']} {x.get('source', '')}" for x in res.inputs)),
-            escape(f"{(freq.get('before') or {}).get('governor') or '?'} · "
-                   f"{_mhz(freq.get('before'))}→{_mhz(freq.get('after'))}"),
-            escape(f"{_temp(therm.get('before'))}→{_temp(therm.get('after'))}"),
-            {True: "⚠️ yes", False: "no", None: "unknown"}[therm.get("throttled")],
+            "" if governor is None and mhz == (None, None)
+            else escape(f"{governor or '–'} · {mhz[0] or '–'}→{mhz[1] or '–'}"),
+            "" if temps == (None, None) else escape(f"{temps[0] or '–'}→{temps[1] or '–'}"),
+            {True: "yes", False: "no", None: ""}[therm.get("throttled")],
             escape(res.timestamp),
-        ]
-        lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return "".join(lines) + "</tbody></table></div>"
+        ])
+    # a column no measurement could fill says so once, instead of a column of question marks
+    empty = [j for j in range(len(head)) if rows and all(row[j] == "" for row in rows)]
+    keep = [j for j in range(len(head)) if j not in empty]
+    lines = ["<div class='scroll'><table id='conditions'><thead><tr>"
+             + "".join(f"<th>{escape(head[j])}</th>" for j in keep) + "</tr></thead><tbody>"]
+    for row in rows:
+        lines.append("<tr>" + "".join(
+            f"<td>{row[j]}</td>" if row[j] else f'<td class="muted">{NOT_EXPOSED}</td>'
+            for j in keep) + "</tr>")
+    lines.append("</tbody></table></div>")
+    if empty:
+        lines.append(f'<p class="muted">{escape(", ".join(head[j] for j in empty))}: '
+                     f"{NOT_EXPOSED} (no measurement had it).</p>")
+    return "".join(lines)
 
 
-def _mhz(freq: Optional[dict[str, Any]]) -> str:
-    return fmt(freq["mhz"]) if freq and freq.get("mhz") else "?"
+def _mhz(freq: Optional[dict[str, Any]]) -> Optional[str]:
+    return fmt(freq["mhz"]) if freq and freq.get("mhz") else None
 
 
-def _temp(zones: Optional[dict[str, Any]]) -> str:
+def _temp(zones: Optional[dict[str, Any]]) -> Optional[str]:
     """The hottest thermal zone (sysinfo.thermal: {zone: {"celsius", "trip_celsius"}})."""
     temps = [z["celsius"] for z in (zones or {}).values()
              if isinstance(z, dict) and z.get("celsius") is not None]
-    return fmt(max(temps)) if temps else "?"
+    return fmt(max(temps)) if temps else None
+
+
+def _versus_original(data: ReportData, percentile: str) -> str:
+    """One line: the pick against the original (speed-up, size, accuracy drop)."""
+    rows = {r.name: r for r in data.rows}
+    pick, base = rows.get(data.pick or ""), rows.get(data.original or "")
+    if pick is None or base is None or pick.result is None or base.result is None:
+        return ""
+    if pick is base:
+        return (f'<p class="note">The pick is the original model itself ({escape(base.name)}): '
+                "no compressed candidate beat it inside the budgets.</p>")
+    before, after = base.result.latency(percentile), pick.result.latency(percentile)
+    speed = (f"{before / after:.3g}× faster" if after <= before else f"{after / before:.3g}× slower")
+    size = pick.result.model["size_bytes"] / base.result.model["size_bytes"]
+    drop = "" if pick.accuracy_drop is None else f", accuracy drop {pick.accuracy_drop:+.2f} pt"
+    return (f'<p class="note" id="versus-original">{badge("pick", "pick")}<b>{escape(pick.name)}</b>: '
+            f"{speed} than the original ({escape(base.name)}, {percentile} {fmt(before)} → "
+            f"{fmt(after)} ms), {size:.0%} of its size{drop}.</p>")
 
 
 def _page(data: ReportData, title: str) -> str:
@@ -453,7 +539,7 @@ def _page(data: ReportData, title: str) -> str:
         f"<h1>{escape(title)}</h1><p class='muted'>{len(data.rows)} result(s)"
         + (f" for {escape(data.device)}" if data.device else "")
         + f" · budgets: {escape(budget_text)} · edgeship {__version__} · {stamp}</p>",
-        note,
+        note, _versus_original(data, percentile),
         "<h2>Candidates</h2>", _candidate_table(data, percentile),
         "<h2>Accuracy vs latency</h2>", _pareto_section(data, percentile),
         "<h2>Latency distributions</h2>", _distribution_section(data),

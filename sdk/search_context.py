@@ -3,6 +3,8 @@ standing in for it), what the original model costs, and its progress on stderr."
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -89,7 +91,8 @@ def _onnx_form(original: Any, scratch: Path, data: Any) -> Optional[Path]:
 
 
 class Progress:
-    """A bar per candidate on stderr (rich); silent when disabled."""
+    """Progress on stderr: a rich bar per candidate on a terminal; elsewhere (CI logs) one line
+    per candidate and phase as it starts and ends, with its time; silent when disabled."""
 
     def __init__(self, enabled: bool, measured_on: dict[str, Any]) -> None:
         self.enabled = enabled
@@ -97,6 +100,9 @@ class Progress:
         self._bar: Any = None
         self._task: Any = None
         self._count = 0
+        self._lines = False  # plain lines instead of a bar
+        self._phase: Optional[tuple[str, float]] = None
+        self._started = 0.0
 
     def __enter__(self) -> Progress:
         if self.enabled:
@@ -106,37 +112,59 @@ class Progress:
             console = Console(stderr=True)
             style = "bold yellow" if self.measured_on["kind"] == "host" else "bold"
             console.print(f"[{style}]{self.measured_on['note']}[/]", highlight=False)
-            self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 TimeElapsedColumn(), console=console)
-            self._bar.start()
+            self._lines = not sys.stderr.isatty()
+            if not self._lines:
+                self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                     TimeElapsedColumn(), console=console)
+                self._bar.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
             self._bar.stop()
 
+    def _line(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def _end_phase(self) -> None:
+        if self._lines and self._phase is not None:
+            name, t0 = self._phase
+            self._line(f"{self._name}: {name} done in {time.perf_counter() - t0:.1f} s")
+        self._phase = None
+
     def start(self, recipe: Any) -> None:
         self._count += 1
         self._name = f"{self._count:>2}. {recipe.name}"
+        self._started = time.perf_counter()
         if self._bar is not None:
             self._task = self._bar.add_task(self._name, total=3)
 
     def stage(self, text: str) -> None:
+        if self._lines:
+            self._end_phase()
+            self._phase = (text, time.perf_counter())
+            self._line(f"{self._name}: {text}…")
         if self._bar is not None:
             self._bar.update(self._task, description=f"{self._name}: {text}")
             if not text.startswith("building"):
                 self._bar.advance(self._task)
 
     def finish(self, cand: Any) -> None:
+        mark = "✓" if cand.fits else "✗" if cand.measured else "!"
+        text = cand.status() if not cand.fits else "fits every budget"
+        if self._lines:
+            self._end_phase()
+            self._line(f"{self._name} {mark} {_short(text)} "
+                       f"({time.perf_counter() - self._started:.1f} s)")
         if self._bar is None:
             return
-        mark = "✅" if cand.fits else "❌" if cand.measured else "✗"
-        text = cand.status() if not cand.fits else "fits every budget"
         self._bar.update(self._task, completed=3,
                          description=f"{self._name} {mark} {_short(text)}")
 
     def skip(self, cand: Any) -> None:
         self.start(cand.recipe)
+        if self._lines:
+            self._line(f"{self._name} – {_short(cand.status())}")
         if self._bar is not None:
             self._bar.update(self._task, completed=3,
                              description=f"{self._name} – {_short(cand.status())}")

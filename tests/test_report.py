@@ -32,7 +32,8 @@ def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProc
     profile = tmp_path / "chromium-profile"
     return subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--no-first-run", f"--user-data-dir={profile}", *args, page.as_uri()],
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         f"--user-data-dir={profile}", *args, page.as_uri()],
         capture_output=True, text=True, timeout=120, check=True,
     )
 
@@ -164,10 +165,10 @@ def test_budget_marks_equal_the_budgets_verdict(rendered, tmp_path):
         for check in verdict.checks:
             cell = cells[(row, f"budget_{check.name}")]
             assert cell["ok"] == str(check.ok).lower(), (cand["name"], check.name)
-            assert cell["text"].startswith("✅" if check.ok else "❌")
+            assert cell["text"].startswith("ok" if check.ok else "over")
             outcomes.add(check.ok)
         status = cells[(row, "status")]["text"]
-        assert status.startswith("✅" if verdict.ok else "❌")
+        assert status.startswith("fits" if verdict.ok else "misses a budget")
     assert outcomes == {True, False}  # the size budget splits the candidates
 
 
@@ -213,7 +214,8 @@ def test_failed_candidate_is_listed_with_its_reason(candidates, tmp_path):
     failed = {"schema": CANDIDATE_SCHEMA, "name": "int8-static · tflite", "error":
               "parity check failed: top-1 agreement 0.71 < 0.99"}
     html = render_report([candidates[0], failed])
-    assert "❌ parity check failed: top-1 agreement 0.71 &lt; 0.99" in html
+    assert 'data-key="reason">parity check failed: top-1 agreement 0.71 &lt; 0.99</td>' in html
+    assert '<span class="badge failed">failed</span>' in html
 
 
 def test_summary_with_candidates_budget_and_pick(candidates, tmp_path):
@@ -224,7 +226,7 @@ def test_summary_with_candidates_budget_and_pick(candidates, tmp_path):
     path.write_text(json.dumps(summary))
     out = report([path], tmp_path / "r.html")
     html = out.read_text()
-    assert "for x86-amx" in html and "✅ pick" in html
+    assert "for x86-amx" in html and '<span class="badge pick">pick</span>' in html
     assert "latency budget 1000 ms" in html
 
 
@@ -257,3 +259,129 @@ def test_memory_bars_show_peak_rss_values(rendered):
         peak = cand["benchmark"]["memory"]["peak_rss_mb"]
         assert f"{cand['name']}: {fmt(peak)} MB</title>" in html
     assert np.isfinite([c["accuracy"] for c in rendered[2]]).all()
+
+
+# -- layout, checked by the browser itself -------------------------------------------------------
+ARTIFACTS = Path(__file__).resolve().parent.parent / "ci-artifacts"  # .ci/run names it; gitignored
+
+# Appended to a copy of the page (the report itself has no script): every table row spans the
+# header's cell count (a failed row's reason spans the measurement columns), no cell, table,
+# chart or legend is wider than its box, the page has no horizontal scroll, and no two chart
+# labels overlap.  The findings go into the DOM as JSON.
+LAYOUT_CHECK = """<script>
+const out = [];
+for (const t of document.querySelectorAll('table')) {
+  const n = t.querySelectorAll('thead th').length;
+  t.querySelectorAll('tbody tr').forEach((tr, i) => {
+    const cells = [...tr.children].reduce((sum, td) => sum + td.colSpan, 0);
+    if (cells !== n) out.push(`${t.id} row ${i}: ${cells} cells, header ${n}`);
+  });
+}
+const scrolls = [];
+for (const el of document.querySelectorAll('td, th, .scroll, svg, ol.legend, p, h1, h2')) {
+  if (el.scrollWidth > el.clientWidth + 1)
+    (el.classList.contains('scroll') ? scrolls : out).push(
+      `overflow: ${el.tagName}.${el.className} ${el.scrollWidth}>${el.clientWidth}: `
+      + el.textContent.slice(0, 60));
+}
+if (document.documentElement.scrollWidth > window.innerWidth)
+  out.push(`page scrolls sideways: ${document.documentElement.scrollWidth} > ${window.innerWidth}`);
+const boxes = [...document.querySelectorAll('svg text.label, svg text.budget-label')]
+  .map(e => [e, e.getBBox()]);
+boxes.forEach(([a, p], i) => boxes.slice(i + 1).forEach(([b, q]) => {
+  if (a.ownerSVGElement === b.ownerSVGElement && p.x < q.x + q.width && q.x < p.x + p.width
+      && p.y < q.y + q.height && q.y < p.y + p.height)
+    out.push(`labels overlap: '${a.textContent}' and '${b.textContent}'`);
+}));
+const pre = document.createElement('pre');
+pre.id = 'layout-check';
+pre.textContent = JSON.stringify({problems: out, scrolls: scrolls,
+                                  rows: document.querySelectorAll('#candidates tbody tr').length});
+document.body.appendChild(pre);
+</script>"""
+
+
+def layout_problems(page: Path, tmp_path: Path, width: int) -> dict[str, Any]:
+    checked = tmp_path / f"checked-{width}.html"
+    checked.write_text(page.read_text(encoding="utf-8").replace("</body>", LAYOUT_CHECK + "</body>"),
+                       encoding="utf-8")
+    dom = chromium(checked, tmp_path, "--dump-dom", f"--window-size={width},2000").stdout
+    start = dom.index('<pre id="layout-check">') + len('<pre id="layout-check">')
+    from html import unescape
+
+    return json.loads(unescape(dom[start:dom.index("</pre>", start)]))
+
+
+@pytest.fixture(scope="module")
+def mixed_page(candidates, tmp_path_factory) -> Path:
+    """A compress-like summary: measured candidates (one the pick), a failed one with a long
+    reason and a skipped one, budgets with the latency budget far beyond every candidate."""
+    cands = [json.loads(p.read_text()) for p in candidates]
+    long_error = ("parity check failed: output 'logits' max abs diff 3.1 > 1e-4 after "
+                  "/features/blocks.3/conv_pw/Conv_output_0/model_full_integer_quant_reshape_"
+                  "transpose_fused (onnx2tf could not keep the layout of a Reshape) " * 2).strip()
+    cands += [{"schema": CANDIDATE_SCHEMA, "name": "int8-tflite", "error": long_error},
+              {"schema": CANDIDATE_SCHEMA, "name": "int8-accuracy-onnx",
+               "error": "skipped: int8-onnx already kept accuracy within the budget"}]
+    summary = {"candidates": cands, "pick": cands[2]["name"], "device": "raspberry-pi-5",
+               "budget": {"max_latency_ms": 500, "max_memory_mb": 4000, "max_accuracy_drop": 1}}
+    folder = tmp_path_factory.mktemp("mixed")
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return report([folder / "summary.json"], folder / "report.html")
+
+
+def test_report_rows_align_and_nothing_overflows_in_chromium(mixed_page, tmp_path):
+    found = layout_problems(mixed_page, tmp_path, 1280)
+    assert found["rows"] == 5
+    assert found["problems"] == [] and found["scrolls"] == []
+
+
+def test_narrow_window_scrolls_the_wide_tables_only(mixed_page, tmp_path):
+    """At 800 px the 15-column tables scroll inside their own box; no cell, chart or the page
+    itself overflows."""
+    found = layout_problems(mixed_page, tmp_path, 800)
+    assert found["problems"] == []
+
+
+def test_skipped_and_failed_rows_look_different(mixed_page):
+    html = mixed_page.read_text()
+    assert '<tr class="failed">' in html and '<tr class="skipped">' in html
+    assert 'data-key="reason">int8-onnx already kept accuracy within the budget</td>' in html
+    assert '<span class="badge skipped">skipped</span>' in html
+    assert not any(ch in html for ch in "✅❌⚠✗")  # marks are CSS badges, no emoji font needed
+
+
+def test_budget_beyond_the_candidates_is_drawn_at_the_edge(mixed_page):
+    html = mixed_page.read_text()
+    assert "latency budget 500 ms (off the scale →)" in html
+    ticks = [float(t) for t in __import__("re").findall(r'text-anchor="middle" [^>]*>([0-9.e-]+)</text>',
+                                                        html.split("Accuracy vs latency")[1]
+                                                        .split("Latency distributions")[0])]
+    assert ticks and max(ticks) < 500  # the scale fits the candidates, not the budget
+
+
+def test_pick_is_marked_in_the_plot(mixed_page):
+    html = mixed_page.read_text()
+    assert html.count('<circle class="pick"') == 1 and "3 pick</text>" in html
+
+
+def test_report_screenshot_is_kept_as_a_ci_artifact(mixed_page, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    chromium(mixed_page, tmp_path, f"--screenshot={shot}", "--window-size=1280,2600")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_compress_summary_states_the_picks_gain_over_the_original(candidates, tmp_path):
+    cands = [json.loads(p.read_text()) for p in candidates]
+    base, pick = cands[0], cands[2]  # fp32 on onnxruntime (the original), int8 dynamic
+    summary = {"candidates": cands, "pick": pick["name"], "original": {"format": "onnx"}}
+    for c in cands:  # compress names the original's candidate fp32-<its format>
+        c["name"] = "fp32-onnx" if c is base else c["name"]
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    html = render_report([path])
+    before = base["benchmark"]["latency_ms"]["p50"]
+    after = pick["benchmark"]["latency_ms"]["p50"]
+    speed = (f"{before / after:.3g}× faster" if after <= before else f"{after / before:.3g}× slower")
+    assert f"{speed} than the original (fp32-onnx, p50 {fmt(before)} → {fmt(after)} ms)" in html

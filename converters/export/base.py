@@ -68,18 +68,25 @@ def image_layouts(shapes: list[tuple[Any, ...]], layout: str) -> list[Optional[s
 
 @contextlib.contextmanager
 def captured_output() -> Iterator[None]:
-    """Silence everything written to fds 1 and 2 (converters' progress chatter, C++ logs, graph
-    dumps on failure), so stdout stays clean for ``--json`` and errors stay one line; the
-    exception a converter raises carries what the user needs."""
+    """Silence everything written to fds 1 and 2 and to ``sys.stdout``/``sys.stderr``
+    (converters' progress chatter, C++ logs, graph dumps on failure), so stdout stays clean for
+    ``--json`` and errors stay one line; the exception a converter raises carries what the user
+    needs.  With ``EDGESHIP_VERBOSE=1`` (``edgeship -v``) all of it goes to stderr instead."""
+    import io
     import tempfile
 
     sys.stdout.flush()
     sys.stderr.flush()
     saved = (os.dup(1), os.dup(2))
-    with tempfile.TemporaryFile() as sink:
+    verbose = os.environ.get("EDGESHIP_VERBOSE") == "1"
+    quiet = io.StringIO()
+    with tempfile.TemporaryFile() as sink, \
+            contextlib.redirect_stdout(sys.stderr if verbose else quiet), \
+            contextlib.redirect_stderr(sys.stderr if verbose else quiet):
         try:
-            os.dup2(sink.fileno(), 1)
-            os.dup2(sink.fileno(), 2)
+            os.dup2(saved[1] if verbose else sink.fileno(), 1)
+            if not verbose:
+                os.dup2(sink.fileno(), 2)
             yield
         finally:
             sys.stdout.flush()

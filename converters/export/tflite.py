@@ -169,7 +169,8 @@ def _import(module: str) -> Any:
     except ImportError as exc:
         raise MissingBackendError(
             f"TFLite export needs {LITERT_PIP} ({module} is not importable: {exc})",
-            f"pip install {LITERT_PIP} (beside torch 2.13; see the README for the --no-deps list)",
+            f"run: edgeship tools install converters (it installs {LITERT_PIP} with the packages "
+            "its conversions use, without the pins that would downgrade pydantic)",
         ) from None
 
 

@@ -57,11 +57,12 @@ def warn(message: str) -> None:
 
 
 def to_stderr() -> Any:
-    """Send what quantizers print (NNCF progress bars, onnxruntime's calibration chatter) to
-    stderr: stdout belongs to ``--json``."""
-    import contextlib
+    """Silence what quantizers print (NNCF progress bars, onnxruntime's calibration chatter),
+    or with ``EDGESHIP_VERBOSE=1`` (``edgeship -v``) send it to stderr: stdout belongs to
+    ``--json`` either way."""
+    from edgeship.converters.export.base import captured_output
 
-    return contextlib.redirect_stdout(sys.stderr)
+    return captured_output()
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from typing import Optional
 
 # Command modules, each with ``register(app)``; discovery by convention, no central switch.
 COMMAND_MODULES = ["bench", "deploy", "inspect", "profiles", "prune", "distill", "report", "quantize",
-                   "export", "compress", "provision", "tools"]
+                   "export", "compress", "provision", "tools", "doctor"]
 
 
 def build_app():  # type: ignore[no-untyped-def]
@@ -25,14 +25,43 @@ def build_app():  # type: ignore[no-untyped-def]
         add_completion=False,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
-    @app.callback()
-    def _root() -> None:
+
+    @app.callback(invoke_without_command=True)
+    def _root(
+        version: bool = typer.Option(False, "--version", help="Print edgeship's version and exit."),
+        verbose: bool = typer.Option(False, "-v", "--verbose",
+                                     help="Show third-party progress bars, logs and warnings."),
+    ) -> None:
         """Compress a model for an edge device, benchmark it on the device, prove it fits."""
+        if version:
+            from edgeship import __version__
+
+            typer.echo(f"edgeship {__version__}")
+            raise typer.Exit(0)
+        quiet_third_party(verbose)
 
     for name in COMMAND_MODULES:
         importlib.import_module(f"edgeship.cli.{name}").register(app)
     return app
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Without -v, converters' progress bars, logs and warnings stay out of the output (the
+    converters read EDGESHIP_VERBOSE: converters/export/base.py's captured_output)."""
+    import logging
+    import os
+    import warnings
+
+    os.environ["EDGESHIP_VERBOSE"] = "1" if verbose else "0"
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow/LiteRT C++ logs
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    warnings.filterwarnings("ignore")  # torch/onnx/NNCF deprecation and tracer warnings
+    for name in ("nncf", "torch", "torch_pruning", "absl", "tensorflow", "jax"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

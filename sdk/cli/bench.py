@@ -44,6 +44,7 @@ def bench(
     output: Annotated[
         Optional[Path], typer.Option("-o", "--output", help="Also write the result JSON here.")
     ] = None,
+    force: o.Force = False,
     json_out: o.Json = False,
 ) -> int:
     """Benchmark MODEL in a fresh process and check it against budgets (exit 1 if one is missed)."""
@@ -64,6 +65,10 @@ def bench(
         raise ConfigError("--runs must be ≥ 1, --warmup and --min-seconds ≥ 0",
                           "pass non-negative counts")
     shapes = parse_input_shapes(input_shape or [])
+    if output is not None:
+        from edgeship.io import resolve_output
+
+        output = resolve_output(output, Path(f"{model.stem}.bench.json"), force=force)
     targets = r.collect_targets(target, hosts_file)
     options = dict(backend=backend, threads=threads, warmup=warmup, runs=runs,
                    min_seconds=min_seconds, input_shapes=shapes, precision=precision)

@@ -42,6 +42,7 @@ def distill_cmd(
     output: Annotated[Optional[Path], typer.Option(
         "-o", "--output", help="Student model: .onnx or .pt2 [default: TEACHER-distilled.onnx].")
     ] = None,
+    force: o.Force = False,
     json_out: o.Json = False,
 ) -> None:
     """Train a student to reproduce a teacher: alpha * KL(soft targets) * T^2 + (1 - alpha) * CE.
@@ -52,11 +53,15 @@ def distill_cmd(
     from edgeship.cli.render import err_console
     from edgeship.converters.distill import distill
     from edgeship.converters.prune import default_output
+    from edgeship.io import resolve_output
+
+    target = resolve_output(output, default_output(teacher, "distilled"), force=force,
+                            companions=(".json",))
 
     result = distill(
         teacher, student, data, temperature=temperature, alpha=alpha, epochs=epochs, lr=lr,
         optimizer=optimizer, batch_size=batch_size, sparsity=sparsity, val_data=val_data,
-        output=output or default_output(teacher, "distilled"), progress=not json_out,
+        output=target, progress=not json_out,
     )
     if json_out:
         typer.echo(json.dumps(result.to_dict()))

@@ -34,6 +34,7 @@ def export(
     dynamo: Annotated[bool, typer.Option(
         "--dynamo", help="torch.onnx's dynamo exporter (for models the tracer cannot handle).")
     ] = False,
+    force: o.Force = False,
     json_out: o.Json = False,
 ) -> None:
     """Export MODEL to another format, check its outputs against MODEL, write it with a manifest.
@@ -49,9 +50,15 @@ def export(
     if fp16 and precision not in ("fp32", "fp16"):
         raise ConfigError(f"--fp16 and --precision {precision} contradict each other",
                           "pass one of them")
+    from edgeship.io import resolve_output
+    from edgeship.runtime.formats import get_format
+
+    fmt = get_format(to)
+    target = resolve_output(output, model.with_suffix(fmt.suffixes[0]), force=force,
+                            companions=(".json", ".bin") if to == "openvino" else (".json",))
     err_console.print(f"exporting {model.name} to {to}…")
     artifact = run_export(
-        model, to, output, precision="fp16" if fp16 else precision, data=data,
+        model, to, target, precision="fp16" if fp16 else precision, data=data,
         input_shapes=parse_input_shapes(input_shape or []) or None, opset=opset,
         dynamic_batch=not static_batch, dynamo=dynamo,
     )

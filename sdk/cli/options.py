@@ -6,17 +6,24 @@ from typing import Annotated, Optional
 
 import typer
 
-MaxLatency = Annotated[Optional[str], typer.Option("--max-latency-ms", help="Latency budget (ms).")]
-MaxMemory = Annotated[Optional[str], typer.Option("--max-memory-mb", help="Peak memory budget (MB).")]
-MaxSize = Annotated[Optional[str], typer.Option("--max-size-mb", help="Model size budget (MB).")]
-MaxAccuracyDrop = Annotated[
-    Optional[str], typer.Option("--max-accuracy-drop", help="Accuracy drop budget (points).")
-]
-Percentile = Annotated[str, typer.Option("--percentile", help="Latency percentile: 50, 90 or 99.")]
+# Budgets are parsed by Budget itself (its errors name the flag); the metavar shows their type.
+MaxLatency = Annotated[Optional[str], typer.Option(
+    "--max-latency-ms", metavar="<float>", help="Latency budget (ms).")]
+MaxMemory = Annotated[Optional[str], typer.Option(
+    "--max-memory-mb", metavar="<float>", help="Peak memory budget (MB).")]
+MaxSize = Annotated[Optional[str], typer.Option(
+    "--max-size-mb", metavar="<float>", help="Model size budget (MB).")]
+MaxAccuracyDrop = Annotated[Optional[str], typer.Option(
+    "--max-accuracy-drop", metavar="<float>", help="Accuracy drop budget (points).")]
+Percentile = Annotated[str, typer.Option(
+    "--percentile", metavar="<int>", help="Latency percentile: 50, 90 or 99.")]
 InputShape = Annotated[
     Optional[list[str]],
     typer.Option("--input-shape", help="NAME=1,3,224,224 fixes dynamic dimensions; repeatable."),
 ]
+Force = Annotated[bool, typer.Option("--force", help="Replace an existing output file.")]
+Wide = Annotated[bool, typer.Option(
+    "--wide", help="Show every table column, however narrow the terminal.")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 Threads = Annotated[Optional[int], typer.Option("--threads", help="Inference threads.")]
 Backend = Annotated[

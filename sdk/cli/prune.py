@@ -75,6 +75,7 @@ def prune_cmd(
     input_shape: o.InputShape = None,
     output: Annotated[Optional[Path], typer.Option(
         "-o", "--output", help="Pruned model: .onnx or .pt2 [default: MODEL-pruned.onnx].")] = None,
+    force: o.Force = False,
     json_out: o.Json = False,
 ) -> None:
     """Prune MODEL and report params, MACs and size before and after.
@@ -84,12 +85,16 @@ def prune_cmd(
     """
     from edgeship.cli.render import err_console
     from edgeship.converters.prune import default_output, prune
+    from edgeship.io import resolve_output
+
+    target = resolve_output(output, default_output(model, "pruned"), force=force,
+                            companions=(".json",))
 
     result = prune(
         model, sparsity, structured=structured, neurons=neurons, importance=importance,
         scope=scope, per_layer=parse_ratios(per_layer or []), protect=tuple(protect or ()),
         example_input=example_from_shapes(input_shape or []), finetune_data=finetune_data,
-        epochs=epochs, lr=lr, eval_data=eval_data, output=output or default_output(model, "pruned"),
+        epochs=epochs, lr=lr, eval_data=eval_data, output=target,
         progress=not json_out,
     )
     if json_out:

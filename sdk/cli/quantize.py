@@ -53,6 +53,7 @@ def quantize(
     input_shape: o.InputShape = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output model path.")
                       ] = None,
+    force: o.Force = False,
     json_out: o.Json = False,
 ) -> None:
     """Quantize MODEL and write it with its manifest (default MODEL.int8.onnx beside it)."""
@@ -68,6 +69,7 @@ def quantize(
             raise ConfigError(f"--max-accuracy-drop '{max_accuracy_drop}' is not a number",
                               "pass accuracy points, e.g. --max-accuracy-drop 1") from None
     example = _example_input(input_shape)
+    output = _output(model, output, mode, backend, weights_only, force)
     with err_console.status(f"quantizing {model.name}…"):
         result = run_quantize(
             model, output, mode=mode, backend=backend, calib=calib, data=data,  # type: ignore[arg-type]
@@ -85,6 +87,21 @@ def quantize(
     if result.sensitivity is not None and result.sensitivity.layers:
         typer.echo(result.sensitivity.table(), err=True)
     err_console.print(summary_table(result))
+
+
+def _output(model: Path, output: Optional[Path], mode: str, backend: Optional[str],
+            weights_only: Optional[str], force: bool) -> Path:
+    """The quantized file under the one output rule (edgeship.io.resolve_output)."""
+    from edgeship.io import resolve_output
+
+    suffix = {"openvino": ".xml", "tflite": ".tflite"}.get(str(backend), "")
+    if backend is None:
+        suffix = ".xml" if model.suffix.lower() == ".xml" else (
+            ".tflite" if model.suffix.lower() in (".pt", ".pth", ".pt2", ".ts") else ".onnx")
+    tag = weights_only or {"static": "int8", "dynamic": "dynint8", "fp16": "fp16"}.get(mode, mode)
+    default = model.with_name(f"{model.stem}.{tag}{suffix or '.onnx'}")
+    return resolve_output(output, default, force=force,
+                          companions=(".json", ".bin") if suffix == ".xml" else (".json",))
 
 
 def _example_input(shapes: Optional[list[str]]) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from rich.console import Console
@@ -60,3 +62,63 @@ def result_table(result: Any, verdict: Any = None, title: Optional[str] = None) 
     table.add_row("host", f"{host.get('device_model') or host.get('cpu_model')} "
                   f"({host.get('machine')}, {host.get('cpu_count')} cores)", "")
     return table
+
+
+# -- tables that fit the terminal ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Column:
+    """A column of a ``fit_table``: lower ``priority`` is kept longer when the terminal is narrow
+    (0: never dropped); ``wrap`` columns may fold onto several lines instead."""
+
+    header: str
+    priority: int = 5
+    justify: str = "right"
+    wrap: bool = False
+    min_width: int = 8  # what a wrapping column keeps at least
+
+
+def fit_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], *, width: Optional[int] = None,
+              wide: bool = False, title: Optional[str] = None, caption: Optional[str] = None) -> Table:
+    """A rich Table of ``rows`` whose columns fit ``width`` (the terminal's): columns are dropped
+    by priority (highest number first) until the rest fits; ``wide`` keeps every column.  The
+    caption says which columns were left out and that ``--wide`` shows them."""
+    width = width or err_console.width
+    keep = list(range(len(columns)))
+
+    def natural(i: int) -> int:
+        cells = [len(columns[i].header), *(max((len(x) for x in str(r[i]).split("\n")), default=0)
+                                         for r in rows)]
+        need = max(cells)
+        return min(need, max(columns[i].min_width, len(columns[i].header))) if columns[i].wrap \
+            else need
+
+    def total(indices: list[int]) -> int:  # rich's box: one border per column plus one, padding 2
+        return sum(natural(i) + 3 for i in indices) + 1
+
+    dropped: list[str] = []
+    if not wide:
+        for i in sorted(keep, key=lambda j: -columns[j].priority):
+            if total(keep) <= width:
+                break
+            if columns[i].priority > 0:
+                keep.remove(i)
+                dropped.insert(0, columns[i].header.strip() or "mark")
+    notes = [caption] if caption else []
+    if dropped:
+        notes.append(f"not shown at {width} columns: {', '.join(dropped)} (--wide shows them)")
+    table = Table(title=title, header_style="bold", caption="\n".join(notes) or None,
+                  expand=False)
+    for i in keep:
+        c = columns[i]
+        table.add_column(c.header, justify=c.justify, no_wrap=not c.wrap,  # type: ignore[arg-type]
+                         overflow="fold" if c.wrap else "ellipsis",
+                         min_width=min(natural(i), c.min_width) if c.wrap else natural(i))
+    for r in rows:
+        table.add_row(*(str(r[i]) for i in keep))
+    return table
+
+
+def print_table(table: Table, wide: bool = False) -> None:
+    """Print on stderr; ``--wide`` tables at their natural width, past the terminal's edge."""
+    console = Console(stderr=True, width=1000) if wide else err_console
+    console.print(table)
