@@ -45,9 +45,11 @@ def compress(
     force: Annotated[bool, typer.Option(
         "--force", help="Replace an earlier compress output directory.")] = False,
     json_out: o.Json = False,
+    trust_model_code: o.TrustModelCode = False,
 ) -> None:
     """Compress MODEL for a device: try candidates, keep the Pareto front, pick the best that
     fits every budget (exit 1 when none does, naming the budgets missed)."""
+    o.trust_model_code(trust_model_code)
     import json
 
     from edgeship.cli.render import err_console

@@ -18,6 +18,17 @@ InputShape = Annotated[
     typer.Option("--input-shape", help="NAME=1,3,224,224 fixes dynamic dimensions; repeatable."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+TrustModelCode = Annotated[bool, typer.Option(
+    "--trust-model-code",
+    help="Allow loading a torch file (.pt/.pth/.pt2/.ts). This EXECUTES CODE FROM THE FILE "
+         "(torch unpickles and evaluates it): pass it only for files you made or trust.")]
+
+
+def trust_model_code(trusted: bool) -> None:
+    """Apply --trust-model-code for this command (the CLI runs one command per process)."""
+    from edgeship.converters.export.source import set_trust_model_code
+
+    set_trust_model_code(trusted)
 Threads = Annotated[Optional[int], typer.Option("--threads", help="Inference threads.")]
 Backend = Annotated[
     Optional[str], typer.Option("--backend", help="onnxruntime|openvino|tflite[:DEVICE].")
