@@ -2,10 +2,14 @@
 
 The runtime is copied to devices without the rest of edgeship, so the root of the hierarchy lives
 here and ``edgeship.errors`` extends it.  Every error carries the problem and the fix, and the
-CLI exit code it maps to (DESIGN.md: 1 budget, 2 bad input, 3 target, 4 dependency/unsupported).
+CLI exit code it maps to (DESIGN.md: 1 budget, 2 bad input, 3 target, 4 dependency/unsupported;
+70 for an unexpected exception, 130 interrupted).
 """
 
 from __future__ import annotations
+
+EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): an unexpected exception, a bug in edgeship
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what shells report for Ctrl-C
 
 
 class EdgeshipError(Exception):
@@ -45,6 +49,8 @@ class MissingBackendError(UnsupportedError):
 
 
 __all__ = [
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
     "ConfigError",
     "EdgeshipError",
     "MissingBackendError",

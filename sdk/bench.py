@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -99,6 +100,9 @@ def benchmark(
     path = Path(model)
     if not path.is_file():
         raise errors.ModelError(f"model file '{path}' does not exist", "check the path")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise errors.ConfigError(f"timeout must be a positive finite number of seconds, got "
+                                 f"{timeout}", "pass e.g. --timeout 600")
     format_for_path(path)  # unknown suffixes fail here, before anything is copied anywhere
     owned = not isinstance(target, Target)
     tgt = open_target(target) if owned else target  # type: ignore[arg-type]

@@ -263,6 +263,9 @@ def _check_sample(arr: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
             f"input '{spec.name}' {format_shape(spec.shape)} (one sample is {format_shape(want)})",
             fix,
         )
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        raise ConfigError(f"data for input '{spec.name}' from '{source}' holds NaN or infinite "
+                          "values", "clean the data: calibration and evaluation need finite inputs")
     dtype = np.dtype(spec.dtype)
     if arr.dtype != dtype:
         if not np.can_cast(arr.dtype, dtype, casting="same_kind"):

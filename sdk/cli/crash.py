@@ -16,8 +16,9 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
-EXIT_INTERNAL = 70  # EX_SOFTWARE: an unexpected exception (a bug in edgeship)
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+from edgeship.runtime.errors import EXIT_INTERNAL, EXIT_INTERRUPTED
+
+__all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "crash_dirs", "report_crash", "save_traceback"]
 
 
 def crash_dirs() -> list[Path]:
