@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import statistics
 import sys
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager

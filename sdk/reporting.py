@@ -34,7 +34,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -160,14 +159,11 @@ def _read(item: ResultLike) -> tuple[str, Any]:
         return item.model.get("name", "result"), item
     if isinstance(item, dict):
         return str(item.get("name") or item.get("model", {}).get("name") or "result"), item
+    from edgeship.runtime.textfiles import read_json
+
     path = Path(item)
-    try:
-        return path.name, json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"result file '{path}' does not exist", "check the path") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read result '{path}': {exc}",
-                          "pass the JSON written by edgeship bench -o or compress") from None
+    return path.name, read_json(path, f"result file '{path}'",
+                                "pass the JSON written by edgeship bench -o or compress")
 
 
 def _bench_row(payload: dict[str, Any], source: str) -> Row:
