@@ -225,6 +225,11 @@ class Dataset:
         bound._fit(first)
         return bound
 
+    def first_sample(self) -> Feeds:
+        """The first sample's inputs as loaded (preprocessed, not yet checked or cast): what
+        a caller inspects for raw pixels where model-ready values belong."""
+        return self._load(self._items[0])[0]
+
     # -- checking against the model ------------------------------------------------------------
     def _fixed_batch(self) -> Optional[int]:
         if not self.specs:
