@@ -131,7 +131,11 @@ def _check_npz_member(path: Path, archive: Any, info: Any) -> None:
         if read_header is None:
             raise ConfigError(f"'{path}' array '{info.filename[:-4]}' uses .npy format "
                               f"{version[0]}.{version[1]}", "re-save it with numpy.savez")
-        shape, _, dtype = read_header(member)  # reads the header only, allocates nothing
+        try:
+            shape, _, dtype = read_header(member)  # reads the header only, allocates nothing
+        except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, ...
+            raise ConfigError(f"'{path}' array '{info.filename[:-4]}' has a corrupt header "
+                              f"({type(exc).__name__})", NPZ_FIX) from None
         header_bytes = member.tell()
     if dtype.hasobject:
         raise ConfigError(f"'{path}' array '{info.filename[:-4]}' holds Python objects, which "

@@ -91,8 +91,8 @@ class Preprocessing:
                 layout=str(spec.get("layout", "NCHW")),
                 dtype=str(spec.get("dtype", "float32")),
             )
-        except (TypeError, ValueError, IndexError) as exc:
-            raise ConfigError(f"bad preprocessing spec {spec}: {exc}",
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
+            raise ConfigError(f"bad preprocessing spec {str(spec)[:200]}: {exc}",
                               "resize is [H, W], scale a number, mean and std lists of numbers") from None
 
     def to_dict(self) -> dict[str, Any]:

@@ -167,9 +167,15 @@ def _read(item: ResultLike) -> tuple[str, Any]:
 
 
 def _bench_row(payload: dict[str, Any], source: str) -> Row:
+    from edgeship.result_json import check_bench_json
+
+    if not isinstance(payload, dict):
+        raise ConfigError(f"'{source}' benchmark is not a JSON object", "re-run edgeship bench")
     if "error" in payload:
         err = payload["error"] or {}
-        return Row(name=source, source=source, error=str(err.get("message", err)))
+        message = err.get("message", err) if isinstance(err, dict) else err
+        return Row(name=source, source=source, error=" ".join(str(message).split())[:300])
+    check_bench_json(payload, source, "re-run edgeship bench to write a fresh one")
     payload = dict(payload)
     verdict = payload.pop("verdict", None) or {}
     try:
@@ -208,9 +214,15 @@ def _summary(payload: dict[str, Any], source: str, data: ReportData) -> None:
             raise ConfigError(f"'{source}' candidate {i} is not an object", "re-run compress")
         data.rows.append(_candidate_row({"schema": CANDIDATE_SCHEMA, **cand}, f"{source}#{i}"))
     if data.budget is None and payload.get("budget"):
-        data.budget = Budget(**payload["budget"])
-    data.pick = payload.get("pick") or data.pick
-    data.device = payload.get("device") or data.device
+        budget = payload["budget"]
+        try:
+            data.budget = Budget(**budget)
+        except TypeError:  # not a mapping, or keys Budget does not take
+            raise ConfigError(f"'{source}' budget {str(budget)[:80]} is not a budget",
+                              "re-run compress to write a fresh summary") from None
+    pick, device = payload.get("pick"), payload.get("device")
+    data.pick = pick if isinstance(pick, str) and pick else data.pick
+    data.device = device if isinstance(device, str) and device else data.device
 
 
 def _unique_names(rows: list[Row]) -> None:
