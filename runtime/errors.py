@@ -48,11 +48,18 @@ class MissingBackendError(UnsupportedError):
     """A backend package is not installed; the message names the pip package."""
 
 
+class InternalError(EdgeshipError):
+    """An unexpected exception (a bug in edgeship), reported by the measurement agent."""
+
+    exit_code = EXIT_INTERNAL
+
+
 __all__ = [
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "ConfigError",
     "EdgeshipError",
+    "InternalError",
     "MissingBackendError",
     "ModelError",
     "UnsupportedError",

@@ -282,3 +282,29 @@ def test_the_readme_documents_exit_codes_70_and_130() -> None:
     table = [line for line in readme.splitlines() if line.startswith("|")]
     assert any("70" in line and "traceback" in line for line in table)
     assert any("130" in line and "nterrupted" in line for line in table)
+
+
+AGENT_BUG = """
+import sys
+import edgeship.runtime.bench as bench
+def broken(*args, **kwargs):
+    raise ZeroDivisionError("a bug")
+bench.measure = broken
+sys.exit(bench.main(sys.argv[1:]))
+"""
+
+
+def test_a_bug_in_the_agent_is_its_json_error_with_exit_70_and_the_traceback(
+        tmp_path: Path) -> None:
+    from edgeship.bench import parse_agent_output
+    from edgeship.errors import InternalError
+
+    proc = subprocess.run([sys.executable, "-c", AGENT_BUG, str(FASHION)], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 70 and "Traceback" not in proc.stderr, proc.stderr
+    error = json.loads(proc.stdout)["error"]
+    assert error["type"] == "InternalError" and "ZeroDivisionError: a bug" in error["problem"]
+    assert "Traceback (most recent call last)" in error["traceback"]
+    with pytest.raises(InternalError, match="ZeroDivisionError: a bug") as raised:
+        parse_agent_output(proc.stdout, proc.stderr, proc.returncode, "pi5")
+    assert raised.value.exit_code == 70
