@@ -16,6 +16,7 @@ class EdgeshipError(Exception):
     """Base of every error edgeship raises on purpose."""
 
     exit_code = 2
+    traceback_text: str = ""  # InternalError from a device: the traceback the agent sent back
 
     def __init__(self, problem: str, fix: str = "") -> None:
         self.problem = problem.rstrip(". ")

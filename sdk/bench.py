@@ -59,7 +59,10 @@ def parse_agent_output(stdout: str, stderr: str, exit_code: int, where: str) -> 
         problem = error.get("problem", "the agent failed")
         if where != "local":  # "pip install onnxruntime" is for the device, not this host
             problem = f"on {where}: {problem}"
-        raise cls(problem, error.get("fix", ""))
+        raised = cls(problem, error.get("fix", ""))
+        if isinstance(error.get("traceback"), str):  # the agent's own bug: the CLI saves it
+            raised.traceback_text = error["traceback"]
+        raise raised
     if exit_code != 0 or not payload:
         tail = " | ".join(stderr.strip().splitlines()[-3:]) or "no output"
         if exit_code in (137, -9):

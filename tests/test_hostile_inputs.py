@@ -308,3 +308,22 @@ def test_a_bug_in_the_agent_is_its_json_error_with_exit_70_and_the_traceback(
     with pytest.raises(InternalError, match="ZeroDivisionError: a bug") as raised:
         parse_agent_output(proc.stdout, proc.stderr, proc.returncode, "pi5")
     assert raised.value.exit_code == 70
+
+
+def test_the_cli_saves_the_traceback_an_agent_sent_back(tmp_path: Path) -> None:
+    agent = json.dumps({"schema": "edgeship.benchmark/1", "error": {
+        "type": "InternalError", "message": "internal error in the measurement agent (KeyError: 'x')",
+        "problem": "internal error in the measurement agent (KeyError: 'x')",
+        "fix": "this is a bug in edgeship; please report it with the traceback", "exit_code": 70,
+        "traceback": "Traceback (most recent call last):\n  File \"bench.py\", line 1\nKeyError: 'x'\n"}})
+    script = ("import sys\nimport edgeship.bench as b\n"
+              f"def fake(*a, **k):\n    b.parse_agent_output({agent!r}, '', 70, 'pi5')\n"
+              "b.benchmark = fake\n"
+              "from edgeship.cli import main\nmain(sys.argv[1:])\n")
+    state = tmp_path / "state"
+    proc = subprocess.run([sys.executable, "-c", script, "bench", str(FASHION)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "XDG_STATE_HOME": str(state)})
+    line = assert_one_line(proc, 70, "internal error in the measurement agent", "traceback saved to")
+    saved = Path(line.split("traceback saved to ")[1].split(". Fix")[0])
+    assert "KeyError: 'x'" in saved.read_text() and "the measurement agent's traceback" in saved.read_text()

@@ -48,7 +48,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         print("error: the edgeship CLI is not installed. Fix: pip install 'edgeship[cli]'",
               file=sys.stderr)
         sys.exit(4)
-    from edgeship.cli.crash import EXIT_INTERRUPTED, report_crash
+    from edgeship.cli.crash import EXIT_INTERNAL, EXIT_INTERRUPTED, report_crash
     from edgeship.errors import EdgeshipError
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -65,8 +65,11 @@ def main(argv: Optional[list[str]] = None) -> None:
         command.invoke = invoke_reporting_interrupts  # type: ignore[method-assign]
         code = command.main(args=args, prog_name="edgeship", standalone_mode=False)
     except EdgeshipError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        code = exc.exit_code
+        if exc.exit_code == EXIT_INTERNAL:  # a bug reported by the measurement agent
+            code = report_crash(exc, args)
+        else:
+            print(f"error: {exc.one_line()}", file=sys.stderr)
+            code = exc.exit_code
     except (KeyboardInterrupt, _Interrupted):
         print("interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED

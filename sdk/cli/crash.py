@@ -31,9 +31,12 @@ def crash_dirs() -> list[Path]:
 
 
 def save_traceback(exc: BaseException, argv: list[str]) -> Optional[Path]:
-    """Write the traceback (and the command line) to a new file; None when nowhere is writable."""
+    """Write the traceback (and the command line) to a new file; None when nowhere is writable.
+    An error the measurement agent sent back carries the agent's traceback: that one is saved."""
+    remote = getattr(exc, "traceback_text", "")
     text = (f"edgeship {' '.join(argv)}\npython {sys.version.split()[0]} on {sys.platform}\n\n"
-            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            + (f"the measurement agent's traceback:\n{remote}" if remote else
+               "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     for folder in crash_dirs():
         try:
@@ -50,7 +53,8 @@ def save_traceback(exc: BaseException, argv: list[str]) -> Optional[Path]:
 def report_crash(exc: BaseException, argv: list[str]) -> int:
     """Print the one line for an unexpected exception and return its exit code (70)."""
     saved = save_traceback(exc, argv)
-    detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+    detail = " ".join((str(getattr(exc, "problem", "")) or f"{type(exc).__name__}: {exc}"
+                       ).split())[:200]
     where = f"traceback saved to {saved}" if saved else "the traceback could not be saved"
     print(f"error: internal error ({detail}); {where}. Fix: this is a bug in edgeship; "
           "please report it with that file", file=sys.stderr)
