@@ -9,6 +9,8 @@ reads manifests on the device with it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Union
 
@@ -37,19 +39,29 @@ def read_text(path: Union[str, Path], what: str, fix: str) -> str:
                           "its permissions") from None
 
 
-def parse_json(text: str, what: str, fix: str) -> Any:
-    """``json.loads`` where malformed, absurdly nested or absurdly long numbers are ConfigErrors."""
+@contextmanager
+def refusing_absurd_files(what: str, fix: str, language: str) -> Iterator[None]:
+    """What JSON and YAML parsers share: they recurse (absurd nesting is a RecursionError) and
+    parse integers with ``int()`` (one over 4300 digits is a ValueError)."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                          f"{exc.msg})", fix) from None
+        yield
     except RecursionError:
         raise ConfigError(f"{what} nests too deeply to be a real file", fix) from None
-    except ValueError as exc:  # an integer of more than sys.get_int_max_str_digits() digits
+    except ValueError as exc:
         detail = ("an integer too long to be real" if "digits" in str(exc)
                   else " ".join(str(exc).split())[:120])
-        raise ConfigError(f"{what} holds a value JSON readers refuse ({detail})", fix) from None
+        raise ConfigError(f"{what} holds a value {language} readers refuse ({detail})",
+                          fix) from None
+
+
+def parse_json(text: str, what: str, fix: str) -> Any:
+    """``json.loads`` where malformed, absurdly nested or absurdly long numbers are ConfigErrors."""
+    with refusing_absurd_files(what, fix, "JSON"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                              f"{exc.msg})", fix) from None
 
 
 def read_json(path: Union[str, Path], what: str, fix: str) -> Any:

@@ -10,26 +10,22 @@ from pathlib import Path
 from typing import Any, Union
 
 from edgeship.errors import ConfigError
-from edgeship.runtime.textfiles import read_text
+from edgeship.runtime.textfiles import read_text, refusing_absurd_files
 
 
 def parse_yaml(text: str, what: str, fix: str) -> Any:
     """``yaml.safe_load(text)``; ``what`` names the source in the error ("profile 'x.yaml'")."""
     import yaml
 
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())[:120] or "syntax error"
-        raise ConfigError(f"{what} is not valid YAML{where}: {problem}", fix) from None
-    except RecursionError:
-        raise ConfigError(f"{what} nests too deeply to be a real file", fix) from None
-    except ValueError as exc:  # an integer of more than sys.get_int_max_str_digits() digits
-        detail = ("an integer too long to be real" if "digits" in str(exc)
-                  else " ".join(str(exc).split())[:120])
-        raise ConfigError(f"{what} holds a value YAML readers refuse ({detail})", fix) from None
+    with refusing_absurd_files(what, fix, "YAML"):
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            problem = (getattr(exc, "problem", None) or " ".join(str(exc).split())[:120]
+                       or "syntax error")
+            raise ConfigError(f"{what} is not valid YAML{where}: {problem}", fix) from None
 
 
 def read_yaml(path: Union[str, Path], what: str, fix: str) -> Any:
