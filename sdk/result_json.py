@@ -103,9 +103,8 @@ class _Verdict(BaseModel):
 
 
 class BenchJSON(_Finite):
-    """What a report needs of a result file; unknown top-level keys are refused."""
+    """What a report needs of a result file (newer fields pass; BenchmarkResult decides)."""
 
-    model_config = ConfigDict(extra="forbid")
     schema_: str = ""
     model: _Model
     backend: _Backend
