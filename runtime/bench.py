@@ -11,15 +11,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
+
+from edgeship.runtime.errors import EXIT_INTERNAL
 
 SCHEMA = "edgeship.benchmark/1"
 DEFAULT_WARMUP = 10
@@ -203,23 +207,25 @@ def measure(
     else:
         feeds = random_inputs(session.inputs, seed=seed, fixed=input_shapes)
         source = f"random(seed={seed})"
-    call = session.prepare(feeds)
+    check_min_seconds(min_seconds)
+    with _inference_errors(session.info.backend, path.name):
+        call = session.prepare(feeds)
 
-    t0 = time.perf_counter_ns()
-    call()
-    first_ns = time.perf_counter_ns() - t0
-
-    warmup_runs = _settle(call, warmup)
-
-    samples: list[int] = []
-    timed_start = time.perf_counter_ns()
-    min_ns = int(min_seconds * 1e9)
-    clock = time.perf_counter_ns
-    while len(samples) < runs or clock() - timed_start < min_ns:
-        t0 = clock()
+        t0 = time.perf_counter_ns()
         call()
-        samples.append(clock() - t0)
-    timed_ns = clock() - timed_start
+        first_ns = time.perf_counter_ns() - t0
+
+        warmup_runs = _settle(call, warmup)
+
+        samples: list[int] = []
+        timed_start = time.perf_counter_ns()
+        min_ns = int(min_seconds * 1e9)
+        clock = time.perf_counter_ns
+        while len(samples) < runs or clock() - timed_start < min_ns:
+            t0 = clock()
+            call()
+            samples.append(clock() - t0)
+        timed_ns = clock() - timed_start
 
     peak, peak_source = sysinfo.peak_rss_mb()
     thermal_after, freq_after = sysinfo.thermal(), sysinfo.cpu_frequency()
@@ -276,6 +282,34 @@ def measure(
     )
 
 
+def check_min_seconds(value: float) -> None:
+    """--min-seconds is a finite, non-negative number (nan and inf would time forever or crash)."""
+    from edgeship.runtime.errors import ConfigError
+
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"--min-seconds must be a finite number of seconds >= 0, got {value}",
+                          "pass e.g. --min-seconds 1")
+
+
+@contextmanager
+def _inference_errors(backend: str, model: str) -> Iterator[None]:
+    """An error the backend raises while running the model is the model's (or its inputs')
+    problem: one ModelError with the backend's own message, not a traceback."""
+    from edgeship.runtime.errors import EdgeshipError, ModelError
+
+    try:
+        yield
+    except EdgeshipError:
+        raise
+    except Exception as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        if len(message) > 400:  # backends put the useful part (shapes, op) at the end
+            message = f"{message[:120]} ... {message[-260:]}"
+        raise ModelError(f"{backend} failed running '{model}': {message}",
+                         "check that the inputs (--input-shape, --data) fit the model; "
+                         "the model may not run on this backend") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m edgeship.runtime.bench",
@@ -320,8 +354,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for name, value in (("--runs", args.runs), ("--warmup", args.warmup)):
                 if value < 0 or (name == "--runs" and value < 1):
                     raise ConfigError(f"{name} must be positive, got {value}", f"pass {name} 1 or more")
-            if args.min_seconds < 0:
-                raise ConfigError("--min-seconds must not be negative", "pass 0 or more")
+            check_min_seconds(args.min_seconds)
             result = measure(
                 args.model,
                 backend=args.backend,
@@ -341,6 +374,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             payload, code = _error_json(err), err.exit_code
         except EdgeshipError as exc:
             payload, code = _error_json(exc), exc.exit_code
+        except Exception as exc:  # a bug: the host saves the traceback and exits 70 or 3
+            payload, code = _internal_error_json(exc), EXIT_INTERNAL
         if code:
             print(f"edgeship.runtime.bench: error: {json.loads(payload)['error']['message']}",
                   file=sys.stderr)
@@ -364,6 +399,20 @@ def _error_json(exc: Any) -> str:
             },
         }
     )
+
+
+def _internal_error_json(exc: BaseException) -> str:
+    import traceback
+
+    detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    return json.dumps({"schema": SCHEMA, "error": {
+        "type": "InternalError",
+        "message": f"internal error in the measurement agent ({detail})",
+        "problem": f"internal error in the measurement agent ({detail})",
+        "fix": "this is a bug in edgeship; please report it with the traceback",
+        "exit_code": EXIT_INTERNAL,
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }})
 
 
 if __name__ == "__main__":

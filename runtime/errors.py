@@ -2,16 +2,21 @@
 
 The runtime is copied to devices without the rest of edgeship, so the root of the hierarchy lives
 here and ``edgeship.errors`` extends it.  Every error carries the problem and the fix, and the
-CLI exit code it maps to (DESIGN.md: 1 budget, 2 bad input, 3 target, 4 dependency/unsupported).
+CLI exit code it maps to (DESIGN.md: 1 budget, 2 bad input, 3 target, 4 dependency/unsupported;
+70 for an unexpected exception, 130 interrupted).
 """
 
 from __future__ import annotations
+
+EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): an unexpected exception, a bug in edgeship
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what shells report for Ctrl-C
 
 
 class EdgeshipError(Exception):
     """Base of every error edgeship raises on purpose."""
 
     exit_code = 2
+    traceback_text: str = ""  # InternalError from a device: the traceback the agent sent back
 
     def __init__(self, problem: str, fix: str = "") -> None:
         self.problem = problem.rstrip(". ")
@@ -44,9 +49,18 @@ class MissingBackendError(UnsupportedError):
     """A backend package is not installed; the message names the pip package."""
 
 
+class InternalError(EdgeshipError):
+    """An unexpected exception (a bug in edgeship), reported by the measurement agent."""
+
+    exit_code = EXIT_INTERNAL
+
+
 __all__ = [
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
     "ConfigError",
     "EdgeshipError",
+    "InternalError",
     "MissingBackendError",
     "ModelError",
     "UnsupportedError",

@@ -7,14 +7,20 @@ exactly the arrays the host evaluated with.
 
 Every reader returns uint8 (or uint16 for 16-bit files) shaped (H, W) for grey or (H, W, C)
 with C = 2 (grey + alpha), 3 (RGB) or 4 (RGBA).
+
+An image file is a user's input, and a 560 KB PNG can declare 24000 x 24000 pixels: every
+reader refuses images of more than ``max_pixels`` (default ``DEFAULT_MAX_PIXELS``, Pillow's own
+limit; the ``EDGESHIP_MAX_IMAGE_PIXELS`` environment variable or the argument raises it) before
+allocating, and PNG data is inflated only up to the size its header implies.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 from edgeship.runtime.errors import ConfigError, MissingBackendError
@@ -23,10 +29,39 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BUILTIN_SUFFIXES = (".png", ".pgm", ".ppm", ".pnm")
 IMAGE_SUFFIXES = BUILTIN_SUFFIXES + (".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
+_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}  # the spec's
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS: about 0.35 GB as RGBA
+MAX_PIXELS_ENV = "EDGESHIP_MAX_IMAGE_PIXELS"
 
 
-def read_image(path: Union[str, Path]) -> np.ndarray:
-    """Decode an image file: PNG/PGM/PPM here, anything else through Pillow.
+def max_pixels_allowed(override: Optional[int] = None) -> int:
+    """The pixel cap: the argument, else $EDGESHIP_MAX_IMAGE_PIXELS, else DEFAULT_MAX_PIXELS."""
+    if override is not None:
+        return override
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{MAX_PIXELS_ENV}={text!r} is not a positive whole number",
+                          f"set it to a pixel count such as {DEFAULT_MAX_PIXELS}, or unset it")
+    return int(text)
+
+
+def _check_pixels(width: int, height: int, limit: int) -> None:
+    if width < 1 or height < 1:
+        raise ValueError(f"the image declares {width}x{height} pixels")
+    if width * height > limit:
+        raise _TooLarge(f"it declares {width}x{height} pixels ({width * height / 1e6:.0f} MP), "
+                        f"more than the limit of {limit / 1e6:.0f} MP")
+
+
+class _TooLarge(ValueError):
+    """An image bigger than the pixel cap (a real image, just too big: a different fix)."""
+
+
+def read_image(path: Union[str, Path], max_pixels: Optional[int] = None) -> np.ndarray:
+    """Decode an image file: PNG/PGM/PPM here, anything else through Pillow.  Images of more
+    than ``max_pixels`` pixels are refused (see the module docstring).
 
     Example:
         >>> img = read_image("examples/edge_app/images/0000_ankle_boot.png")  # doctest: +SKIP
@@ -34,6 +69,7 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
         ((28, 28), dtype('uint8'))
     """
     path = Path(path)
+    limit = max_pixels_allowed(max_pixels)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -41,15 +77,18 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
                           "check the path and its permissions") from None
     try:
         if data.startswith(PNG_SIGNATURE):
-            return decode_png(data)
+            return decode_png(data, limit)
         if data[:2] in (b"P2", b"P3", b"P5", b"P6"):
-            return decode_pnm(data)
+            return decode_pnm(data, limit)
+    except _TooLarge as exc:
+        raise ConfigError(f"image '{path}' is too large: {exc}",
+                          f"downscale it, or raise the limit with {MAX_PIXELS_ENV}=N") from None
     except (ValueError, zlib.error, struct.error, IndexError) as exc:
         raise ConfigError(f"image '{path}' is corrupt: {exc}", "re-save or remove the file") from None
-    return _read_with_pillow(path)
+    return _read_with_pillow(path, limit)
 
 
-def _read_with_pillow(path: Path) -> np.ndarray:
+def _read_with_pillow(path: Path, limit: int) -> np.ndarray:
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
@@ -58,20 +97,28 @@ def _read_with_pillow(path: Path) -> np.ndarray:
             "pip install Pillow, or convert the images to PNG",
         ) from None
     try:
-        with Image.open(path) as opened:
+        with Image.open(path) as opened:  # lazy: reads the header, not the pixels
             img: Image.Image = opened
+            try:
+                _check_pixels(*img.size, limit)
+            except _TooLarge as exc:
+                raise ConfigError(f"image '{path}' is too large: {exc}",
+                                  f"downscale it, or raise the limit with {MAX_PIXELS_ENV}=N"
+                                  ) from None
             if img.mode == "P":
                 img = img.convert("RGBA" if "transparency" in img.info else "RGB")
             elif img.mode not in ("L", "LA", "RGB", "RGBA", "I;16"):
                 img = img.convert("RGB")
             return np.asarray(img).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError
+            ) as exc:
         raise ConfigError(f"'{path}' is not a readable image: {exc}",
                           "remove it or convert it to PNG/JPEG") from None
 
 
-def decode_png(data: bytes) -> np.ndarray:
-    """Decode a non-interlaced PNG (zlib + the five scanline filters)."""
+def decode_png(data: bytes, max_pixels: Optional[int] = None) -> np.ndarray:
+    """Decode a non-interlaced PNG (zlib + the five scanline filters), refusing more than
+    ``max_pixels`` pixels before inflating anything."""
     if not data.startswith(PNG_SIGNATURE):
         raise ValueError("not a PNG file")
     pos, idat, palette, header = 8, [], None, None
@@ -96,12 +143,15 @@ def decode_png(data: bytes) -> np.ndarray:
     width, height, depth, color, _, _, interlace = header
     if interlace:
         raise ValueError("interlaced PNG is not supported without Pillow; re-save it non-interlaced")
-    if color not in _CHANNELS or depth not in (1, 2, 4, 8, 16):
+    if depth not in _DEPTHS.get(color, ()):
         raise ValueError(f"unsupported PNG colour type {color} / bit depth {depth}")
+    _check_pixels(width, height, max_pixels_allowed(max_pixels))
     channels = _CHANNELS[color]
     row_bytes = (width * channels * depth + 7) // 8
-    raw = _unfilter(zlib.decompress(b"".join(idat)), height, row_bytes,
-                    max(1, channels * depth // 8))
+    expected = height * (row_bytes + 1)
+    # Inflate no more than the header implies: a few KB of zlib can expand to gigabytes.
+    inflated = zlib.decompressobj().decompress(b"".join(idat), expected)
+    raw = _unfilter(inflated, height, row_bytes, max(1, channels * depth // 8))
     pixels: np.ndarray
     if depth == 16:
         pixels = raw.view(">u2").astype(np.uint16).reshape(height, width, channels)
@@ -164,7 +214,7 @@ def _unfilter_sequential(kind: int, line: np.ndarray, prior: np.ndarray, bpp: in
     return np.frombuffer(bytes(cur), np.uint8)
 
 
-def decode_pnm(data: bytes) -> np.ndarray:
+def decode_pnm(data: bytes, max_pixels: Optional[int] = None) -> np.ndarray:
     """Decode PGM/PPM: P5/P6 (binary) or P2/P3 (ASCII), maxval up to 65535."""
     magic = data[:2]
     tokens: list[bytes] = []
@@ -181,6 +231,9 @@ def decode_pnm(data: bytes) -> np.ndarray:
         tokens.append(data[pos:end])
         pos = end
     width, height, maxval = (int(t) for t in tokens)
+    if not 0 < maxval < 65536:
+        raise ValueError(f"maxval {maxval} is outside 1..65535")
+    _check_pixels(width, height, max_pixels_allowed(max_pixels))
     channels = 3 if magic in (b"P3", b"P6") else 1
     count = width * height * channels
     dtype = np.uint8 if maxval < 256 else np.uint16

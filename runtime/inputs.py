@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from edgeship.runtime.errors import ConfigError
@@ -82,14 +82,70 @@ def random_inputs(
     return feeds
 
 
+NPZ_FIX = "write it with numpy.savez(path, x=inputs, y=labels)"
+_DEFLATE_MAX_RATIO = 1032  # deflate cannot expand more than ~1032:1, so a member claiming more lies
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz``, read without pickle (object arrays are refused)."""
+    """Every array of an ``.npz``, read without pickle (object arrays are refused).
+
+    Each member's header is checked against what the file can hold before numpy allocates:
+    a 1 KB file declaring 10^11 samples is an error, not a 400 GB allocation."""
+    import zipfile
+    import zlib
+
+    path = Path(path)
     try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                _check_npz_member(path, archive, info)
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read '{path}': {exc}",
-                          "write it with numpy.savez(path, x=inputs, y=labels)") from None
+    except ConfigError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
+            NotImplementedError) as exc:
+        detail = " ".join(str(exc).split())[:160] or type(exc).__name__
+        if "pickled" in detail:
+            detail = "it holds object arrays, which need pickle"
+        raise ConfigError(f"cannot read '{path}': {detail}", NPZ_FIX) from None
+
+
+def _check_npz_member(path: Path, archive: Any, info: Any) -> None:
+    """Refuse a member whose declared array is bigger than the bytes that can back it."""
+    import zipfile
+
+    if not info.filename.endswith(".npy"):
+        raise ConfigError(f"'{path}' holds '{info.filename}', which is not an .npy array", NPZ_FIX)
+    limit = info.compress_size * (_DEFLATE_MAX_RATIO if info.compress_type != zipfile.ZIP_STORED
+                                  else 1)
+    if info.file_size > limit:
+        raise ConfigError(f"'{path}' member '{info.filename}' claims {info.file_size} bytes "
+                          f"from {info.compress_size} stored: the file is corrupt", NPZ_FIX)
+    from numpy.lib import format as npy
+
+    with archive.open(info) as member:
+        version = npy.read_magic(member)
+        read_header = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}.get(
+            version)
+        if read_header is None:
+            raise ConfigError(f"'{path}' array '{info.filename[:-4]}' uses .npy format "
+                              f"{version[0]}.{version[1]}", "re-save it with numpy.savez")
+        try:
+            shape, _, dtype = read_header(member)  # reads the header only, allocates nothing
+        except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, ...
+            raise ConfigError(f"'{path}' array '{info.filename[:-4]}' has a corrupt header "
+                              f"({type(exc).__name__})", NPZ_FIX) from None
+        header_bytes = member.tell()
+    if dtype.hasobject:
+        raise ConfigError(f"'{path}' array '{info.filename[:-4]}' holds Python objects, which "
+                          "need pickle", "store numeric arrays only")
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if declared > info.file_size - header_bytes:
+        raise ConfigError(
+            f"'{path}' array '{info.filename[:-4]}' declares shape {tuple(shape)} "
+            f"({declared} bytes) but holds {max(info.file_size - header_bytes, 0)}: the file is "
+            "truncated or corrupt", NPZ_FIX)
 
 
 def load_samples(path: str | Path, specs: Sequence[TensorSpec], index: int = 0) -> dict[str, np.ndarray]:

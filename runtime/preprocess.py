@@ -91,8 +91,8 @@ class Preprocessing:
                 layout=str(spec.get("layout", "NCHW")),
                 dtype=str(spec.get("dtype", "float32")),
             )
-        except (TypeError, ValueError, IndexError) as exc:
-            raise ConfigError(f"bad preprocessing spec {spec}: {exc}",
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
+            raise ConfigError(f"bad preprocessing spec {str(spec)[:200]}: {exc}",
                               "resize is [H, W], scale a number, mean and std lists of numbers") from None
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,8 +190,8 @@ def read_manifest(model: Union[str, Path]) -> Optional[dict[str, Any]]:
         return None
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"manifest '{path}' is unreadable: {exc}",
+    except (OSError, ValueError, RecursionError) as exc:  # bad UTF-8/JSON, 5000-digit ints
+        raise ModelError(f"manifest '{path}' is unreadable: {' '.join(str(exc).split())[:160]}",
                          "re-export the model, or delete the broken manifest") from None
     if not isinstance(manifest, dict):
         raise ModelError(f"manifest '{path}' is not a JSON object", "re-export the model")

@@ -32,6 +32,7 @@ _EXPORTS = {
     "prune": "edgeship.converters.prune:prune",
     "distill": "edgeship.converters.distill:distill",
     "export": "edgeship.converters.export:export",
+    "trust_model_code": "edgeship.converters.export.source:trust_model_code",
     "compress": "edgeship.compressing:compress",
     "Recipe": "edgeship.recipe:Recipe",
     "load_recipes": "edgeship.recipe:load_recipes",

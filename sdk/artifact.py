@@ -150,7 +150,7 @@ def read_manifest(path: Union[str, Path]) -> Manifest:
     path = Path(path)
     try:
         return Manifest.model_validate(json.loads(path.read_text()))
-    except (OSError, ValueError) as exc:  # JSONDecodeError and ValidationError are ValueErrors
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, ValidationError: ValueErrors
         detail = (
             "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
             if isinstance(exc, ValidationError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -58,7 +59,10 @@ def parse_agent_output(stdout: str, stderr: str, exit_code: int, where: str) -> 
         problem = error.get("problem", "the agent failed")
         if where != "local":  # "pip install onnxruntime" is for the device, not this host
             problem = f"on {where}: {problem}"
-        raise cls(problem, error.get("fix", ""))
+        raised = cls(problem, error.get("fix", ""))
+        if isinstance(error.get("traceback"), str):  # the agent's own bug: the CLI saves it
+            raised.traceback_text = error["traceback"]
+        raise raised
     if exit_code != 0 or not payload:
         tail = " | ".join(stderr.strip().splitlines()[-3:]) or "no output"
         if exit_code in (137, -9):
@@ -99,6 +103,9 @@ def benchmark(
     path = Path(model)
     if not path.is_file():
         raise errors.ModelError(f"model file '{path}' does not exist", "check the path")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise errors.ConfigError(f"timeout must be a positive finite number of seconds, got "
+                                 f"{timeout}", "pass e.g. --timeout 600")
     format_for_path(path)  # unknown suffixes fail here, before anything is copied anywhere
     owned = not isinstance(target, Target)
     tgt = open_target(target) if owned else target  # type: ignore[arg-type]

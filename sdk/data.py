@@ -225,6 +225,11 @@ class Dataset:
         bound._fit(first)
         return bound
 
+    def first_sample(self) -> Feeds:
+        """The first sample's inputs as loaded (preprocessed, not yet checked or cast): what
+        a caller inspects for raw pixels where model-ready values belong."""
+        return self._load(self._items[0])[0]
+
     # -- checking against the model ------------------------------------------------------------
     def _fixed_batch(self) -> Optional[int]:
         if not self.specs:
@@ -263,6 +268,9 @@ def _check_sample(arr: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
             f"input '{spec.name}' {format_shape(spec.shape)} (one sample is {format_shape(want)})",
             fix,
         )
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        raise ConfigError(f"data for input '{spec.name}' from '{source}' holds NaN or infinite "
+                          "values", "clean the data: calibration and evaluation need finite inputs")
     dtype = np.dtype(spec.dtype)
     if arr.dtype != dtype:
         if not np.can_cast(arr.dtype, dtype, casting="same_kind"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from edgeship.runtime.errors import (
     ConfigError,
     EdgeshipError,
+    InternalError,
     MissingBackendError,
     ModelError,
     UnsupportedError,
@@ -50,6 +51,7 @@ __all__ = [
     "ConnectionFailed",
     "EdgeshipError",
     "HostKeyError",
+    "InternalError",
     "MissingBackendError",
     "ModelError",
     "OutputMismatchError",

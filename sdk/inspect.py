@@ -27,7 +27,7 @@ def inspect_model(
     if manifest_path.is_file():
         try:
             manifest = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError, RecursionError):  # bad UTF-8 or JSON, absurd nesting
             manifest = {"error": f"unreadable manifest {manifest_path.name}"}
     return {
         "model": str(path),

@@ -71,7 +71,9 @@ def load_profile(name_or_path: Union[str, Path]) -> DeviceProfile:
         if not path.is_file():
             raise ConfigError(f"profile file '{path}' does not exist",
                               f"check the path, or use a bundled name: {', '.join(profile_names())}")
-        return parse_profile(path.read_text(), f"profile '{path}'")
+        from edgeship.runtime.textfiles import read_text
+
+        return parse_profile(read_text(path, f"profile '{path}'", PROFILE_FIX), f"profile '{path}'")
     if text == "local":
         return local_profile()
     files = _bundled_files()
@@ -84,18 +86,14 @@ def load_profile(name_or_path: Union[str, Path]) -> DeviceProfile:
     return parse_profile(files[text].read_text(), f"profile '{text}'")
 
 
+PROFILE_FIX = "write the profile as UTF-8 YAML, e.g. from `edgeship profiles show raspberry-pi-5`"
+
+
 def parse_profile(text: str, source: str = "profile") -> DeviceProfile:
     """Validate profile YAML; every problem becomes a one-line ConfigError naming the field."""
-    import yaml
+    from edgeship.yamlfiles import parse_yaml
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"{source} is not valid YAML{where}: {problem}",
-                          "fix the YAML syntax (indentation, colons, quotes)") from None
+    data = parse_yaml(text, source, "fix the YAML syntax (indentation, colons, quotes)")
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a YAML mapping of fields, got {type(data).__name__}",
                           "start from `edgeship profiles show raspberry-pi-4 --json` as a template")

@@ -219,15 +219,9 @@ def load_recipes(path: Union[str, Path]) -> list[Recipe]:
         >>> load_recipes("my-recipes.yaml")[0].name         # doctest: +SKIP
         'int8-openvino'
     """
-    import yaml
+    from edgeship.yamlfiles import read_yaml
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"recipes file '{path}' does not exist", "check the path") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        detail = " ".join(str(exc).split())[:160]
-        raise ConfigError(f"cannot read recipes file '{path}': {detail}",
-                          "write it as YAML: recipes: [{name: ..., steps: [...]}]") from None
+    data = read_yaml(path, f"recipes file '{path}'",
+                     "write it as YAML: recipes: [{name: ..., steps: [...]}]")
     return parse_recipes(data, f"recipes file '{path.name}'")

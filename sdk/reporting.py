@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -168,20 +167,23 @@ def _read(item: ResultLike) -> tuple[str, Any]:
         return item.model.get("name", "result"), item
     if isinstance(item, dict):
         return str(item.get("name") or item.get("model", {}).get("name") or "result"), item
+    from edgeship.runtime.textfiles import read_json
+
     path = Path(item)
-    try:
-        return path.name, json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"result file '{path}' does not exist", "check the path") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read result '{path}': {exc}",
-                          "pass the JSON written by edgeship bench -o or compress") from None
+    return path.name, read_json(path, f"result file '{path}'",
+                                "pass the JSON written by edgeship bench -o or compress")
 
 
 def _bench_row(payload: dict[str, Any], source: str) -> Row:
+    from edgeship.result_json import check_bench_json
+
+    if not isinstance(payload, dict):
+        raise ConfigError(f"'{source}' benchmark is not a JSON object", "re-run edgeship bench")
     if "error" in payload:
         err = payload["error"] or {}
-        return Row(name=source, source=source, error=str(err.get("message", err)))
+        message = err.get("message", err) if isinstance(err, dict) else err
+        return Row(name=source, source=source, error=" ".join(str(message).split())[:300])
+    check_bench_json(payload, source, "re-run edgeship bench to write a fresh one")
     payload = dict(payload)
     verdict = payload.pop("verdict", None) or {}
     try:
@@ -224,11 +226,18 @@ def _summary(payload: dict[str, Any], source: str, data: ReportData) -> None:
             raise ConfigError(f"'{source}' candidate {i} is not an object", "re-run compress")
         data.rows.append(_candidate_row({"schema": CANDIDATE_SCHEMA, **cand}, f"{source}#{i}"))
     if data.budget is None and payload.get("budget"):
-        data.budget = Budget(**payload["budget"])
-    data.pick = payload.get("pick") or data.pick
-    data.device = payload.get("device") or data.device
-    if isinstance(payload.get("original"), dict) and payload["original"].get("format"):
-        data.original = original_candidate_name(payload["original"]["format"])
+        budget = payload["budget"]
+        try:
+            data.budget = Budget(**budget)
+        except TypeError:  # not a mapping, or keys Budget does not take
+            raise ConfigError(f"'{source}' budget {str(budget)[:80]} is not a budget",
+                              "re-run compress to write a fresh summary") from None
+    pick, device = payload.get("pick"), payload.get("device")
+    data.pick = pick if isinstance(pick, str) and pick else data.pick
+    data.device = device if isinstance(device, str) and device else data.device
+    original = payload.get("original")
+    if isinstance(original, dict) and isinstance(original.get("format"), str) and original["format"]:
+        data.original = original_candidate_name(original["format"])
 
 
 def _unique_names(rows: list[Row]) -> None:

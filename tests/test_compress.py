@@ -146,7 +146,7 @@ def test_recipes_load_from_yaml(tmp_path: Path) -> None:
     ("recipes:\n  - name: a\n    steps: [{step: prune, sparsity: 1.5}]\n", "less than 1"),
     ("recipes:\n  - name: a\n    steps: [{step: prune}]\n", "never exports or quantizes"),
     ("recipes: []\n", "holds no recipes"),
-    ("recipes: [\n", "cannot read recipes file"),
+    ("recipes: [\n", "is not valid YAML"),
 ])
 def test_bad_recipes_are_one_line_exit_2(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"

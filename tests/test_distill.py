@@ -107,7 +107,7 @@ def test_cli_takes_a_torch_export_student(digits_onnx: Path, digits_train_npz: P
     out = tmp_path / "trained.pt2"
     code, _, err = run_cli(["distill", "--teacher", str(digits_onnx), "--student", str(student_file),
                          "--data", str(digits_train_npz), "--epochs", "2", "--lr", "0.01",
-                         "-o", str(out)], capsys)
+                         "-o", str(out), "--trust-model-code"], capsys)
     assert code == 0, err
     assert "teacher" in err and "student" in err
     trained = torch.export.load(str(out)).module()
@@ -136,7 +136,8 @@ def test_teacher_and_student_with_different_output_sizes(digits_onnx: Path, digi
                                           dynamic_shapes=({0: torch.export.Dim("b")},)),
                       student_file)
     code, _, err = run_cli(["distill", "--teacher", str(digits_onnx), "--student", str(student_file),
-                         "--data", str(digits_train_npz), "-o", str(tmp_path / "x.onnx")], capsys)
+                         "--data", str(digits_train_npz), "-o", str(tmp_path / "x.onnx"),
+                         "--trust-model-code"], capsys)
     assert code == 2 and "10 outputs" in err and err.count("\n") == 1
     assert not (tmp_path / "x.onnx").exists()
 

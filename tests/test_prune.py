@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import edgeship
 import numpy as np
 import pytest
 import torch
@@ -271,8 +272,12 @@ def test_a_pickled_module_is_never_loaded(tmp_path: Path, capsys) -> None:
     path = tmp_path / "pickled.pt"
     torch.save(nn.Linear(2, 2), path)
     code, _, err = run_cli(["prune", str(path)], capsys)
-    assert code == 2 and "TorchScript" in err
-    with pytest.raises(ModelError):
+    assert code == 2 and "--trust-model-code" in err
+    code, _, err = run_cli(["prune", str(path), "--trust-model-code"], capsys)
+    assert code == 2 and "TorchScript" in err  # trusted or not, a pickle is never unpickled
+    with pytest.raises(ConfigError, match="trust_model_code"):
+        prune(path, 0.5, example_input=np.zeros((1, 2), np.float32))
+    with edgeship.trust_model_code(), pytest.raises(ModelError):
         prune(path, 0.5, example_input=np.zeros((1, 2), np.float32))
 
 
@@ -280,10 +285,10 @@ def test_cli_prunes_torchscript_given_its_input_shape(digits_torch_model, tmp_pa
                                                       capsys) -> None:
     scripted = tmp_path / "digits.pt"
     torch.jit.trace(digits_torch_model, torch.zeros(1, 1, 8, 8)).save(str(scripted))
-    code, _, err = run_cli(["prune", str(scripted), "--structured"], capsys)
+    code, _, err = run_cli(["prune", str(scripted), "--structured", "--trust-model-code"], capsys)
     assert code == 2 and "--input-shape" in err
-    code, _, err = run_cli(["prune", str(scripted), "--structured", "--input-shape", "x=1,1,8,8"],
-                        capsys)
+    code, _, err = run_cli(["prune", str(scripted), "--structured", "--input-shape", "x=1,1,8,8",
+                            "--trust-model-code"], capsys)
     assert code == 0, err
     assert count_onnx(tmp_path / "digits-pruned.onnx").macs == 7232
     assert "fine-tune" in err  # the note that channels removed without training cost accuracy

@@ -232,7 +232,7 @@ def test_summary_with_candidates_budget_and_pick(candidates, tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     (None, "does not exist"),
-    ("{not json", "cannot read result"),
+    ("{not json", "is not valid JSON"),
     ('{"schema": "something/1"}', "is not an edgeship result"),
     ('{"schema": "edgeship.candidate/1", "name": "x", "speed": 3}', "speed: Extra inputs"),
 ])

@@ -191,7 +191,8 @@ def test_export_without_litert_torch_exits_4_naming_the_package(tmp_path: Path) 
     torch.export.save(torch.export.export(model, (torch.zeros(1, 1, 8, 8),)), str(program))
     cli = BLOCKER + "from edgeship.cli import main\nmain(sys.argv[1:])\n"
     out = subprocess.run([sys.executable, "-c", cli, "litert_torch", "export", str(program),
-                          "--to", "tflite"], capture_output=True, text=True, timeout=300)
+                          "--to", "tflite", "--trust-model-code"],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 4, out.stderr
     error = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "pip install litert-torch" in error[0]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -23,6 +24,49 @@ from edgeship.errors import ConfigError, ModelError, UnsupportedError
 from edgeship.runtime.session import TensorSpec
 
 TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".ts")  # TorchScript or exported-program archives
+TRUST_FLAG = "--trust-model-code"
+
+# torch 2.13 cannot load a torch file without running code from it: torch.export.load falls
+# back to torch.load(weights_only=False) (sample inputs, weights and constants marked
+# use_pickle), pickle.loads opaque constants, sympy.sympify()s (eval) the symbolic-shape
+# expressions of its JSON graph, and dlopens AOTInductor libraries it carries; TorchScript
+# runs the archive's own code.  So a torch file is opened only when the user says it is trusted.
+# A process-wide flag, not a ContextVar: compress builds candidates in worker threads, which
+# would not see a ContextVar set by the command.
+_TRUSTED = {"model_code": False}
+
+
+@contextmanager
+def trust_model_code(trusted: bool = True) -> Iterator[None]:
+    """Allow (inside the block) loading torch files (.pt, .pth, .pt2, .ts), which executes code
+    from the file: only for files you made or whose source you trust.  The CLI's twin is
+    ``--trust-model-code``.
+
+    Example:
+        >>> with edgeship.trust_model_code():                     # doctest: +SKIP
+        ...     edgeship.export("mine.pt2", "onnx")
+    """
+    before = _TRUSTED["model_code"]
+    _TRUSTED["model_code"] = trusted
+    try:
+        yield
+    finally:
+        _TRUSTED["model_code"] = before
+
+
+def set_trust_model_code(trusted: bool) -> None:
+    """The CLI's ``--trust-model-code`` for the rest of this process (one command per process)."""
+    _TRUSTED["model_code"] = trusted
+
+
+def check_trusted(path: Path) -> None:
+    """Refuse a torch file unless the user trusts the code in it (see ``trust_model_code``)."""
+    if not _TRUSTED["model_code"]:
+        raise ConfigError(
+            f"'{path.name}' is a torch file, and loading one runs code stored in it (pickle, "
+            "eval'd shape expressions, compiled kernels), so edgeship does not open it by default",
+            f"pass {TRUST_FLAG} (Python: with edgeship.trust_model_code():) only if you made the "
+            "file or trust its source, or give the model as .onnx")
 
 
 @dataclass
@@ -71,6 +115,7 @@ def resolve_source(
         if suffix == ".onnx":
             return _onnx_source(path)
         if suffix in TORCH_SUFFIXES:
+            check_trusted(path)
             module, examples, batch = _load_torch_file(path, example_input, input_shapes)
             return _torch_source(module, examples, str(path), sha256_file(path),
                                  input_names, output_names, path, batch)
@@ -180,6 +225,7 @@ def _load_torch_file(path: Path, example_input: Any, input_shapes: Optional[dict
     and says whether its batch is dynamic; TorchScript needs --input-shape."""
     import torch
 
+    check_trusted(path)  # every caller comes through here, whatever the suffix
     if _is_exported_program(path):
         try:
             program = torch.export.load(str(path))

@@ -18,6 +18,7 @@ from edgeship.converters.quantize.calib import (
     calibration_feeds,
     collect_warnings,
     labelled_data,
+    model_inputs,
     warn,
 )
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
@@ -102,12 +103,13 @@ def quantize_file(
 
     with collect_warnings() as notes, staging_dir(out.parent) as work:
         src, specs, clip = _prepare_source(model, cfg, work)
-        calib_set = (calibration_feeds(calib, specs, limit=cfg.calib_samples, seed=cfg.seed)
+        bound = model_inputs(model, specs)  # the manifest's preprocessing reads image folders
+        calib_set = (calibration_feeds(calib, bound, limit=cfg.calib_samples, seed=cfg.seed)
                      if cfg.mode == "static" and not cfg.weights_only else None)
         if calib_set is None and calib is not None:
             warn(f"--calib is ignored: {cfg.weights_only or cfg.mode} quantization needs no "
                  "calibration data")
-        labelled = labelled_data(data, specs) if data is not None else None
+        labelled = labelled_data(data, bound) if data is not None else None
         if cfg.max_accuracy_drop is not None and labelled is None:
             raise ConfigError("--max-accuracy-drop needs labelled data to measure the drop",
                               "pass --data test.npz (arrays x and y)")

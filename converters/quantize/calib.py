@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 from edgeship.errors import ConfigError
@@ -98,26 +98,47 @@ def as_dataset(data: Any) -> Any:
                       "pass an .npz path, a folder of images, a numpy array or an iterable")
 
 
+@dataclass(frozen=True)
+class ModelInputs:
+    """What ``Dataset.for_model`` binds to: the model's inputs and its manifest (whose
+    preprocessing turns an image folder into model-ready samples)."""
+
+    inputs: list[TensorSpec]
+    manifest: Optional[dict[str, Any]] = None
+
+
+def model_inputs(model: Union[str, Path, None], inputs: Sequence[TensorSpec]) -> ModelInputs:
+    """``inputs`` with the manifest beside ``model`` (None when there is none)."""
+    from edgeship.runtime.preprocess import read_manifest
+
+    return ModelInputs(list(inputs), read_manifest(model) if model is not None else None)
+
+
 def calibration_feeds(
-    data: CalibData, inputs: Sequence[TensorSpec], *, limit: int, seed: int = 0
+    data: CalibData, inputs: Union[Sequence[TensorSpec], ModelInputs], *, limit: int,
+    seed: int = 0
 ) -> CalibrationSet:
     """Up to ``limit`` checked samples for ``inputs``; random data (with a loud warning) if
-    ``data`` is None."""
+    ``data`` is None.  Pass ``ModelInputs`` (``model_inputs(path, specs)``) so an image folder
+    is read with the model's preprocessing."""
+    model = inputs if isinstance(inputs, ModelInputs) else ModelInputs(list(inputs))
     if data is None:
-        return _random_set(inputs, limit, seed)
-    dataset = as_dataset(data)
-    _check_kinds(dataset, inputs)
-    bound = dataset.for_model(list(inputs))
+        return _random_set(model.inputs, limit, seed)
+    bound = as_dataset(data).for_model(model)  # binds the preprocessing before reading a file
+    _check_kinds(bound, model.inputs)
+    dataset = bound
     feeds = [{k: v[None] for k, v in sample.items()} for sample, _ in islice(bound, limit)]
     return CalibrationSet(feeds, str(dataset.source))
 
 
-def labelled_data(data: Any, inputs: Sequence[TensorSpec]) -> tuple[Feed, np.ndarray]:
+def labelled_data(data: Any, inputs: Union[Sequence[TensorSpec], ModelInputs]
+                  ) -> tuple[Feed, np.ndarray]:
     """Labelled evaluation data (e.g. an ``.npz`` with ``x`` and ``y``): stacked feeds and
     integer labels."""
-    dataset = as_dataset(data)
-    _check_kinds(dataset, inputs)
-    feeds, labels = dataset.for_model(list(inputs)).arrays()
+    model = inputs if isinstance(inputs, ModelInputs) else ModelInputs(list(inputs))
+    dataset = as_dataset(data).for_model(model)
+    _check_kinds(dataset, model.inputs)
+    feeds, labels = dataset.arrays()
     if labels is None:
         raise ConfigError(f"the data '{dataset.source}' has no labels",
                           "pass labelled data: an .npz with 'y' beside 'x' (np.savez(f, x=x, y=y))")
@@ -125,7 +146,7 @@ def labelled_data(data: Any, inputs: Sequence[TensorSpec]) -> tuple[Feed, np.nda
 
 
 def _check_kinds(dataset: Any, inputs: Sequence[TensorSpec]) -> None:
-    first, _ = next(iter(dataset))  # unbound: the arrays as given, not yet cast
+    first = dataset.first_sample()  # as given (after any preprocessing), not yet cast
     by_name = {s.name: s for s in inputs}
     for name, arr in first.items():
         spec = by_name.get(name) or (inputs[0] if len(inputs) == 1 else None)

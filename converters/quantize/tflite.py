@@ -58,7 +58,7 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
     with collect_warnings() as notes:
         calib_set = None
         if precision == "int8":
-            calib_set = calibration_feeds(calib, source.inputs, limit=cfg.calib_samples,
+            calib_set = calibration_feeds(calib, _bound(model, source), limit=cfg.calib_samples,
                                           seed=cfg.seed)
         if output is None and isinstance(model, (str, Path)):
             output = Path(model).with_name(f"{Path(model).stem}.{precision}.tflite")
@@ -67,7 +67,8 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
                               "pass output='model.int8.tflite'")
         artifact = export(source.module, "tflite", output, example_input=source.example_inputs,
                           precision=precision, data=_stack(calib_set) if calib_set else None)
-    accuracy = _accuracy(source, artifact.path, data) if data is not None else None
+    accuracy = (_accuracy(source, artifact.path, data, _bound(model, source))
+                if data is not None else None)
     files = artifact.files
     result = QuantizeResult(
         path=artifact.path, files=files, config=cfg, params=artifact.manifest.quantization or {},
@@ -99,12 +100,19 @@ def _fp32_bytes(module: Any) -> int:
                sum(b.numel() * b.element_size() for b in module.buffers()))
 
 
-def _accuracy(source: Any, path: Path, data: Any) -> Optional[dict[str, Any]]:
+def _bound(model: Any, source: Any) -> Any:
+    """The source's inputs with the manifest beside a model file (its image preprocessing)."""
+    from edgeship.converters.quantize.calib import model_inputs
+
+    return model_inputs(model if isinstance(model, (str, Path)) else None, source.inputs)
+
+
+def _accuracy(source: Any, path: Path, data: Any, inputs: Any) -> Optional[dict[str, Any]]:
     from edgeship.converters.evaluate import accuracy, accuracy_of
     from edgeship.converters.parity import run_batched
     from edgeship.converters.quantize.calib import labelled_data
 
-    feeds, labels = labelled_data(data, source.inputs)
+    feeds, labels = labelled_data(data, inputs)
     arrays = [feeds[s.name] for s in source.inputs]
     _, runner, batch = source.reference()
     before = accuracy_of(run_batched(runner, arrays, batch)[0], labels).accuracy

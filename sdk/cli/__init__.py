@@ -1,14 +1,16 @@
 """The ``edgeship`` command.  Each command module is a thin wrapper over one API function.
 
 Errors print one line (problem and fix) on stderr and exit with the code DESIGN.md gives:
-0 ok, 1 budget missed, 2 bad input or usage, 3 target failed, 4 missing dependency/unsupported.
+0 ok, 1 budget missed, 2 bad input or usage, 3 target failed, 4 missing dependency/unsupported,
+70 an unexpected exception (its traceback saved to a file, see ``edgeship.cli.crash``),
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 # Command modules, each with ``register(app)``; discovery by convention, no central switch.
 COMMAND_MODULES = ["bench", "deploy", "inspect", "profiles", "prune", "distill", "report", "quantize",
@@ -64,6 +66,10 @@ def quiet_third_party(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+class _Interrupted(Exception):
+    """Ctrl-C, carried past typer (which turns KeyboardInterrupt into a silent exit 130)."""
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
         import typer
@@ -71,29 +77,54 @@ def main(argv: Optional[list[str]] = None) -> None:
         print("error: the edgeship CLI is not installed. Fix: pip install 'edgeship[cli]'",
               file=sys.stderr)
         sys.exit(4)
+    from edgeship.cli.crash import EXIT_INTERNAL, EXIT_INTERRUPTED, report_crash
     from edgeship.errors import EdgeshipError
 
-    app = build_app()
-    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = command.main(args=argv, prog_name="edgeship", standalone_mode=False)
+        command = typer.main.get_command(build_app())
+        invoke = command.invoke
+
+        def invoke_reporting_interrupts(ctx: Any) -> Any:
+            try:
+                return invoke(ctx)
+            except KeyboardInterrupt:
+                raise _Interrupted() from None
+
+        command.invoke = invoke_reporting_interrupts  # type: ignore[method-assign]
+        code = command.main(args=args, prog_name="edgeship", standalone_mode=False)
     except EdgeshipError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        code = 130
+        if exc.exit_code == EXIT_INTERNAL:  # a bug reported by the measurement agent
+            code = report_crash(exc, args)
+        else:
+            print(f"error: {exc.one_line()}", file=sys.stderr)
+            code = exc.exit_code
+    except (KeyboardInterrupt, _Interrupted):
+        print("interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
     except OSError as exc:  # disk full, permissions: name it, no traceback
         print(f"error: {exc.strerror or exc} ({getattr(exc, 'filename', '') or ''}). "
               "Fix: check free space and permissions", file=sys.stderr)
         code = 2
     except Exception as exc:
         code = _click_error(exc)
+        if code is None:
+            code = report_crash(exc, args)
+    finally:
+        _forget_trust()
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _click_error(exc: Exception) -> int:
-    """Print click's usage errors on one line (typer vendors click, so match by class name)."""
+def _forget_trust() -> None:
+    """--trust-model-code holds for one command: in-process callers (tests, notebooks) run more."""
+    source = sys.modules.get("edgeship.converters.export.source")
+    if source is not None:
+        source.set_trust_model_code(False)
+
+
+def _click_error(exc: Exception) -> Optional[int]:
+    """Print click's usage errors on one line (typer vendors click, so match by class name);
+    None for anything else."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     if "NoArgsIsHelpError" in names:  # `edgeship` alone, or a command group alone
         ctx = getattr(exc, "ctx", None)
@@ -106,6 +137,6 @@ def _click_error(exc: Exception) -> int:
         print(f"error: {' '.join(message.split())}. Fix: see '{cmd} --help'", file=sys.stderr)
         return 2
     if "Abort" in names:
-        print("error: aborted", file=sys.stderr)
+        print("interrupted", file=sys.stderr)
         return 130
-    raise exc
+    return None

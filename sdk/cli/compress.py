@@ -46,9 +46,11 @@ def compress(
         "--force", help="Replace an earlier compress output directory.")] = False,
     json_out: o.Json = False,
     wide: o.Wide = False,
+    trust_model_code: o.TrustModelCode = False,
 ) -> None:
     """Compress MODEL for a device: try candidates, keep the Pareto front, pick the best that
     fits every budget (exit 1 when none does, naming the budgets missed)."""
+    o.trust_model_code(trust_model_code)
     import json
 
     from edgeship.cli.render import err_console

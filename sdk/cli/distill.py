@@ -44,11 +44,13 @@ def distill_cmd(
     ] = None,
     force: o.Force = False,
     json_out: o.Json = False,
+    trust_model_code: o.TrustModelCode = False,
 ) -> None:
     """Train a student to reproduce a teacher: alpha * KL(soft targets) * T^2 + (1 - alpha) * CE.
 
     Example: edgeship distill --teacher model.onnx --student pruned:0.5 --data train.npz -o small.onnx
     """
+    o.trust_model_code(trust_model_code)
     from edgeship.cli.prune import comparison_table
     from edgeship.cli.render import err_console
     from edgeship.converters.distill import distill

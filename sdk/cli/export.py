@@ -36,12 +36,14 @@ def export(
     ] = False,
     force: o.Force = False,
     json_out: o.Json = False,
+    trust_model_code: o.TrustModelCode = False,
 ) -> None:
     """Export MODEL to another format, check its outputs against MODEL, write it with a manifest.
 
     Exit 4 when the target format cannot express an operation of the model or the outputs
     differ beyond tolerance (nothing is written then).
     """
+    o.trust_model_code(trust_model_code)
     from edgeship.cli.render import err_console
     from edgeship.converters.export import export as run_export
     from edgeship.errors import ConfigError

@@ -25,6 +25,17 @@ Force = Annotated[bool, typer.Option("--force", help="Replace an existing output
 Wide = Annotated[bool, typer.Option(
     "--wide", help="Show every table column, however narrow the terminal.")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+TrustModelCode = Annotated[bool, typer.Option(
+    "--trust-model-code",
+    help="Allow loading a torch file (.pt/.pth/.pt2/.ts). This EXECUTES CODE FROM THE FILE "
+         "(torch unpickles and evaluates it): pass it only for files you made or trust.")]
+
+
+def trust_model_code(trusted: bool) -> None:
+    """Apply --trust-model-code for this command (the CLI runs one command per process)."""
+    from edgeship.converters.export.source import set_trust_model_code
+
+    set_trust_model_code(trusted)
 Threads = Annotated[Optional[int], typer.Option("--threads", help="Inference threads.")]
 Backend = Annotated[
     Optional[str], typer.Option("--backend", help="onnxruntime|openvino|tflite[:DEVICE].")

@@ -77,12 +77,14 @@ def prune_cmd(
         "-o", "--output", help="Pruned model: .onnx or .pt2 [default: MODEL-pruned.onnx].")] = None,
     force: o.Force = False,
     json_out: o.Json = False,
+    trust_model_code: o.TrustModelCode = False,
 ) -> None:
     """Prune MODEL and report params, MACs and size before and after.
 
     Unstructured pruning zeroes weights: dense runtimes do not run that faster, it only
     compresses better. --structured removes channels, which is what makes a model faster.
     """
+    o.trust_model_code(trust_model_code)
     from edgeship.cli.render import err_console
     from edgeship.converters.prune import default_output, prune
     from edgeship.io import resolve_output

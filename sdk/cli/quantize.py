@@ -55,8 +55,10 @@ def quantize(
                       ] = None,
     force: o.Force = False,
     json_out: o.Json = False,
+    trust_model_code: o.TrustModelCode = False,
 ) -> None:
     """Quantize MODEL and write it with its manifest (default MODEL.int8.onnx beside it)."""
+    o.trust_model_code(trust_model_code)
     from edgeship.cli.render import err_console
     from edgeship.converters.quantize import quantize as run_quantize
     from edgeship.errors import ConfigError

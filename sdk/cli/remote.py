@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -23,9 +24,18 @@ AcceptNewHostKey = Annotated[
                  help="Trust a device's host key on first contact and add it to known_hosts "
                  "(a changed key is always refused)."),
 ]
+
+
+def _positive_seconds(value: Optional[float]) -> Optional[float]:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be a positive finite number of seconds, got {value}")
+    return value
+
+
 Timeout = Annotated[
     Optional[float],
-    typer.Option("--timeout", help="Give up on a device's measurement after this many seconds."),
+    typer.Option("--timeout", help="Give up on a device's measurement after this many seconds.",
+                 callback=_positive_seconds),
 ]
 Jobs = Annotated[int, typer.Option("--jobs", help="Devices measured at once in a fleet.")]
 

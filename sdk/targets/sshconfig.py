@@ -149,11 +149,10 @@ def resolve(spec: str, config_path: Optional[Path] = None, *, follow_jumps: bool
 
 def read_hosts_file(path: Path) -> list[str]:
     """Targets from a hosts file: one per line, ``#`` starts a comment, blank lines skipped."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read hosts file '{path}': {exc.strerror}",
-                          "check the path") from None
+    from edgeship.runtime.textfiles import read_text
+
+    text = read_text(path, f"hosts file '{path}'", "write one [user@]host[:port] or alias per "
+                     "line, as UTF-8 text")
     hosts = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     hosts = [h for h in hosts if h]
     for h in hosts:

@@ -92,8 +92,10 @@ def _known_keys(spec: HostSpec) -> Any:
         if os.path.isfile(path):
             try:
                 keys.load(path)
-            except (OSError, paramiko.SSHException) as exc:
-                raise HostKeyError(f"cannot read known hosts file '{path}': {exc}",
+            except (OSError, paramiko.SSHException, paramiko.hostkeys.InvalidHostKey,
+                    ValueError) as exc:  # ValueError: not UTF-8
+                detail = " ".join(str(exc).split())[:160]
+                raise HostKeyError(f"cannot read known hosts file '{path}': {detail}",
                                    "fix or remove the broken line") from None
     return keys.lookup(spec.known_hosts_name) or {}
 
