@@ -8,11 +8,12 @@ prune, distill), this module only chains them and keeps what a report needs.
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
+from edgeship.converters.fidelity import Fidelity
 from edgeship.errors import ConfigError, ModelError
 from edgeship.recipe import DistillStep, ExportStep, PruneStep, QuantizeStep, Recipe, Step
 from edgeship.runtime.session import TensorSpec
@@ -207,25 +208,47 @@ class Built:
     path: Path  # the model file (its side files and manifest beside it)
     steps: list[dict[str, Any]]
     macs: Optional[int]
+    cached: bool = False  # copied from the candidate cache, not built now
 
 
 class Builder:
     """Runs recipes; results of shared step prefixes (prune + distill) are reused."""
 
     def __init__(self, original: Original, data: Data, scratch: Path,
-                 max_accuracy_drop: Optional[float]) -> None:
+                 max_accuracy_drop: Optional[float], cache_dir: Optional[Path] = None) -> None:
         self.original = original
         self.data = data
         self.scratch = scratch
         self.max_accuracy_drop = max_accuracy_drop
         self._cache: dict[tuple[Step, ...], _State] = {}
         self._count = 0
+        self.built_cache = None
+        if cache_dir is not None:
+            from edgeship.candidate_cache import CandidateCache, data_digest
+
+            train = data.train
+            arrays = [*(train.x if train is not None else []),
+                      train.y if train is not None else None]
+            self.built_cache = CandidateCache(cache_dir, original.sha256, data_digest(arrays))
 
     @property
     def example(self) -> np.ndarray:
         return np.ascontiguousarray(self.data.eval.x[0][:1])
 
     def build(self, recipe: Recipe) -> Built:
+        """The recipe's model: from the candidate cache when it holds this exact build."""
+        extra = {"max_accuracy_drop": self.max_accuracy_drop} if any(
+            isinstance(s, QuantizeStep) and s.accuracy_aware for s in recipe.steps) else None
+        if self.built_cache is not None:
+            hit = self.built_cache.get(recipe, self._workdir(), extra)
+            if hit is not None:
+                return Built(hit.path, hit.steps, hit.macs, cached=True)
+        built = self._build(recipe)
+        if self.built_cache is not None:
+            self.built_cache.put(recipe, built.path, built.steps, built.macs, extra)
+        return built
+
+    def _build(self, recipe: Recipe) -> Built:
         state = _State(path=self.original.path, module=self.original._torch)
         done: tuple[Step, ...] = ()
         for step in recipe.steps:
@@ -358,6 +381,8 @@ class Builder:
             model, out, mode=step.mode, backend=step.backend,
             calib=self._calibration() if step.mode == "static" else None,
             per_channel=step.per_channel, calibration=step.calibration,
+            **({"activations": step.activations, "reduce_range": step.reduce_range}
+               if step.backend == "onnxruntime" else {}),
             max_accuracy_drop=self.max_accuracy_drop if aware else None,
             data=labelled, example_input=example)
         config: dict[str, Any] = asdict(step) | {"params": result.params}
@@ -412,36 +437,81 @@ def _copy_manifest_fields(path: Path, meta: Optional[dict[str, Any]]) -> None:
 
 
 # -- judging ----------------------------------------------------------------------------------
+EVAL_BATCH = 16  # samples per evaluation batch for dynamic-batch models: bounds peak memory
+
+
 @dataclass(frozen=True)
 class Evaluation:
-    """A candidate against the original on the evaluation split."""
+    """A candidate against the original on the evaluation split: its ``fidelity`` (judge,
+    metric, value, every figure) and the parity report."""
 
-    accuracy: float  # percent: top-1 with labels, top-1 agreement without
-    baseline: float
-    drop: float  # points
-    metric: str  # top1 | top1_agreement
+    fidelity: Fidelity
     samples: int
     parity: dict[str, Any]
 
+    @property
+    def metric(self) -> str:
+        """``top1`` (labelled), ``estimated_drop`` / ``agreement_drop`` (no labels), or the
+        output-error metric (``snr_db``, ``rel_error``, ``cosine``, ``box_agreement``)."""
+        return "top1" if self.fidelity.metric == "top1_drop" else self.fidelity.metric
+
+    @property
+    def accuracy(self) -> Optional[float]:
+        """Top-1 accuracy in percent on labelled data; None without labels (nothing measures
+        it then: the drop is an estimate) and for outputs that are not class scores."""
+        return self.fidelity.figures.get("accuracy") if self.fidelity.metric == "top1_drop" else None
+
+    @property
+    def baseline(self) -> Optional[float]:
+        return self.fidelity.figures.get("baseline_accuracy") \
+            if self.fidelity.metric == "top1_drop" else None
+
+    @property
+    def drop(self) -> Optional[float]:
+        """Accuracy points lost (labelled) or expected to be lost (estimated, no labels)."""
+        return round(self.fidelity.value, 6) if self.fidelity.task == "classification" else None
+
+    @property
+    def score(self) -> float:
+        """Higher is better, for the Pareto front: minus the drop, or the output-error metric."""
+        f = self.fidelity
+        return f.value if f.higher_is_better else -f.value
+
 
 class Judge:
-    """Runs the original once on the evaluation split; compares each candidate with it."""
+    """Runs the original once on the evaluation split; compares each candidate with it, batch
+    by batch, with the fidelity judge for the model's outputs (``converters.fidelity``)."""
 
-    def __init__(self, original: Original, data: Data) -> None:
-        from edgeship.converters.evaluate import accuracy_of
+    def __init__(self, original: Original, data: Data, task: Optional[str] = None,
+                 metric: Optional[str] = None) -> None:
+        from edgeship.converters.fidelity import FidelitySpec
         from edgeship.converters.parity import run_batched
 
         self.original = original
         self.data = data
         self.reference_name, runner, batch = original.reference()
-        self.reference = run_batched(runner, data.eval.x, batch)
+        self.reference = run_batched(runner, data.eval.x, batch or EVAL_BATCH)
         self.layouts = original.layouts()
-        self.baseline = (100.0 * accuracy_of(self.reference[0], data.eval.y).accuracy
-                         if data.labelled else 100.0)
+        given = task or (original.manifest or {}).get("task")
+        source = "--task" if task else "the model's manifest"
+        self.spec = FidelitySpec.infer(self.reference[0].shape, task=given, metric=metric,
+                                       labelled=data.labelled, source=source)
+        if data.labelled and self.spec.task != "classification":
+            self.spec = replace(self.spec, reason=self.spec.reason + "; the labels are not "
+                                "used (they apply to class scores)")
+        self.baseline = self._baseline()
+
+    def _baseline(self) -> Optional[float]:
+        from edgeship.converters.evaluate import accuracy_of
+
+        if not self.data.labelled or self.spec.task != "classification":
+            return None
+        assert self.data.eval.y is not None
+        return 100.0 * accuracy_of(self.reference[0], self.data.eval.y).accuracy
 
     def evaluate(self, path: Path, backend: str, precision: Optional[str],
                  tolerance: str, gated: bool) -> Evaluation:
-        from edgeship.converters.evaluate import accuracy_of, agreement_of
+        from edgeship.converters.fidelity import judge
         from edgeship.converters.parity import (
             TOLERANCES,
             Samples,
@@ -456,7 +526,7 @@ class Judge:
         session = load(path, backend=name, device=device, precision=precision)
         perms = self._perms(path)
         outputs = run_batched(session_runner(session), self.data.eval.x,
-                              fixed_batch(session.inputs), perms)
+                              fixed_batch(session.inputs) or EVAL_BATCH, perms)
         samples = Samples(self.data.eval.x, 0, len(self.data.eval), self.data.eval.source)
         report = check_parity(
             lambda _: self.reference, lambda _: outputs, samples,
@@ -465,17 +535,10 @@ class Judge:
             candidate_name=f"{path.name} ({session.info.backend} {session.info.version}"
                            f"{', ' + session.info.precision if session.info.precision else ''})",
             raise_on_mismatch=gated)
-        first = outputs[0]
-        if self.data.labelled:
-            assert self.data.eval.y is not None
-            acc = 100.0 * accuracy_of(first, self.data.eval.y).accuracy
-            metric = "top1"
-        else:
-            acc = 100.0 * agreement_of(self.reference[0], first).top1
-            metric = "top1_agreement"
+        labels = self.data.eval.y if self.spec.metric == "top1_drop" else None
+        fidelity = judge(self.reference, outputs, self.spec, labels)
         parity = report.to_dict() | {"gated": gated, "vs": "original model, evaluation split"}
-        return Evaluation(acc, self.baseline, round(self.baseline - acc, 6), metric,
-                          len(self.data.eval), parity)
+        return Evaluation(fidelity, len(self.data.eval), parity)
 
     def _perms(self, path: Path) -> list[Optional[tuple[int, ...]]]:
         """Transpose NCHW data for a candidate whose manifest says its inputs are NHWC."""
@@ -508,7 +571,8 @@ def finish_manifest(path: Path, original: Original, steps: list[dict[str, Any]],
     m.parity = evaluation.parity | {
         "accuracy": {"metric": evaluation.metric, "value": evaluation.accuracy,
                      "baseline": evaluation.baseline, "drop_points": evaluation.drop,
-                     "samples": evaluation.samples},
+                     "estimated": evaluation.fidelity.estimated, "samples": evaluation.samples},
+        "fidelity": _jsonable(evaluation.fidelity.to_dict()),
         "export": export_parity}
     return artifact.save()
 

@@ -29,6 +29,29 @@ def compress(
     max_memory_mb: o.MaxMemory = None,
     max_size_mb: o.MaxSize = None,
     max_accuracy_drop: o.MaxAccuracyDrop = None,
+    min_snr_db: Annotated[Optional[str], typer.Option(
+        "--min-snr-db", help="Outputs that are not class scores: least SNR (dB) vs the original "
+        "(default 20: error RMS at most 10 % of the output's).")] = None,
+    max_rel_error: Annotated[Optional[str], typer.Option(
+        "--max-rel-error", help="Outputs that are not class scores: most ||cand-ref||/||ref||.")
+    ] = None,
+    min_cosine: Annotated[Optional[str], typer.Option(
+        "--min-cosine", help="Outputs that are not class scores: least mean cosine.")] = None,
+    task: Annotated[Optional[str], typer.Option(
+        "--task", help="classification|regression|embedding|detection (default: inferred from "
+        "the output shape and the manifest, and said so).")] = None,
+    metric: Annotated[Optional[str], typer.Option(
+        "--metric", help="Fidelity metric: top1_drop, estimated_drop, agreement_drop, snr_db, "
+        "rel_error or cosine (default: top1_drop with labels, estimated_drop without, snr_db "
+        "for other outputs).")] = None,
+    time_budget: Annotated[Optional[float], typer.Option(
+        "--time-budget", help="Seconds for the whole search; later candidates are skipped.")
+    ] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(
+        "--cache-dir", help="Built-candidate cache (default ~/.cache/edgeship/candidates, or "
+        "$EDGESHIP_CACHE_DIR/candidates).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Build every candidate afresh.")
+    ] = False,
     percentile: o.Percentile = "50",
     threads: o.Threads = None,
     recipes: Annotated[Optional[Path], typer.Option(
@@ -48,6 +71,7 @@ def compress(
 ) -> None:
     """Compress MODEL for a device: try candidates, keep the Pareto front, pick the best that
     fits every budget (exit 1 when none does, naming the budgets missed)."""
+    import dataclasses
     import json
 
     from edgeship.cli.render import err_console
@@ -57,13 +81,17 @@ def compress(
 
     profile = load_profile(device)
     defaults = {"max_accuracy_drop": DEFAULT_MAX_ACCURACY_DROP} | profile.default_budget_dict()
-    budget = o.make_budget(max_latency_ms, max_memory_mb, max_size_mb, max_accuracy_drop,
-                           percentile, defaults)
+    budget = dataclasses.replace(
+        o.make_budget(max_latency_ms, max_memory_mb, max_size_mb, max_accuracy_drop, percentile,
+                      defaults),
+        min_snr_db=min_snr_db, max_rel_error=max_rel_error, min_cosine=min_cosine)
     out = output if output is not None else Path(f"{model.stem}-{profile.name}")
     result = run_compress(model, str(device), target=target, data=data, train_data=train_data,
                           budget=budget, prefer=prefer, threads=threads, recipes=recipes,
                           output=out, force=force, runs=runs, warmup=warmup,
-                          min_seconds=min_seconds, progress=True)
+                          min_seconds=min_seconds, progress=True, task=task, metric=metric,
+                          time_budget=time_budget,
+                          cache=False if no_cache else cache_dir)
     print_outcome(result, err_console)
     if json_out:
         typer.echo(json.dumps(result.summary))
@@ -87,7 +115,8 @@ def candidate_table(result: Any) -> Any:
                         f"{result.data['evaluation_samples']} evaluation samples)",
                   header_style="bold", caption="★ pick  ◆ Pareto front  ✅ fits  ❌ misses  ✗ failed")
     widest = max((len(c.name) for c in result.candidates), default=9)
-    for col in ("", "candidate", "runs on", "KB", "acc %", "drop", f"{p} ms", "p99 ms", "MB"):
+    for col in ("", "candidate", "runs on", "KB", "acc %", "fidelity", f"{p} ms", "p99 ms", "MB",
+                "build/eval/bench s"):
         table.add_column(col, justify="left" if col in ("", "candidate", "runs on") else "right",
                          no_wrap=col != "runs on", min_width=widest if col == "candidate" else None)
     for c in result.candidates:
@@ -97,13 +126,37 @@ def candidate_table(result: Any) -> Any:
         table.add_row(
             mark, c.name, c.recipe.runs_on + (f" {c.recipe.precision}" if c.recipe.precision else ""),
             f"{bench.model['size_bytes'] / 1e3:.1f}" if bench else "",
-            f"{ev.accuracy:.2f}" if ev else "", f"{ev.drop:+.2f}" if ev else "",
+            f"{ev.accuracy:.2f}" if ev and ev.accuracy is not None else "", _fidelity_cell(c),
             f"{bench.latency(p):.4g}" if bench else "", f"{bench.latency_ms.p99:.4g}" if bench else "",
-            f"{bench.memory.get('peak_rss_mb'):.0f}" if bench else "")
+            f"{bench.memory.get('peak_rss_mb'):.0f}" if bench else "", _timings_cell(c))
     return table
 
 
+def _fidelity_cell(c: Any) -> str:
+    """The metric that decided the candidate's fidelity: ``est 0.51 pt`` (no labels),
+    ``0.20 pt`` (labelled), ``SNR 31.2 dB``."""
+    if c.evaluation is None:
+        return ""
+    f = c.evaluation.fidelity
+    tag = {"estimated_drop": "est ", "agreement_drop": "disagree ", "snr_db": "SNR ",
+           "rel_error": "rel ", "cosine": "cos "}.get(f.metric, "")
+    value = f"{f.value:+.2f}" if f.unit == "pt" else f"{f.value:.3g}"
+    return f"{tag}{value}{' ' + f.unit if f.unit else ''}"
+
+
+def _timings_cell(c: Any) -> str:
+    t = c.timings()
+    if t["build_s"] is None:
+        return ""
+    build = "cached" if t["cached_build"] else f"{t['build_s']:.0f}"
+    return f"{build}/{t['evaluate_s']:.0f}/{t['measure_s']:.0f}"
+
+
 def print_outcome(result: Any, console: Any) -> None:
+    judge = result.summary.get("fidelity_judge") or {}
+    if judge:
+        console.print(f"fidelity judge: {judge['task']}, {judge['metric']} ({judge['reason']})",
+                      highlight=False, soft_wrap=True)
     console.print(candidate_table(result))
     for c in result.candidates:
         if not c.fits:
