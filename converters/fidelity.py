@@ -207,6 +207,8 @@ def output_error_figures(reference: Sequence[np.ndarray],
         snrs.append(np.inf if noise == 0 else (-np.inf if signal == 0 else
                                                10 * np.log10(signal / noise)))
         rels.append(0.0 if noise == 0 else (np.inf if signal == 0 else np.sqrt(noise / signal)))
+        if a.shape[1] == 1:  # one value per sample: a per-sample cosine is only its sign
+            a, b = a.T, b.T
         norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
         cos = np.where(norms > 0, (a * b).sum(1) / np.where(norms > 0, norms, 1), 1.0 * (norms == 0))
         cosines.append(float(cos.mean()))

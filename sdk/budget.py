@@ -82,7 +82,8 @@ class Verdict:
 
 FIDELITY_LIMITS = ("max_accuracy_drop", "min_snr_db", "max_rel_error", "min_cosine")
 # (check name, unit, higher is better) per fidelity metric a budget can hold
-_FIDELITY_CHECKS: dict[str, tuple[str, str, str, bool]] = {"top1_drop": ("max_accuracy_drop", "accuracy_drop", "pt", False),
+_FIDELITY_CHECKS: dict[str, tuple[str, str, str, bool]] = {
+                    "top1_drop": ("max_accuracy_drop", "accuracy_drop", "pt", False),
                     "estimated_drop": ("max_accuracy_drop", "accuracy_drop", "pt", False),
                     "agreement_drop": ("max_accuracy_drop", "accuracy_drop", "pt", False),
                     "snr_db": ("min_snr_db", "snr", "dB", True),

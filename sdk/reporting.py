@@ -50,7 +50,7 @@ from edgeship.runtime.bench import BenchmarkResult
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 CANDIDATE_SCHEMA = "edgeship.candidate/1"
-BUDGET_ORDER = ("latency", "memory", "size", "accuracy_drop")
+BUDGET_ORDER = ("latency", "memory", "size", "accuracy_drop", "snr", "rel_error", "cosine")
 ResultLike = Union[str, Path, dict[str, Any], BenchmarkResult]
 
 
@@ -67,6 +67,8 @@ class Candidate(BaseModel):
     baseline_accuracy: Optional[float] = None
     accuracy_drop: Optional[float] = None
     accuracy_metric: Optional[str] = None
+    fidelity: Optional[dict[str, Any]] = None  # judge, metric, value, tolerance, decided_by...
+    timings: Optional[dict[str, Any]] = None  # build_s, evaluate_s, measure_s, cached_build
     benchmark: Optional[dict[str, Any]] = None
     verdict: Optional[dict[str, Any]] = None
     error: Optional[str] = None
@@ -87,6 +89,8 @@ class Row:
     checks: list[dict[str, Any]] = field(default_factory=list)
     error: Optional[str] = None
     on_front: bool = False
+    fidelity: Optional[dict[str, Any]] = None
+    timings: Optional[dict[str, Any]] = None
 
     @property
     def ok(self) -> Optional[bool]:
@@ -199,6 +203,7 @@ def _candidate_row(payload: dict[str, Any], source: str) -> Row:
     row.accuracy_drop = cand.accuracy_drop
     if row.accuracy_drop is None and cand.accuracy is not None and cand.baseline_accuracy is not None:
         row.accuracy_drop = cand.baseline_accuracy - cand.accuracy
+    row.fidelity, row.timings = cand.fidelity, cand.timings
     row.recipe = [r if isinstance(r, str) else str(r.get("step", r)) for r in cand.recipe]
     if cand.verdict:
         row.checks = list(cand.verdict.get("checks", []))
@@ -290,7 +295,8 @@ def _check_cell(check: Optional[dict[str, Any]], row: int) -> str:
 def _candidate_table(data: ReportData, percentile: str) -> str:
     names = [n for n in BUDGET_ORDER if any(c["name"] == n for r in data.rows for c in r.checks)]
     head = ["candidate", "format", "backend · device", "precision", "size MB", f"latency {percentile} ms",
-            "p99 ms", "peak memory MB", "accuracy %", "drop pt"]
+            "p99 ms", "peak memory MB", "accuracy %", "drop pt", "fidelity (judge)",
+            "build / evaluate / measure s"]
     head += [f"{n.replace('_', ' ')} budget" for n in names] + ["status"]
     lines = ["<div class='scroll'><table id='candidates'><thead><tr>"
              + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
@@ -313,7 +319,8 @@ def _candidate_table(data: ReportData, percentile: str) -> str:
         else:
             cells += ['<td class="muted">–</td>'] * 4 + [_td(None, k, i) for k in
                                                          ("size_mb", "latency", "p99", "peak_rss_mb")]
-        cells += [_td(r.accuracy, "accuracy", i), _td(r.accuracy_drop, "accuracy_drop", i)]
+        cells += [_td(r.accuracy, "accuracy", i), _td(r.accuracy_drop, "accuracy_drop", i),
+                  _fidelity_td(r.fidelity), _timings_td(r.timings)]
         by_name = {c["name"]: c for c in r.checks}
         cells += [_check_cell(by_name.get(n), i) for n in names]
         status = ("❌ " + escape(r.error) if r.error else
@@ -325,6 +332,24 @@ def _candidate_table(data: ReportData, percentile: str) -> str:
         cells.append(f'<td class="{mood}" data-row="{i}" data-key="status">{status}</td>')
         lines.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
     return "".join(lines) + "</tbody></table></div>"
+
+
+def _fidelity_td(f: Optional[dict[str, Any]]) -> str:
+    """The metric that decided fidelity, its value and the judge, e.g. "estimated drop (no
+    labels) 0.51 pt · unlabelled classification"."""
+    if not f:
+        return '<td class="muted">–</td>'
+    value = f"{f['value']:.3g}{' ' + f['unit'] if f.get('unit') else ''}"
+    tol = f" (budget {f['tolerance']:g})" if f.get("tolerance") is not None else ""
+    return (f"<td>{escape(str(f.get('label', f['metric'])))} {escape(value)}{escape(tol)}"
+            f'<br><span class="muted">{escape(str(f["judge"]))}</span></td>')
+
+
+def _timings_td(t: Optional[dict[str, Any]]) -> str:
+    if not t or t.get("build_s") is None:
+        return '<td class="muted">–</td>'
+    build = "cached" if t.get("cached_build") else f"{t['build_s']:.1f}"
+    return f"<td>{build} / {t['evaluate_s']:.1f} / {t['measure_s']:.1f}</td>"
 
 
 def _pareto_section(data: ReportData, percentile: str) -> str:
