@@ -3,7 +3,9 @@
 From the device profile the planner (``edgeship.planner``) builds candidate recipes (formats
 the device runs best x precisions its CPU/accelerators support, then structured pruning +
 distillation); each candidate is built (converters), checked against the original (parity),
-scored on the user's data (accuracy, or top-1 agreement without labels), and benchmarked on
+judged on the user's data by the fidelity judge for its outputs (``converters.fidelity``: the
+top-1 drop with labels, the estimated drop without, output error for outputs that are not class
+scores; built candidates come from ``edgeship.candidate_cache`` when it has them), and benchmarked on
 the target: the device over SSH, or this host -- then labelled as the host's numbers, not the
 device's.  A candidate that fails is recorded with its reason and the search goes on.
 
@@ -285,9 +287,9 @@ class _Search:
 
         facts = ModelFacts(self.original.kind, self.original_facts.get("conv_share"),
                            self.data.labelled, self.data.training_samples,
-                           self.budget.max_accuracy_drop
-                           if self.judge.spec.task == "classification" else None,
-                           params=self.original_facts.get("params"))
+                           self.budget.max_accuracy_drop,
+                           params=self.original_facts.get("params"),
+                           class_scores=self.judge.spec.task == "classification")
         plan = plan_recipes(self.profile, facts)
         recipes = user if user is not None else plan.recipes
         skipped = [] if user is not None else plan.skipped
@@ -396,8 +398,9 @@ def build_summary(result: CompressResult) -> dict[str, Any]:
         "fidelity_judge": result.original.get("fidelity_judge"),
         "prefer": result.prefer,
         "pick": result.pick.name if result.pick else None,
-        "pick_reason": (f"fits every budget; least {result.prefer} among the "
-                        f"{sum(c.fits for c in result.candidates)} that fit") if result.pick
+        "pick_reason": (f"fits every budget ({_fidelity_terms(result)}); least {result.prefer} "
+                        f"among the {sum(c.fits for c in result.candidates)} that fit")
+        if result.pick
         else result.no_fit_message(),
         "measured_on": result.measured_on, "original": result.original, "data": result.data,
         "candidates": [c.to_candidate_json() for c in result.candidates],
@@ -406,6 +409,14 @@ def build_summary(result: CompressResult) -> dict[str, Any]:
         "not_planned": [{"name": n, "reason": r} for n, r in result.skipped],
         "wall_seconds": result.wall_seconds,
     }
+
+
+def _fidelity_terms(result: CompressResult) -> str:
+    check = result.pick.fidelity_check() if result.pick else None
+    if check is None:
+        return "no fidelity budget"
+    return f"fidelity: {check.detail} {check.measured:.3g} {check.unit} " \
+        f"{'>=' if check.higher_is_better else '<='} {check.limit:g} {check.unit}"
 
 
 def write_output(result: CompressResult, original: Original, path: Path, force: bool) -> Path:

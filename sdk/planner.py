@@ -141,6 +141,7 @@ class ModelFacts:
     training_samples: int = 0  # samples for calibration/distillation beside the evaluation set
     max_accuracy_drop: Optional[float] = None
     params: Optional[int] = None  # weights in the model (None: unknown)
+    class_scores: bool = True  # the fidelity judge is classification (accuracy means something)
 
     @property
     def samples_to_recover(self) -> int:
@@ -229,6 +230,9 @@ def _why_not(variant: Variant, engine: Engine, facts: ModelFacts) -> Optional[st
         if facts.conv_share > CONV_DOMINATED:
             return (f"{facts.conv_share:.0%} of the MACs are convolutions: dynamic int8 runs "
                     "ConvInteger, slower than fp32 (static int8 is the conv path)")
+    if variant.accuracy_aware and not facts.class_scores:
+        return ("accuracy-aware int8 searches on top-1 accuracy, and these outputs are not class "
+                "scores")
     if variant.accuracy_aware and (facts.max_accuracy_drop is None or not facts.training_samples):
         return ("accuracy-aware int8 needs --max-accuracy-drop and training samples apart from "
                 "the evaluation ones")
@@ -335,6 +339,8 @@ def structural_recipes(
             reason = None
             if not facts.torch_possible:
                 reason = "pruning and distillation need a torch model or an ONNX onnx2torch reads"
+            elif not facts.class_scores:
+                reason = "distillation here matches class probabilities; these outputs are not"
             elif facts.training_samples < facts.samples_to_recover:
                 reason = (f"structured pruning needs at least {facts.samples_to_recover} training "
                           f"samples apart from the evaluation ones to recover by distillation "

@@ -377,3 +377,14 @@ def test_onnxruntime_int8_uses_the_activation_types_the_cpu_runs_fast() -> None:
     assert ort_int8_types(load_profile("x86-avx2"))[:2] == ("uint8", True)  # no VNNI: 7-bit
     plan = plan_recipes(load_profile("x86-avx512-vnni"), CONV)
     assert {"int8-openvino", "int8-onnx", "int8-tflite"} <= {r.name for r in plan.recipes}
+
+
+def test_outputs_that_are_not_class_scores_get_no_accuracy_aware_search_or_distillation() -> None:
+    scores = ModelFacts("onnx", conv_share=0.97, training_samples=5000, max_accuracy_drop=1.0,
+                        class_scores=False)
+    plan = plan_recipes(load_profile("x86-amx"), scores)
+    skipped = dict(plan.skipped)
+    assert "not class scores" in skipped["int8-accuracy-onnx"]
+    assert not any(r.name.startswith("int8-accuracy") for r in plan.recipes)
+    assert structural_recipes(plan, scores, {"fp32": "onnx", "int8": "onnx"}) == []
+    assert "class probabilities" in dict(plan.skipped)["pruned25-fp32"]
