@@ -252,3 +252,11 @@ def test_the_pick_is_the_fastest_inside_every_budget() -> None:
         c.benchmark.latency = c.latency  # type: ignore[attr-defined]
     pick = select(cands, "latency")  # type: ignore[arg-type]
     assert pick is not None and pick.name == "int8-b"  # int8-a is faster but misses 1 pt
+
+
+def test_agreement_reports_no_argmax_agreement_for_one_score_per_sample() -> None:
+    from edgeship.converters.evaluate import agreement_of
+
+    ref = np.array([[0.1], [0.9], [0.2]], np.float32)
+    assert agreement_of(ref, 1 - ref).top1 is None  # an argmax of one value always "agrees"
+    assert agreement_of(REF, CAND).top1 == pytest.approx(2 / 3)
