@@ -260,3 +260,20 @@ def test_agreement_reports_no_argmax_agreement_for_one_score_per_sample() -> Non
     ref = np.array([[0.1], [0.9], [0.2]], np.float32)
     assert agreement_of(ref, 1 - ref).top1 is None  # an argmax of one value always "agrees"
     assert agreement_of(REF, CAND).top1 == pytest.approx(2 / 3)
+
+
+def test_quantizing_a_model_onnxruntime_cannot_shape_leaves_the_working_dir_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeship.converters.quantize import quantize
+
+    from examples.models_zoo import magika_content_type as magika
+
+    model = magika.prepare(tmp_path / "model" / "magika.onnx")
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    # Magika's symbolic shape inference is incomplete: onnxruntime then saves a debug copy
+    # (sym_shape_infer_temp.onnx + external data) into the working directory
+    quantize(model, tmp_path / "out" / "magika.fp16.onnx", mode="fp16", backend="onnxruntime")
+    assert list(here.iterdir()) == []
+    assert Path.cwd() == here
