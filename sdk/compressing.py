@@ -198,6 +198,12 @@ def fidelity_budget(budget: Budget, spec: Any, metric_given: bool) -> tuple[Budg
     get the metric the user budgeted (``--max-rel-error`` alone means rel_error) and, with no
     limit for it, the documented default (``DEFAULT_OUTPUT_LIMITS``)."""
     if spec.task == "classification":
+        unused = [f"--{name.replace('_', '-')}" for name, _ in DEFAULT_OUTPUT_LIMITS.values()
+                  if getattr(budget, name) is not None]
+        if unused:
+            raise ConfigError(f"{', '.join(unused)} hold outputs judged by output error; these "
+                              f"are class scores, judged by the accuracy drop ({spec.reason})",
+                              "use --max-accuracy-drop, or pass --task regression")
         return budget, spec
     if not metric_given:
         given = [m for m, (name, _) in DEFAULT_OUTPUT_LIMITS.items()

@@ -204,6 +204,8 @@ def test_output_error_gets_the_documented_default_and_the_budgeted_metric() -> N
     assert (rel.metric, budget.min_snr_db, budget.max_rel_error) == ("rel_error", None, 0.05)
     classes = FidelitySpec.infer((8, 10))
     assert fidelity_budget(Budget(max_accuracy_drop=1.0), classes, False)[0].min_snr_db is None
+    with pytest.raises(ConfigError, match="--min-snr-db hold outputs judged by output error"):
+        fidelity_budget(Budget(min_snr_db=30), classes, False)  # never silently unused
 
 
 def _measured(name: str, drop: float, latency: float, upper: float | None = None,
