@@ -88,6 +88,9 @@ def test_every_candidate_record_names_its_judge_and_what_decided_it(
         assert f["decided_by"] == "accuracy_drop: estimated drop (no labels)"
         assert set(cand["timings"]) == {"build_s", "evaluate_s", "measure_s", "cached_build"}
     assert result.ok  # type: ignore[attr-defined]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "unlabelled classification" in html  # the judge, in the candidate table
+    assert "− estimated drop (no labels) (pt)" in html  # the plot's axis: no accuracy measured
 
 
 @pytest.fixture()
