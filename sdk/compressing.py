@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from edgeship.budget import Budget, Verdict
-from edgeship.candidate import Builder, Data, Judge, Original, load_data
+from edgeship.candidate import Builder, Data, Original, load_data
 from edgeship.errors import ConfigError, EdgeshipError
+from edgeship.judging import Judge
 from edgeship.recipe import DistillStep, ExportStep, PruneStep, QuantizeStep, Recipe, load_recipes
 from edgeship.selection import (
     FIDELITY_CHECKS,

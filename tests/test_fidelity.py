@@ -210,7 +210,7 @@ def test_output_error_gets_the_documented_default_and_the_budgeted_metric() -> N
 
 def _measured(name: str, drop: float, latency: float, upper: float | None = None,
               budget: Budget | None = None) -> object:
-    from edgeship.candidate import Evaluation
+    from edgeship.judging import Evaluation
     from edgeship.recipe import ExportStep, Recipe
     from edgeship.runtime.bench import BenchmarkResult
     from edgeship.selection import Candidate
