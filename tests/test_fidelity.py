@@ -279,3 +279,15 @@ def test_quantizing_a_model_onnxruntime_cannot_shape_leaves_the_working_dir_alon
     quantize(model, tmp_path / "out" / "magika.fp16.onnx", mode="fp16", backend="onnxruntime")
     assert list(here.iterdir()) == []
     assert Path.cwd() == here
+
+
+def test_a_missed_floor_reads_as_a_floor() -> None:
+    from edgeship.budget import Check, Verdict
+    from edgeship.selection import misses
+
+    snr = Check("snr", 20.0, 15.2, "dB", "SNR", higher_is_better=True)
+    drop = Check("accuracy_drop", 1.0, 1.5, "pt", "estimated drop (no labels)")
+    assert (snr.ok, snr.margin) == (False, pytest.approx(4.8))
+    assert misses(Verdict([snr, drop])) == (
+        "snr SNR 15.2 dB < 20 dB (-4.8 dB, -24%); "
+        "accuracy_drop estimated drop (no labels) 1.5 pt > 1 pt (+0.5 pt, +50%)")
