@@ -19,7 +19,7 @@ from edgeship.runtime.session import TensorSpec
 
 HOLDOUT_SHARE = 0.5  # without --train-data, this share of --data is kept for evaluation only
 MIN_SPLIT = 20  # fewer samples than this are not split: calibration then sees the eval samples
-RANDOM_EVAL_SAMPLES = 64  # evaluation inputs when no data is given (agreement only)
+RANDOM_EVAL_SAMPLES = 64  # evaluation inputs when no data is given (judged without labels)
 CALIB_SAMPLES = 300
 EXPORT_PARITY_SAMPLES = 16
 
@@ -175,8 +175,8 @@ def load_data(original: Original, data: Any, train_data: Any, seed: int = 0) -> 
         feeds = [random_inputs(specs, seed=seed + i) for i in range(RANDOM_EVAL_SAMPLES)]
         x = [np.concatenate([f[s.name] for f in feeds]) for s in specs]
         return Data(Split(x, None, "random inputs"), None,
-                    f"no --data: {RANDOM_EVAL_SAMPLES} seeded random inputs, judged by top-1 "
-                    "agreement with the original; calibration on random inputs")
+                    f"no --data: {RANDOM_EVAL_SAMPLES} seeded random inputs, judged against the "
+                    "original without labels; calibration on random inputs")
     evaluation = _bind(data, original)
     if train_data is not None:
         return Data(evaluation, _bind(train_data, original),

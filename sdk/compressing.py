@@ -130,8 +130,9 @@ def compress(
         device: a device profile name (``edgeship profiles list``) or profile YAML file.
         target: ``"local"`` (measure on this host: labelled as such) or an SSH target/alias or
             ``Target`` (measure on the device).
-        data: evaluation data (``edgeship.Dataset`` sources); labels make it accuracy, without
-            them top-1 agreement with the original.  None: seeded random inputs.
+        data: evaluation data (``edgeship.Dataset`` sources); with labels class scores are
+            judged by the top-1 drop, without them by the drop estimated from the original's
+            probabilities (``task``).  None: seeded random inputs.
         train_data: calibration/distillation samples; without it, ``data`` is split in two.
         budget: limits; None takes the profile's defaults.  ``max_accuracy_drop`` unset means
             ``DEFAULT_MAX_ACCURACY_DROP`` points.
