@@ -118,7 +118,12 @@ def test_the_cli_names_task_and_output_error_budget(tmp_path: Path) -> None:
     proc = _cli("--task", "regression", "--min-snr-db", "40", "--recipes", str(recipes),
                 "--cache-dir", str(tmp_path / "cache"), "--json", "-o", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
+
+    def strict(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    summary = json.loads(proc.stdout, parse_constant=strict)  # identical outputs: no Infinity
+    assert summary["candidates"][0]["fidelity"]["value"] == 200.0
     assert summary["fidelity_judge"] == {
         "task": "regression", "metric": "snr_db", "reason": "task regression named by --task; "
         "the labels are not used (they apply to class scores)"}
