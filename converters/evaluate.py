@@ -111,7 +111,7 @@ class Accuracy:
 class Agreement:
     """How closely a candidate reproduces the original's outputs on the same inputs."""
 
-    top1: float  # share of samples whose argmax is the same
+    top1: Optional[float]  # share of samples whose argmax is the same; None: not class scores
     cosine_mean: float  # per-sample cosine similarity of the flattened outputs
     cosine_min: float
     max_abs_diff: float
@@ -274,8 +274,9 @@ def agreement_of(reference: np.ndarray, candidate: np.ndarray) -> Agreement:
     dots = (a * b).sum(1)
     # two all-zero outputs agree perfectly; one zero against non-zero does not
     cosine = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), (norms == 0) * 1.0)
+    # one value per sample has no argmax to agree on: it would read 100 % whatever changed
     return Agreement(
-        top1=float((a.argmax(1) == b.argmax(1)).mean()),
+        top1=float((a.argmax(1) == b.argmax(1)).mean()) if a.shape[1] > 1 else None,
         cosine_mean=float(cosine.mean()),
         cosine_min=float(cosine.min()),
         max_abs_diff=float(np.abs(a - b).max()),

@@ -29,20 +29,30 @@ def _limit(name: str, value: Any) -> Optional[float]:
 class Check:
     """One budget compared with one measured value."""
 
-    name: str  # latency | memory | size | accuracy_drop
+    name: str  # latency | memory | size | accuracy_drop | snr | rel_error | cosine
     limit: float
     measured: Optional[float]
     unit: str
     detail: str = ""
+    higher_is_better: bool = False  # a floor (SNR, cosine), not a ceiling
 
     @property
     def ok(self) -> bool:
-        return self.measured is not None and self.measured <= self.limit
+        if self.measured is None:
+            return False
+        return self.measured >= self.limit if self.higher_is_better else self.measured <= self.limit
 
     @property
     def margin(self) -> Optional[float]:
-        """How far under (negative) or over (positive) the limit, in the unit."""
-        return None if self.measured is None else self.measured - self.limit
+        """How far inside (negative) or outside (positive) the limit, in the unit."""
+        if self.measured is None:
+            return None
+        return self.limit - self.measured if self.higher_is_better else self.measured - self.limit
+
+    @property
+    def relation(self) -> str:
+        """The sign a missed check is shown with: ``>`` past a ceiling, ``<`` under a floor."""
+        return "<" if self.higher_is_better else ">"
 
 
 @dataclass(frozen=True)
@@ -63,15 +73,31 @@ class Verdict:
         if self.ok:
             return "all budgets met" if self.checks else "no budgets set"
         return "; ".join(
-            f"{c.name} {c.measured:.3g} {c.unit} > {c.limit:g} {c.unit}" if c.measured is not None
+            f"{c.name} {c.measured:.3g} {c.unit} {c.relation} {c.limit:g} {c.unit}"
+            if c.measured is not None
             else f"{c.name} not measured"
             for c in self.failed
         )
 
 
+FIDELITY_LIMITS = ("max_accuracy_drop", "min_snr_db", "max_rel_error", "min_cosine")
+# (check name, unit, higher is better) per fidelity metric a budget can hold
+_FIDELITY_CHECKS: dict[str, tuple[str, str, str, bool]] = {
+                    "top1_drop": ("max_accuracy_drop", "accuracy_drop", "pt", False),
+                    "estimated_drop": ("max_accuracy_drop", "accuracy_drop", "pt", False),
+                    "agreement_drop": ("max_accuracy_drop", "accuracy_drop", "pt", False),
+                    "snr_db": ("min_snr_db", "snr", "dB", True),
+                    "rel_error": ("max_rel_error", "rel_error", "", False),
+                    "cosine": ("min_cosine", "cosine", "", True)}
+
+
 @dataclass(frozen=True)
 class Budget:
     """Limits for a model on a device; None means no limit.
+
+    Fidelity: ``max_accuracy_drop`` (points) holds classification, labelled (top-1) or not (the
+    estimated drop); ``min_snr_db``, ``max_rel_error`` and ``min_cosine`` hold outputs judged by
+    output error (regression, embeddings, [N,1] scores, detectors).
 
     Example:
         >>> Budget(max_latency_ms=20, max_memory_mb=150, percentile="p99").percentile
@@ -83,9 +109,13 @@ class Budget:
     max_size_mb: Optional[float] = None
     max_accuracy_drop: Optional[float] = None  # in accuracy points (percent)
     percentile: str = "p50"
+    min_snr_db: Optional[float] = None  # output error: signal-to-noise of the outputs, dB
+    max_rel_error: Optional[float] = None  # output error: ||cand - ref|| / ||ref||
+    min_cosine: Optional[float] = None  # output error: mean per-sample cosine (0..1]
 
     def __post_init__(self) -> None:
-        for name in ("max_latency_ms", "max_memory_mb", "max_size_mb", "max_accuracy_drop"):
+        for name in ("max_latency_ms", "max_memory_mb", "max_size_mb", "max_accuracy_drop",
+                     "min_snr_db", "max_rel_error", "min_cosine"):
             object.__setattr__(self, name, _limit("--" + name.replace("_", "-"), getattr(self, name)))
         key = PERCENTILES.get(str(self.percentile).lower())
         if key is None:
@@ -96,10 +126,22 @@ class Budget:
     @property
     def is_empty(self) -> bool:
         return all(v is None for v in (self.max_latency_ms, self.max_memory_mb, self.max_size_mb,
-                                       self.max_accuracy_drop))
+                                       self.max_accuracy_drop, self.min_snr_db,
+                                       self.max_rel_error, self.min_cosine))
 
-    def evaluate(self, result: Any, accuracy_drop: Optional[float] = None) -> Verdict:
-        """Check a BenchmarkResult (and an accuracy drop in points, when known)."""
+    def fidelity_check(self, fidelity: Any) -> Optional[Check]:
+        """The check of a ``converters.fidelity.Fidelity`` against this budget's limit for its
+        metric (None: the budget sets none for it)."""
+        found = _FIDELITY_CHECKS.get(fidelity.metric)
+        if found is None or getattr(self, found[0]) is None:
+            return None
+        field_name, name, unit, higher = found
+        return Check(name, getattr(self, field_name), fidelity.value, unit, fidelity.label,
+                     higher_is_better=higher)
+
+    def evaluate(self, result: Any, accuracy_drop: Optional[float] = None,
+                 fidelity: Any = None) -> Verdict:
+        """Check a BenchmarkResult (and an accuracy drop in points, or a ``Fidelity``)."""
         checks = []
         if self.max_latency_ms is not None:
             checks.append(Check("latency", self.max_latency_ms, result.latency(self.percentile),
@@ -110,7 +152,11 @@ class Budget:
         if self.max_size_mb is not None:
             checks.append(Check("size", self.max_size_mb, result.model["size_bytes"] / 1e6, "MB",
                                 "model files"))
-        if self.max_accuracy_drop is not None:
+        if fidelity is not None:
+            check = self.fidelity_check(fidelity)
+            if check is not None:
+                checks.append(check)
+        elif self.max_accuracy_drop is not None:
             checks.append(Check("accuracy_drop", self.max_accuracy_drop, accuracy_drop, "pt",
                                 "vs original"))
         return Verdict(checks)

@@ -3,7 +3,9 @@
 From the device profile the planner (``edgeship.planner``) builds candidate recipes (formats
 the device runs best x precisions its CPU/accelerators support, then structured pruning +
 distillation); each candidate is built (converters), checked against the original (parity),
-scored on the user's data (accuracy, or top-1 agreement without labels), and benchmarked on
+judged on the user's data by the fidelity judge for its outputs (``converters.fidelity``: the
+top-1 drop with labels, the estimated drop without, output error for outputs that are not class
+scores; built candidates come from ``edgeship.candidate_cache`` when it has them), and benchmarked on
 the target: the device over SSH, or this host -- then labelled as the host's numbers, not the
 device's.  A candidate that fails is recorded with its reason and the search goes on.
 
@@ -28,127 +30,30 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from edgeship.budget import Budget, Verdict
-from edgeship.candidate import Builder, Data, Evaluation, Judge, Original, load_data
+from edgeship.candidate import Builder, Data, Original, load_data
 from edgeship.errors import ConfigError, EdgeshipError
+from edgeship.judging import Judge
 from edgeship.recipe import DistillStep, ExportStep, PruneStep, QuantizeStep, Recipe, load_recipes
-from edgeship.runtime.bench import BenchmarkResult
+from edgeship.selection import (
+    FIDELITY_CHECKS,
+    PREFER,
+    Candidate,
+    fallback_needed,
+    mark_front,
+    misses,
+    select,
+)
 
 DEFAULT_MAX_ACCURACY_DROP = 1.0  # points; compress never picks a model without an accuracy guard
-PREFER = {"latency": ("latency", "size", "memory"), "size": ("size", "latency", "memory"),
-          "memory": ("memory", "latency", "size")}
-CANDIDATE_SCHEMA = "edgeship.candidate/1"
-
-
-@dataclass
-class Candidate:
-    """One recipe's outcome: built, judged and measured, or why not."""
-
-    recipe: Recipe
-    error: Optional[str] = None
-    skipped: Optional[str] = None  # a fallback that was not needed
-    path: Optional[Path] = None  # the built model (in the search's scratch directory)
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    macs: Optional[int] = None
-    evaluation: Optional[Evaluation] = None
-    benchmark: Optional[BenchmarkResult] = None
-    verdict: Optional[Verdict] = None
-    seconds: dict[str, float] = field(default_factory=dict)
-    on_front: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.recipe.name
-
-    @property
-    def measured(self) -> bool:
-        return self.error is None and self.benchmark is not None and self.evaluation is not None
-
-    @property
-    def fits(self) -> bool:
-        return self.measured and self.verdict is not None and self.verdict.ok
-
-    def latency(self, percentile: str = "p50") -> Optional[float]:
-        return self.benchmark.latency(percentile) if self.benchmark else None
-
-    def metric(self, name: str, percentile: str = "p50") -> float:
-        """latency (ms), memory (peak MB), size (bytes) or accuracy (percent) of a measured one."""
-        assert self.benchmark is not None and self.evaluation is not None
-        return float({"latency": self.benchmark.latency(percentile),
-                      "memory": self.benchmark.memory.get("peak_rss_mb") or 0.0,
-                      "size": self.benchmark.model["size_bytes"],
-                      "accuracy": self.evaluation.accuracy}[name])
-
-    def status(self) -> str:
-        if self.skipped:
-            return f"skipped: {self.skipped}"
-        if self.error:
-            return f"failed: {self.error}"
-        if self.verdict is None:
-            return "not measured"
-        return "fits every budget" if self.verdict.ok else "misses " + misses(self.verdict)
-
-    def to_candidate_json(self) -> dict[str, Any]:
-        """The ``edgeship.candidate/1`` object the report reads (sdk/report.py)."""
-        ev = self.evaluation
-        return {
-            "schema": CANDIDATE_SCHEMA, "name": self.name,
-            "model": self.path.name if self.path else None,  # only the pick's file is kept
-            "recipe": self.recipe.labels(),
-            "accuracy": ev.accuracy if ev else None,
-            "baseline_accuracy": ev.baseline if ev else None,
-            "accuracy_drop": ev.drop if ev else None,
-            "accuracy_metric": ev.metric if ev else None,
-            "benchmark": self.benchmark.to_dict() if self.benchmark else None,
-            "verdict": verdict_dict(self.verdict) if self.verdict else None,
-            "error": self.error or (f"skipped: {self.skipped}" if self.skipped else None),
-        }
-
-    def details(self) -> dict[str, Any]:
-        """What the candidate JSON has no field for: recipe, cost, parity, timings."""
-        ev, bench = self.evaluation, self.benchmark
-        return {
-            "recipe": self.recipe.to_dict(), "status": self.status(), "format": _format(self),
-            "backend": self.recipe.runs_on, "precision_hint": self.recipe.precision,
-            "macs": self.macs, "flops": 2 * self.macs if self.macs is not None else None,
-            "size_bytes": bench.model["size_bytes"] if bench else None,
-            "latency_ms": {"p50": bench.latency_ms.p50, "p90": bench.latency_ms.p90,
-                           "p99": bench.latency_ms.p99, "runs": bench.latency_ms.runs}
-            if bench else None,
-            "peak_memory_mb": bench.memory.get("peak_rss_mb") if bench else None,
-            "backend_used": bench.backend if bench else None,
-            "parity": ev.parity if ev else None, "steps": self.steps,
-            "on_pareto_front": self.on_front, "seconds": self.seconds,
-        }
-
-
-def _format(c: Candidate) -> Optional[str]:
-    try:
-        return c.recipe.format
-    except ConfigError:
-        return None
-
-
-def verdict_dict(verdict: Verdict) -> dict[str, Any]:
-    return {"ok": verdict.ok, "checks": [
-        {"name": c.name, "limit": c.limit, "measured": c.measured, "unit": c.unit,
-         "detail": c.detail, "ok": c.ok} for c in verdict.checks]}
-
-
-def misses(verdict: Verdict) -> str:
-    """``latency p50 12.3 ms > 10 ms (+2.3 ms, +23%)`` for every failed check."""
-    parts = []
-    for c in verdict.failed:
-        if c.measured is None:
-            parts.append(f"{c.name} (not measured)")
-            continue
-        over = c.measured - c.limit
-        parts.append(f"{c.name}{' ' + c.detail if c.name == 'latency' else ''} {c.measured:.4g} "
-                     f"{c.unit} > {c.limit:g} {c.unit} (+{over:.3g} {c.unit}, "
-                     f"+{100 * over / c.limit:.0f}%)")
-    return "; ".join(parts)
+# Outputs that are not class scores: error RMS at most 10 % of the output RMS.  int8 post-training
+# quantization of conv nets lands around 20-35 dB at the output, fp16 above 50 dB; below 20 dB a
+# regression or score output is visibly another function.
+DEFAULT_MIN_SNR_DB = 20.0
+DEFAULT_OUTPUT_LIMITS = {"snr_db": ("min_snr_db", DEFAULT_MIN_SNR_DB),
+                         "rel_error": ("max_rel_error", 0.1), "cosine": ("min_cosine", 0.99)}
 
 
 @dataclass
@@ -183,7 +88,7 @@ class CompressResult:
         if not measured:
             return f"none of {len(self.candidates)} candidates could be built and measured"
         parts = []
-        for name in ("latency", "memory", "size", "accuracy_drop"):
+        for name in ("latency", "memory", "size", *FIDELITY_CHECKS):
             fails = [(chk, c) for c in measured for chk in c.verdict.failed  # type: ignore[union-attr]
                      if chk.name == name]
             if fails:
@@ -212,6 +117,11 @@ def compress(
     example_input: Any = None,
     progress: bool = True,
     seed: int = 0,
+    task: Optional[str] = None,
+    metric: Optional[str] = None,
+    time_budget: Optional[float] = None,
+    cache: Union[str, Path, bool, None] = None,
+    events: Optional[Callable[[dict[str, Any]], None]] = None,
 ) -> CompressResult:
     """Search compressed candidates of ``model`` for ``device`` and pick one inside ``budget``.
 
@@ -221,8 +131,9 @@ def compress(
         device: a device profile name (``edgeship profiles list``) or profile YAML file.
         target: ``"local"`` (measure on this host: labelled as such) or an SSH target/alias or
             ``Target`` (measure on the device).
-        data: evaluation data (``edgeship.Dataset`` sources); labels make it accuracy, without
-            them top-1 agreement with the original.  None: seeded random inputs.
+        data: evaluation data (``edgeship.Dataset`` sources); with labels class scores are
+            judged by the top-1 drop, without them by the drop estimated from the original's
+            probabilities (``task``).  None: seeded random inputs.
         train_data: calibration/distillation samples; without it, ``data`` is split in two.
         budget: limits; None takes the profile's defaults.  ``max_accuracy_drop`` unset means
             ``DEFAULT_MAX_ACCURACY_DROP`` points.
@@ -230,6 +141,14 @@ def compress(
         recipes: a YAML file or Recipe list to try instead of the planner's candidates.
         output: a directory to write (see ``edgeship.outdir``): the pick and its manifest,
             every candidate's benchmark JSON, report.html and summary.json.
+        task, metric: the fidelity judge (``edgeship.converters.fidelity``): classification |
+            regression | embedding | detection, and its metric; None infers them from the
+            output shape (and the manifest's task) and says so in every result.
+        time_budget: seconds for the whole search; candidates not started by then are skipped
+            (and say so).
+        cache: where built candidates are kept (``edgeship.candidate_cache``): None the default
+            cache dir, a path, or False for none.
+        events: called with ``{"event": "candidate_start" | "candidate_end", ...}`` per candidate.
     """
     from edgeship.profiles import load_profile
 
@@ -238,6 +157,9 @@ def compress(
         raise ConfigError(f"unknown --prefer '{prefer}'", f"use one of {', '.join(PREFER)}")
     if runs < 1 or warmup < 0 or min_seconds < 0:
         raise ConfigError("--runs must be ≥ 1, --warmup and --min-seconds ≥ 0", "pass non-negative counts")
+    if time_budget is not None and not time_budget > 0:
+        raise ConfigError(f"--time-budget must be a positive number of seconds, got {time_budget}",
+                          "pass e.g. --time-budget 180")
     profile = load_profile(device)
     budget = _budget(budget, profile)
     if output is not None:
@@ -251,10 +173,12 @@ def compress(
     with tempfile.TemporaryDirectory(prefix="edgeship-compress-") as scratch, \
             _open_target(target) as tgt:
         search = _Search(original, split, profile, budget, tgt, Path(scratch),
-                         threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds)
+                         threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds,
+                         task=task, metric=metric, cache_dir=_cache_dir(cache),
+                         deadline=started + time_budget if time_budget else None, events=events)
         candidates, skipped = search.run(user_recipes, progress)
         result = CompressResult(
-            device=profile.name, budget=budget, prefer=prefer, candidates=candidates,
+            device=profile.name, budget=search.budget, prefer=prefer, candidates=candidates,
             pick=select(candidates, prefer, budget.percentile), measured_on=search.measured_on,
             data=split.describe(), skipped=skipped, wall_seconds=time.perf_counter() - started,
             original=search.original_facts)
@@ -262,6 +186,37 @@ def compress(
         if output is not None:
             result.output = write_output(result, original, Path(output), force)
     return result
+
+
+def _cache_dir(cache: Union[str, Path, bool, None]) -> Optional[Path]:
+    from edgeship.candidate_cache import default_cache_dir
+
+    if cache is False:
+        return None
+    return default_cache_dir() if cache is None or cache is True else Path(cache)
+
+
+def fidelity_budget(budget: Budget, spec: Any, metric_given: bool) -> tuple[Budget, Any]:
+    """The budget and judge spec a search holds candidates to: outputs judged by output error
+    get the metric the user budgeted (``--max-rel-error`` alone means rel_error) and, with no
+    limit for it, the documented default (``DEFAULT_OUTPUT_LIMITS``)."""
+    if spec.task == "classification":
+        unused = [f"--{name.replace('_', '-')}" for name, _ in DEFAULT_OUTPUT_LIMITS.values()
+                  if getattr(budget, name) is not None]
+        if unused:
+            raise ConfigError(f"{', '.join(unused)} hold outputs judged by output error; these "
+                              f"are class scores, judged by the accuracy drop ({spec.reason})",
+                              "use --max-accuracy-drop, or pass --task regression")
+        return budget, spec
+    if not metric_given:
+        given = [m for m, (name, _) in DEFAULT_OUTPUT_LIMITS.items()
+                 if getattr(budget, name) is not None]
+        if given:
+            spec = dataclasses.replace(spec, metric=given[0])
+    name, default = DEFAULT_OUTPUT_LIMITS[spec.metric]
+    if getattr(budget, name) is None:
+        budget = dataclasses.replace(budget, **{name: default})
+    return budget, spec
 
 
 def _budget(budget: Optional[Budget], profile: Any) -> Budget:
@@ -311,7 +266,9 @@ class _Search:
 
     def __init__(self, original: Original, data: Data, profile: Any, budget: Budget, target: Any,
                  scratch: Path, *, threads: Optional[int], runs: int, warmup: int,
-                 min_seconds: float) -> None:
+                 min_seconds: float, task: Optional[str] = None, metric: Optional[str] = None,
+                 cache_dir: Optional[Path] = None, deadline: Optional[float] = None,
+                 events: Optional[Callable[[dict[str, Any]], None]] = None) -> None:
         from edgeship.search_context import describe_measurement, original_facts
 
         self.original, self.data, self.profile, self.budget = original, data, profile, budget
@@ -328,9 +285,15 @@ class _Search:
             else "the backend's default on this host")
         self.bench_options = {"runs": runs, "warmup": warmup, "min_seconds": min_seconds}
         self.original_facts = original_facts(original, scratch, self.data)
-        self.judge = Judge(original, data)
-        self.original_facts["accuracy"] = self.judge.baseline if data.labelled else None
-        self.builder = Builder(original, data, scratch / "build", budget.max_accuracy_drop)
+        self.judge = Judge(original, data, task, metric)
+        self.budget, self.judge.spec = fidelity_budget(budget, self.judge.spec, metric is not None)
+        self.original_facts["accuracy"] = self.judge.baseline
+        self.original_facts["fidelity_judge"] = {
+            "task": self.judge.spec.task, "metric": self.judge.spec.metric,
+            "reason": self.judge.spec.reason}
+        self.builder = Builder(original, data, scratch / "build", budget.max_accuracy_drop,
+                               cache_dir)
+        self.deadline, self.events = deadline, events
 
     def run(self, user: Optional[list[Recipe]], progress: bool
             ) -> tuple[list[Candidate], list[tuple[str, str]]]:
@@ -339,7 +302,9 @@ class _Search:
 
         facts = ModelFacts(self.original.kind, self.original_facts.get("conv_share"),
                            self.data.labelled, self.data.training_samples,
-                           self.budget.max_accuracy_drop)
+                           self.budget.max_accuracy_drop,
+                           params=self.original_facts.get("params"),
+                           class_scores=self.judge.spec.task == "classification")
         plan = plan_recipes(self.profile, facts, self.cpu_flags)
         recipes = user if user is not None else plan.recipes
         skipped = [] if user is not None else plan.skipped
@@ -351,7 +316,7 @@ class _Search:
                 fastest = self._fastest(done, plan)
                 for recipe in structural_recipes(plan, facts, fastest):
                     done.append(self._one(recipe, done, bar))
-        _mark_front(done, self.budget.percentile)
+        mark_front(done, self.budget.percentile)
         return done, skipped
 
     def _fastest(self, done: list[Candidate], plan: Any) -> dict[str, str]:
@@ -359,8 +324,8 @@ class _Search:
         tags = {e.backend: e.tag for e in plan.engines}
         best: dict[str, tuple[float, str]] = {}
         for c in done:
-            if not c.measured or (c.verdict and any(x.name == "accuracy_drop" and not x.ok
-                                                    for x in c.verdict.checks)):
+            check = c.fidelity_check()
+            if not c.measured or (check is not None and not check.ok):
                 continue
             kind = "int8" if _tolerance(c.recipe)[0] == "int8" else (
                 "fp32" if c.recipe.name.startswith("fp32") else None)
@@ -372,13 +337,13 @@ class _Search:
 
     def _one(self, recipe: Recipe, done: list[Candidate], bar: Any) -> Candidate:
         cand = Candidate(recipe)
-        primary = next((c for c in done if c.name == recipe.only_if_missed), None)
-        if primary is not None and primary.measured and primary.verdict is not None and all(
-                c.ok for c in primary.verdict.checks if c.name == "accuracy_drop"):
-            cand.skipped = f"{primary.name} already kept accuracy within the budget"
+        cand.skipped = self._not_now(recipe, done)
+        if cand.skipped:
             bar.skip(cand)
+            self._event("candidate_end", cand)
             return cand
         bar.start(recipe)
+        self._event("candidate_start", cand)
         try:
             self._build_and_measure(cand, bar)
         except OSError as exc:
@@ -396,7 +361,21 @@ class _Search:
             cand.error = cand.error.replace(f"{self.scratch}{os.sep}", "").replace(
                 str(self.scratch), "the build directory")
         bar.finish(cand)
+        self._event("candidate_end", cand)
         return cand
+
+    def _not_now(self, recipe: Recipe, done: list[Candidate]) -> Optional[str]:
+        """Why a candidate is skipped: the time budget is spent, or it is a fallback that has
+        nothing to answer (see ``fallback_needed``)."""
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            return "the --time-budget was spent before it started"
+        primary = next((c for c in done if c.name == recipe.only_if_missed), None)
+        return None if primary is None else fallback_needed(primary, done, self.budget.percentile)
+
+    def _event(self, kind: str, cand: Candidate) -> None:
+        if self.events is not None:
+            self.events({"event": kind, "name": cand.name, "status": cand.status(),
+                         "fits": cand.fits, "timings": cand.timings()})
 
     def _build_and_measure(self, cand: Candidate, bar: Any) -> None:
         from edgeship.bench import benchmark
@@ -406,7 +385,7 @@ class _Search:
         t0 = time.perf_counter()
         bar.stage("building")
         built = self.builder.build(recipe)
-        cand.path, cand.steps = built.path, built.steps
+        cand.path, cand.steps, cand.cached = built.path, built.steps, built.cached
         cand.macs = built.macs if built.macs is not None else self.original_facts.get("macs")
         t1 = time.perf_counter()
         bar.stage("checking parity and accuracy")
@@ -420,32 +399,8 @@ class _Search:
                                    threads=self.threads, precision=recipe.precision,
                                    input_shapes=self.original_facts.get("input_shapes"),
                                    **self.bench_options)
-        cand.verdict = self.budget.evaluate(cand.benchmark, cand.evaluation.drop)
+        cand.verdict = self.budget.evaluate(cand.benchmark, fidelity=cand.evaluation.fidelity)
         cand.seconds = {"build": t1 - t0, "evaluate": t2 - t1, "benchmark": time.perf_counter() - t2}
-
-
-def _mark_front(cands: list[Candidate], percentile: str) -> None:
-    """Pareto front over accuracy (higher) x latency x memory x size (lower)."""
-    measured = [c for c in cands if c.measured]
-
-    def objectives(c: Candidate) -> tuple[float, ...]:
-        return (-c.metric("accuracy"), c.metric("latency", percentile), c.metric("memory"),
-                c.metric("size"))
-
-    for c in measured:
-        mine = objectives(c)
-        c.on_front = not any(
-            all(o <= m for o, m in zip(objectives(other), mine)) and objectives(other) != mine
-            for other in measured if other is not c)
-
-
-def select(cands: list[Candidate], prefer: str, percentile: str = "p50") -> Optional[Candidate]:
-    """The best candidate inside every budget: least ``prefer``, then the other two."""
-    fits = [c for c in cands if c.fits]
-    if not fits:
-        return None
-    order = PREFER[prefer]
-    return min(fits, key=lambda c: tuple(c.metric(m, percentile) for m in order))
 
 
 def build_summary(result: CompressResult) -> dict[str, Any]:
@@ -457,11 +412,14 @@ def build_summary(result: CompressResult) -> dict[str, Any]:
         "schema": SUMMARY_SCHEMA, "device": result.device,
         "budget": {"max_latency_ms": b.max_latency_ms, "max_memory_mb": b.max_memory_mb,
                    "max_size_mb": b.max_size_mb, "max_accuracy_drop": b.max_accuracy_drop,
-                   "percentile": b.percentile},
+                   "min_snr_db": b.min_snr_db, "max_rel_error": b.max_rel_error,
+                   "min_cosine": b.min_cosine, "percentile": b.percentile},
+        "fidelity_judge": result.original.get("fidelity_judge"),
         "prefer": result.prefer,
         "pick": result.pick.name if result.pick else None,
-        "pick_reason": (f"fits every budget; least {result.prefer} among the "
-                        f"{sum(c.fits for c in result.candidates)} that fit") if result.pick
+        "pick_reason": (f"fits every budget ({_fidelity_terms(result)}); least {result.prefer} "
+                        f"among the {sum(c.fits for c in result.candidates)} that fit")
+        if result.pick
         else result.no_fit_message(),
         "measured_on": result.measured_on, "original": result.original, "data": result.data,
         "candidates": [c.to_candidate_json() for c in result.candidates],
@@ -470,6 +428,14 @@ def build_summary(result: CompressResult) -> dict[str, Any]:
         "not_planned": [{"name": n, "reason": r} for n, r in result.skipped],
         "wall_seconds": result.wall_seconds,
     }
+
+
+def _fidelity_terms(result: CompressResult) -> str:
+    check = result.pick.fidelity_check() if result.pick else None
+    if check is None:
+        return "no fidelity budget"
+    return f"fidelity: {check.detail} {check.measured:.3g} {check.unit} " \
+        f"{'>=' if check.higher_is_better else '<='} {check.limit:g} {check.unit}"
 
 
 def write_output(result: CompressResult, original: Original, path: Path, force: bool) -> Path:

@@ -63,7 +63,12 @@ PRUNE_SPARSITIES = (0.25, 0.5)
 # small data sets get more epochs, large ones fewer, within DISTILL_EPOCHS.
 DISTILL_STEPS = 3000
 DISTILL_EPOCHS = (10, 40)
-MIN_TRAINING_SAMPLES = 100  # fewer, and distillation memorises them rather than learning
+# Structured pruning removes whole channels: the network must be retrained to recover, and
+# distillation from a few hundred samples memorises them (EfficientNet-Lite0 pruned 25/50 % and
+# distilled on 144 photo crops lost 80-84 pt).  So: at least MIN_TRAINING_SAMPLES samples, and
+# one per SAMPLE_PER_PARAMS parameters (4 600 for EfficientNet-Lite0's 4.6 M).
+MIN_TRAINING_SAMPLES = 1000
+SAMPLE_PER_PARAMS = 1000
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,13 @@ class ModelFacts:
     labelled: bool = False
     training_samples: int = 0  # samples for calibration/distillation beside the evaluation set
     max_accuracy_drop: Optional[float] = None
+    params: Optional[int] = None  # weights in the model (None: unknown)
+    class_scores: bool = True  # the fidelity judge is classification (accuracy means something)
+
+    @property
+    def samples_to_recover(self) -> int:
+        """Training samples a structurally pruned model needs to be retrained on."""
+        return max(MIN_TRAINING_SAMPLES, (self.params or 0) // SAMPLE_PER_PARAMS)
 
     @property
     def torch_possible(self) -> bool:
@@ -222,17 +234,38 @@ def _why_not(variant: Variant, engine: Engine, facts: ModelFacts) -> Optional[st
         if facts.conv_share > CONV_DOMINATED:
             return (f"{facts.conv_share:.0%} of the MACs are convolutions: dynamic int8 runs "
                     "ConvInteger, slower than fp32 (static int8 is the conv path)")
+    if variant.accuracy_aware and not facts.class_scores:
+        return ("accuracy-aware int8 searches on top-1 accuracy, and these outputs are not class "
+                "scores")
     if variant.accuracy_aware and (facts.max_accuracy_drop is None or not facts.training_samples):
         return ("accuracy-aware int8 needs --max-accuracy-drop and training samples apart from "
                 "the evaluation ones")
     return None
 
 
-def variant_steps(variant: Variant, engine: Engine, facts: ModelFacts) -> tuple[Step, ...]:
+def ort_int8_types(profile: Any) -> tuple[str, bool, str]:
+    """onnxruntime static int8 for this CPU: (activation type, 7-bit weights, why).  x86 with
+    VNNI: u8s8, full range (vpdpbusd multiplies u8 by s8 without saturating); x86 without VNNI:
+    u8s8 with 7-bit weights (vpmaddubsw's int16 sums saturate, onnxruntime's own advice);
+    elsewhere u8s8, the kernels onnxruntime has on every CPU (s8s8 ran 3.3x slower on x86)."""
+    isa = set(getattr(profile.cpu, "isa", None) or ())
+    if str(getattr(profile, "arch", "")).startswith("x86"):
+        if isa & {"avx512_vnni", "avx_vnni", "avxvnni"}:
+            return "uint8", False, "u8s8 on VNNI (vpdpbusd: u8 activations x s8 weights)"
+        return "uint8", True, "u8s8 with 7-bit weights: x86 without VNNI saturates int16 sums"
+    return "uint8", False, "u8s8: onnxruntime's int8 kernels on every CPU"
+
+
+def variant_steps(variant: Variant, engine: Engine, facts: ModelFacts,
+                  profile: Any = None) -> tuple[Step, ...]:
     """The steps of a precision variant on an engine."""
     if variant.mode is not None:
+        types: dict[str, Any] = {}
+        if engine.quantizer == "onnxruntime" and variant.mode == "static" and profile is not None:
+            activations, reduce_range, _ = ort_int8_types(profile)
+            types = {"activations": activations, "reduce_range": reduce_range}
         return (QuantizeStep(mode=variant.mode, backend=engine.quantizer,  # type: ignore[arg-type]
-                             accuracy_aware=variant.accuracy_aware),)
+                             accuracy_aware=variant.accuracy_aware, **types),)
     if engine.format == facts.source_format:
         # the model as given; an ONNX file still goes through export for its checked manifest
         return (ExportStep(to="onnx"),) if engine.format == "onnx" else ()
@@ -254,12 +287,16 @@ def plan_recipes(profile: Any, facts: ModelFacts,
                 plan.skipped.append((name, reason))
                 continue
             hint = _hint(variant.precision if variant.mode is None else None, engine)
+            note = variant.why
+            if engine.quantizer == "onnxruntime" and variant.mode == "static":
+                note += f"; QDQ {ort_int8_types(profile)[2]}"
             plan.recipes.append(Recipe(
-                name=name, steps=variant_steps(variant, engine, facts), backend=engine.backend,
+                name=name, steps=variant_steps(variant, engine, facts, profile),
+                backend=engine.backend,
                 precision=hint,  # type: ignore[arg-type]
                 only_if_missed=f"{variant.only_if_missed}-{engine.tag}" if variant.only_if_missed
                 else None,
-                note=variant.why, cost=variant.cost))
+                note=note, cost=variant.cost))
     _drop_orphans(plan)
     return plan
 
@@ -310,10 +347,13 @@ def structural_recipes(
             reason = None
             if not facts.torch_possible:
                 reason = "pruning and distillation need a torch model or an ONNX onnx2torch reads"
-            elif facts.training_samples < MIN_TRAINING_SAMPLES:
-                reason = (f"pruning and distillation need at least {MIN_TRAINING_SAMPLES} training "
-                          f"samples apart from the evaluation ones, have {facts.training_samples} "
-                          "(--train-data, or more --data)")
+            elif not facts.class_scores:
+                reason = "distillation here matches class probabilities; these outputs are not"
+            elif facts.training_samples < facts.samples_to_recover:
+                reason = (f"structured pruning needs at least {facts.samples_to_recover} training "
+                          f"samples apart from the evaluation ones to recover by distillation "
+                          f"(max({MIN_TRAINING_SAMPLES}, 1 per {SAMPLE_PER_PARAMS} parameters)), "
+                          f"have {facts.training_samples} (--train-data)")
             elif precision not in fastest or fastest[precision] not in by_tag:
                 reason = f"no {precision} candidate succeeded to pick an engine from"
             if reason:

@@ -87,6 +87,10 @@ class QuantizeStep:
     per_channel: bool = True
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
     accuracy_aware: bool = False  # keep sensitive layers in fp32 until the accuracy budget holds
+    # onnxruntime only: activation type (weights are always int8) and 7-bit weights for x86
+    # CPUs without VNNI, whose vpmaddubsw saturates
+    activations: Literal["uint8", "int8"] = "uint8"
+    reduce_range: bool = False
 
     @property
     def format(self) -> str:
@@ -97,6 +101,9 @@ class QuantizeStep:
     def label(self) -> str:
         what = {"static": "int8 static", "dynamic": "int8 dynamic", "fp16": "fp16"}[self.mode]
         extra = ", per-channel" if self.per_channel and self.mode == "static" else ""
+        if self.backend == "onnxruntime" and self.mode == "static":
+            extra += f", QDQ {'u8s8' if self.activations == 'uint8' else 's8s8'}"
+            extra += ", 7-bit weights" if self.reduce_range else ""
         extra += ", accuracy-aware" if self.accuracy_aware else ""
         return f"quantize({what}{extra}, {self.backend})"
 

@@ -50,7 +50,7 @@ from edgeship.runtime.bench import BenchmarkResult
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 CANDIDATE_SCHEMA = "edgeship.candidate/1"
-BUDGET_ORDER = ("latency", "memory", "size", "accuracy_drop")
+BUDGET_ORDER = ("latency", "memory", "size", "accuracy_drop", "snr", "rel_error", "cosine")
 ResultLike = Union[str, Path, dict[str, Any], BenchmarkResult]
 
 
@@ -67,6 +67,8 @@ class Candidate(BaseModel):
     baseline_accuracy: Optional[float] = None
     accuracy_drop: Optional[float] = None
     accuracy_metric: Optional[str] = None
+    fidelity: Optional[dict[str, Any]] = None  # judge, metric, value, tolerance, decided_by...
+    timings: Optional[dict[str, Any]] = None  # build_s, evaluate_s, measure_s, cached_build
     benchmark: Optional[dict[str, Any]] = None
     verdict: Optional[dict[str, Any]] = None
     error: Optional[str] = None
@@ -88,6 +90,19 @@ class Row:
     error: Optional[str] = None
     on_front: bool = False
     skipped: Optional[str] = None  # not run on purpose (a fallback that was not needed)
+    fidelity: Optional[dict[str, Any]] = None
+    timings: Optional[dict[str, Any]] = None
+
+    @property
+    def quality(self) -> Optional[float]:
+        """Higher is better: the accuracy when one was measured, else the fidelity judge's
+        figure (minus an estimated drop, or an SNR / cosine, or minus a relative error)."""
+        if self.accuracy is not None:
+            return self.accuracy
+        f = self.fidelity or {}
+        if f.get("value") is None:
+            return None
+        return float(f["value"]) if f["metric"] in ("snr_db", "cosine") else -float(f["value"])
 
     @property
     def ok(self) -> Optional[bool]:
@@ -209,6 +224,7 @@ def _candidate_row(payload: dict[str, Any], source: str) -> Row:
     row.accuracy_drop = cand.accuracy_drop
     if row.accuracy_drop is None and cand.accuracy is not None and cand.baseline_accuracy is not None:
         row.accuracy_drop = cand.baseline_accuracy - cand.accuracy
+    row.fidelity, row.timings = cand.fidelity, cand.timings
     row.recipe = [r if isinstance(r, str) else str(r.get("step", r)) for r in cand.recipe]
     if cand.verdict:
         row.checks = list(cand.verdict.get("checks", []))
@@ -267,12 +283,12 @@ def _percentile(data: ReportData) -> str:
 
 def mark_front(rows: list[Row], percentile: str = "p50") -> None:
     """Flag rows no other row beats on both accuracy (higher) and latency (lower)."""
-    measured = [r for r in rows if r.result is not None and r.accuracy is not None and not r.error]
+    measured = [r for r in rows if r.result is not None and r.quality is not None and not r.error]
     for r in measured:
-        lat, acc = r.result.latency(percentile), r.accuracy  # type: ignore[union-attr]
+        lat, acc = r.result.latency(percentile), r.quality  # type: ignore[union-attr]
         r.on_front = not any(
-            o is not r and o.result.latency(percentile) <= lat and o.accuracy >= acc  # type: ignore
-            and (o.result.latency(percentile) < lat or o.accuracy > acc)  # type: ignore
+            o is not r and o.result.latency(percentile) <= lat and o.quality >= acc  # type: ignore
+            and (o.result.latency(percentile) < lat or o.quality > acc)  # type: ignore
             for o in measured
         )
 
@@ -348,7 +364,8 @@ def _status(r: Row, pick: Optional[str]) -> tuple[str, str, str]:
 def _candidate_table(data: ReportData, percentile: str) -> str:
     names = [n for n in BUDGET_ORDER if any(c["name"] == n for r in data.rows for c in r.checks)]
     head = ["candidate", "format", "backend · device", "precision", "size MB", f"latency {percentile} ms",
-            "p99 ms", "peak memory MB", "accuracy %", "drop pt"]
+            "p99 ms", "peak memory MB", "accuracy %", "drop pt", "fidelity (judge)",
+            "build / evaluate / measure s"]
     limits = {c["name"]: c for r in data.rows for c in r.checks}
     head += [f"{n.replace('_', ' ')} ≤ {fmt(limits[n]['limit'])} {limits[n]['unit']}" for n in names]
     head += ["status"]
@@ -379,7 +396,8 @@ def _candidate_table(data: ReportData, percentile: str) -> str:
                       _td(res.memory.get("peak_rss_mb"), "peak_rss_mb", i)]
         else:  # the same cells, empty: a row always has the header's cell count
             cells += ['<td class="muted">–</td>'] * 3 + [_td(None, k, i) for k in MEASURE_KEYS]
-        cells += [_td(r.accuracy, "accuracy", i), _td(r.accuracy_drop, "accuracy_drop", i)]
+        cells += [_td(r.accuracy, "accuracy", i), _td(r.accuracy_drop, "accuracy_drop", i),
+                  _fidelity_td(r.fidelity), _timings_td(r.timings)]
         by_name = {c["name"]: c for c in r.checks}
         cells += [_check_cell(by_name.get(n), i) for n in names]
         cells.append(f'<td class="{status_cls}" data-row="{i}" data-key="status">{status}</td>')
@@ -387,12 +405,30 @@ def _candidate_table(data: ReportData, percentile: str) -> str:
     return "".join(lines) + "</tbody></table></div>"
 
 
+def _fidelity_td(f: Optional[dict[str, Any]]) -> str:
+    """The metric that decided fidelity, its value and the judge, e.g. "estimated drop (no
+    labels) 0.51 pt · unlabelled classification"."""
+    if not f:
+        return '<td class="muted">–</td>'
+    value = f"{f['value']:.3g}{' ' + f['unit'] if f.get('unit') else ''}"
+    tol = f" (budget {f['tolerance']:g})" if f.get("tolerance") is not None else ""
+    return (f"<td>{escape(str(f.get('label', f['metric'])))} {escape(value)}{escape(tol)}"
+            f'<br><span class="muted">{escape(str(f["judge"]))}</span></td>')
+
+
+def _timings_td(t: Optional[dict[str, Any]]) -> str:
+    if not t or t.get("build_s") is None:
+        return '<td class="muted">–</td>'
+    build = "cached" if t.get("cached_build") else f"{t['build_s']:.1f}"
+    return f"<td>{build} / {t['evaluate_s']:.1f} / {t['measure_s']:.1f}</td>"
+
+
 def _pareto_section(data: ReportData, percentile: str) -> str:
-    rows = [r for r in data.rows if r.result is not None and r.accuracy is not None]
+    rows = [r for r in data.rows if r.result is not None and r.quality is not None]
     if not rows:
         return ('<p class="muted">No accuracy in these results: the accuracy-latency plot needs '
                 'candidates from <code>edgeship compress</code>.</p>')
-    points = [Point(r.name, r.result.latency(percentile), r.accuracy, r.ok, r.on_front,  # type: ignore
+    points = [Point(r.name, r.result.latency(percentile), r.quality, r.ok, r.on_front,  # type: ignore
                     pick=data.pick == r.name) for r in rows]
     lines = []
     b = data.budget
@@ -406,6 +442,14 @@ def _pareto_section(data: ReportData, percentile: str) -> str:
     if max_drop is not None and baseline is not None:
         lines.append(Line("y", baseline - max_drop, f"accuracy floor {fmt(baseline - max_drop)} %"))
     metric = next((r.accuracy_metric for r in rows if r.accuracy_metric), "accuracy")
+    judged = next((r.fidelity for r in rows if r.accuracy is None and r.fidelity), None)
+    if judged is not None:  # no accuracy measured: plot the judge's figure (higher is better)
+        unit = f" ({judged['unit']})" if judged.get("unit") else ""
+        sign = "" if judged["metric"] in ("snr_db", "cosine") else "− "
+        if max_drop is not None and judged["metric"].endswith("drop"):
+            lines.append(Line("y", -float(max_drop), f"budget −{fmt(max_drop)} pt"))
+        return scatter(points, f"latency {percentile} (ms)",
+                       f"{sign}{judged.get('label', judged['metric'])}{unit}", lines)
     return scatter(points, f"latency {percentile} (ms)", f"{metric} (%)", lines)
 
 

@@ -61,7 +61,7 @@ def digits_train_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # -- the planner: profiles in, candidates out ------------------------------------------------
-CONV = ModelFacts("onnx", conv_share=0.97, labelled=True, training_samples=100,
+CONV = ModelFacts("onnx", conv_share=0.97, labelled=True, training_samples=1000,
                   max_accuracy_drop=1.0)
 
 
@@ -354,3 +354,37 @@ def test_with_a_target_every_candidate_is_measured_on_the_device(
                                            "kind": "SSHTarget"}
     assert cand["benchmark"]["model"]["path"].startswith(str(plain_device.user.cache))
     assert plain_device.temp_files() == []
+
+
+def test_structured_pruning_needs_enough_samples_to_recover_for_the_models_size() -> None:
+    # EfficientNet-Lite0: 4.6 M parameters and 144 training crops lost 80-84 pt when pruned
+    lite0 = ModelFacts("onnx", conv_share=0.97, training_samples=144, params=4_650_000)
+    plan = plan_recipes(load_profile("x86-avx512-vnni"), lite0)
+    assert structural_recipes(plan, lite0, {"fp32": "onnx", "int8": "onnx"}) == []
+    reason = dict(plan.skipped)["pruned25-fp32"]
+    assert reason.startswith("structured pruning needs at least 4650 training samples")
+    enough = ModelFacts("onnx", conv_share=0.97, training_samples=5000, params=4_650_000)
+    plan = plan_recipes(load_profile("x86-avx512-vnni"), enough)
+    assert len(structural_recipes(plan, enough, {"fp32": "onnx", "int8": "onnx"})) == 4
+
+
+def test_onnxruntime_int8_uses_the_activation_types_the_cpu_runs_fast() -> None:
+    from edgeship.planner import ort_int8_types
+
+    steps = {r.name: r.steps[0] for r in plan_recipes(load_profile("x86-avx512-vnni"), CONV).recipes}
+    assert (steps["int8-onnx"].activations, steps["int8-onnx"].reduce_range) == ("uint8", False)
+    assert "QDQ u8s8" in steps["int8-onnx"].label()
+    assert ort_int8_types(load_profile("x86-avx2"))[:2] == ("uint8", True)  # no VNNI: 7-bit
+    plan = plan_recipes(load_profile("x86-avx512-vnni"), CONV)
+    assert {"int8-openvino", "int8-onnx", "int8-tflite"} <= {r.name for r in plan.recipes}
+
+
+def test_outputs_that_are_not_class_scores_get_no_accuracy_aware_search_or_distillation() -> None:
+    scores = ModelFacts("onnx", conv_share=0.97, training_samples=5000, max_accuracy_drop=1.0,
+                        class_scores=False)
+    plan = plan_recipes(load_profile("x86-amx"), scores)
+    skipped = dict(plan.skipped)
+    assert "not class scores" in skipped["int8-accuracy-onnx"]
+    assert not any(r.name.startswith("int8-accuracy") for r in plan.recipes)
+    assert structural_recipes(plan, scores, {"fp32": "onnx", "int8": "onnx"}) == []
+    assert "class probabilities" in dict(plan.skipped)["pruned25-fp32"]

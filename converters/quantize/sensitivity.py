@@ -35,7 +35,7 @@ class LayerSensitivity:
     layer_sqnr_db: float  # the layer's own output vs fp32
     output_rel_error: float  # ||y_q - y|| / ||y|| of the model's first output
     output_cosine: float
-    output_top1_agreement: float
+    output_top1_agreement: Optional[float]  # None: the output is not class scores
 
 
 @dataclass
@@ -63,7 +63,8 @@ class SensitivityReport:
         for i, s in enumerate(self.layers, 1):
             rows.append(f"{i:>3}  {s.node[-40:]:<40} {s.op_type:<8} {s.layer_sqnr_db:>8.1f} "
                         f"{s.output_rel_error:>11.4f} {s.output_cosine:>8.4f} "
-                        f"{s.output_top1_agreement:>7.1%}")
+                        + (f"{s.output_top1_agreement:>7.1%}"
+                           if s.output_top1_agreement is not None else f"{'–':>7}"))
         return "\n".join(rows)
 
 
@@ -129,7 +130,7 @@ def layer_sensitivity(
             node=node.name, op_type=node.op_type,
             layer_sqnr_db=round(_sqnr(ref[node.output[0]], got[node.output[0]]), 2),
             output_rel_error=round(rel, 6), output_cosine=round(agree.cosine_mean, 6),
-            output_top1_agreement=round(agree.top1, 6)))
+            output_top1_agreement=round(agree.top1, 6) if agree.top1 is not None else None))
         one.unlink(missing_ok=True)
     layers.sort(key=lambda s: (-s.output_rel_error, s.layer_sqnr_db))
     return SensitivityReport(layers, len(next(iter(feeds.values()))), final,

@@ -29,6 +29,29 @@ def compress(
     max_memory_mb: o.MaxMemory = None,
     max_size_mb: o.MaxSize = None,
     max_accuracy_drop: o.MaxAccuracyDrop = None,
+    min_snr_db: Annotated[Optional[str], typer.Option(
+        "--min-snr-db", help="Outputs that are not class scores: least SNR (dB) vs the original "
+        "(default 20: error RMS at most 10 % of the output's).")] = None,
+    max_rel_error: Annotated[Optional[str], typer.Option(
+        "--max-rel-error", help="Outputs that are not class scores: most ||cand-ref||/||ref||.")
+    ] = None,
+    min_cosine: Annotated[Optional[str], typer.Option(
+        "--min-cosine", help="Outputs that are not class scores: least mean cosine.")] = None,
+    task: Annotated[Optional[str], typer.Option(
+        "--task", help="classification|regression|embedding|detection (default: inferred from "
+        "the output shape and the manifest, and said so).")] = None,
+    metric: Annotated[Optional[str], typer.Option(
+        "--metric", help="Fidelity metric: top1_drop, estimated_drop, agreement_drop, snr_db, "
+        "rel_error or cosine (default: top1_drop with labels, estimated_drop without, snr_db "
+        "for other outputs).")] = None,
+    time_budget: Annotated[Optional[float], typer.Option(
+        "--time-budget", help="Seconds for the whole search; later candidates are skipped.")
+    ] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(
+        "--cache-dir", help="Built-candidate cache (default ~/.cache/edgeship/candidates, or "
+        "$EDGESHIP_CACHE_DIR/candidates).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Build every candidate afresh.")
+    ] = False,
     percentile: o.Percentile = "50",
     threads: o.Threads = None,
     recipes: Annotated[Optional[Path], typer.Option(
@@ -50,6 +73,8 @@ def compress(
 ) -> None:
     """Compress MODEL for a device: try candidates, keep the Pareto front, pick the best that
     fits every budget (exit 1 when none does, naming the budgets missed)."""
+    import dataclasses
+
     o.trust_model_code(trust_model_code)
     import json
 
@@ -60,14 +85,18 @@ def compress(
 
     profile = load_profile(device)
     defaults = {"max_accuracy_drop": DEFAULT_MAX_ACCURACY_DROP} | profile.default_budget_dict()
-    budget = o.make_budget(max_latency_ms, max_memory_mb, max_size_mb, max_accuracy_drop,
-                           percentile, defaults)
+    budget = dataclasses.replace(
+        o.make_budget(max_latency_ms, max_memory_mb, max_size_mb, max_accuracy_drop, percentile,
+                      defaults),
+        min_snr_db=min_snr_db, max_rel_error=max_rel_error, min_cosine=min_cosine)
     out = output if output is not None else Path(f"{model.stem}-{profile.name}")
     _warn_missing_tools(model, profile, err_console)
     result = run_compress(model, str(device), target=target, data=data, train_data=train_data,
                           budget=budget, prefer=prefer, threads=threads, recipes=recipes,
                           output=out, force=force, runs=runs, warmup=warmup,
-                          min_seconds=min_seconds, progress=True)
+                          min_seconds=min_seconds, progress=True, task=task, metric=metric,
+                          time_budget=time_budget,
+                          cache=False if no_cache else cache_dir)
     print_outcome(result, err_console, wide=wide)
     if json_out:
         typer.echo(json.dumps(result.summary))
@@ -103,9 +132,12 @@ def _warn_missing_tools(model: Path, profile: Any, console: Any) -> None:
 COLUMNS = (
     ("mark", "", 0, "left"), ("name", "candidate", 0, "left"), ("latency", "{p} ms", 1, "right"),
     ("drop", "drop", 1, "right"), ("accuracy", "acc %", 2, "right"), ("size", "KB", 3, "right"),
-    ("memory", "MB", 4, "right"), ("runs_on", "runs on", 5, "left"), ("p99", "p99 ms", 6, "right"),
+    ("fidelity", "fidelity", 2, "right"), ("memory", "MB", 4, "right"),
+    ("runs_on", "runs on", 5, "left"), ("p99", "p99 ms", 6, "right"),
+    ("timings", "build/eval/bench s", 7, "right"),
 )
-LEGEND = "★ pick  ◆ Pareto front  ✓ fits  ✗ misses a budget  ! failed  – skipped"
+LEGEND = ("★ pick  ◆ Pareto front  ✓ fits  ✗ misses a budget  ! failed  – skipped  "
+          "fidelity: est = estimated (no labels), SNR/rel/cos = output error")
 
 
 def _mark(c: Any, pick: Any) -> str:
@@ -119,7 +151,9 @@ def _cells(c: Any, result: Any) -> dict[str, str]:
         "mark": _mark(c, result.pick), "name": c.name,
         "runs_on": c.recipe.runs_on + (f" {c.recipe.precision}" if c.recipe.precision else ""),
         "size": f"{bench.model['size_bytes'] / 1e3:.1f}" if bench else "",
-        "accuracy": f"{ev.accuracy:.2f}" if ev else "", "drop": f"{ev.drop:+.2f}" if ev else "",
+        "accuracy": f"{ev.accuracy:.2f}" if ev and ev.accuracy is not None else "",
+        "drop": f"{ev.drop:+.2f}" if ev and ev.drop is not None else "",
+        "fidelity": _fidelity_cell(c), "timings": _timings_cell(c),
         "latency": _ms(bench.latency(p)) if bench else "",
         "p99": _ms(bench.latency_ms.p99) if bench else "",
         "memory": f"{bench.memory.get('peak_rss_mb'):.0f}" if bench else "",
@@ -164,14 +198,48 @@ def versus_original(result: Any) -> Optional[str]:
     if pick is base:
         return f"the pick is the original itself ({name}): no compressed candidate beat it"
     speed = (f"{before / after:.3g}× faster" if after <= before else f"{after / before:.3g}× slower")
+    if ev.accuracy is not None and ev.baseline is not None and ev.drop is not None:
+        cost = f"accuracy {ev.accuracy:.2f} % vs {ev.baseline:.2f} % ({ev.drop:+.2f} pt drop)"
+    else:  # no labels, or not class scores: the judge's own figure, named
+        f = ev.fidelity
+        cost = f"{f.label} {_fidelity_value(f)}"
     return (f"{speed} than the original ({name}: {p} {_ms(before)} → {_ms(after)} ms), "
-            f"{size[1] / size[0]:.0%} of its size, accuracy {ev.accuracy:.2f} % vs "
-            f"{ev.baseline:.2f} % ({ev.drop:+.2f} pt drop)")
+            f"{size[1] / size[0]:.0%} of its size, {cost}")
+
+
+_TAGS = {"estimated_drop": "est ", "agreement_drop": "disagree ", "snr_db": "SNR ",
+         "rel_error": "rel ", "cosine": "cos "}
+
+
+def _fidelity_cell(c: Any) -> str:
+    """The metric that decided the candidate's fidelity: ``est 0.51 pt`` (no labels),
+    ``0.20 pt`` (labelled), ``SNR 31.2 dB``."""
+    if c.evaluation is None:
+        return ""
+    f = c.evaluation.fidelity
+    return _TAGS.get(f.metric, "") + _fidelity_value(f)
+
+
+def _fidelity_value(f: Any) -> str:
+    value = f"{f.value:+.2f}" if f.unit == "pt" else f"{f.value:.3g}"
+    return f"{value}{' ' + f.unit if f.unit else ''}"
+
+
+def _timings_cell(c: Any) -> str:
+    t = c.timings()
+    if t["build_s"] is None:
+        return ""
+    build = "cached" if t["cached_build"] else f"{t['build_s']:.0f}"
+    return f"{build}/{t['evaluate_s']:.0f}/{t['measure_s']:.0f}"
 
 
 def print_outcome(result: Any, console: Any, wide: bool = False) -> None:
     from edgeship.cli.render import print_table
 
+    judge = result.summary.get("fidelity_judge") or {}
+    if judge:
+        console.print(f"fidelity judge: {judge['task']}, {judge['metric']} ({judge['reason']})",
+                      highlight=False, soft_wrap=True)
     print_table(candidate_table(result, wide=wide), wide)
     for c in result.candidates:
         if not c.fits:
