@@ -35,9 +35,13 @@ def _quantization() -> Any:
 def preprocess(src: Path, dst: Path) -> Path:
     """onnxruntime's quant_pre_process (shape inference + graph optimisation), which lets the
     quantizer fold and fuse more; a model it cannot handle is quantized as it is, with a warning."""
+    from edgeship.workdir import private_cwd
+
     q = _quantization()
     try:
-        q.quant_pre_process(str(src), str(dst))
+        # its shape inference leaves sym_shape_infer_temp.onnx and <uuid>.data in the cwd
+        with private_cwd():
+            q.quant_pre_process(str(Path(src).resolve()), str(Path(dst).resolve()))
         return dst
     except Exception as exc:
         warn(f"onnxruntime's quant_pre_process failed ({' '.join(str(exc).split())[:120]}); "
