@@ -216,14 +216,13 @@ def measure(
     sources = {name: f"samples:{data_name}" if name in given else
                fills[name].flag(name) if name in fills else f"random(seed={seed})" for name in feeds}
     made_up = [name for name in feeds if sources[name].startswith("random")]
-    call = session.prepare(feeds)
-
-    t0 = time.perf_counter_ns()
     try:
+        call = session.prepare(feeds)
+        t0 = time.perf_counter_ns()
         call()
+        first_ns = time.perf_counter_ns() - t0
     except Exception as exc:  # a backend's own error: say which inputs were made up
         raise inference_failed(exc, path.name, session.inputs, made_up) from None
-    first_ns = time.perf_counter_ns() - t0
 
     warmup_runs = _settle(call, warmup)
 

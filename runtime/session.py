@@ -139,7 +139,8 @@ class Session:
                     f"{format_shape(spec.shape)}",
                     "reshape the data to match (dynamic dimensions are shown as '?')",
                 )
-            checked[name] = np.ascontiguousarray(arr)
+            # (np.ascontiguousarray would turn a rank-0 sample rate into shape (1,))
+            checked[name] = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
         return checked
 
 
