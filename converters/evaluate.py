@@ -295,7 +295,8 @@ def agreement(original: ModelLike, candidate: ModelLike, x: Inputs, **kwargs: An
 _CONV_OPS = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3)}
 _MATMUL_OPS = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3), "Gemm": (0, 1)}
 # compute-heavy ops this counter does not model: reported in GraphCost.uncounted
-_UNMODELLED = {"Einsum", "LSTM", "GRU", "RNN", "Attention", "MultiHeadAttention"}
+_UNMODELLED = {"Einsum", "LSTM", "GRU", "RNN", "Attention", "MultiHeadAttention",
+               "If", "Loop", "Scan"}  # control flow: the subgraphs inside are not counted
 _INDEX_DTYPES = {7, 9}  # TensorProto.INT64, BOOL: shapes, axes, masks, not weights
 
 

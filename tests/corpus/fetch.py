@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CACHE_ENV = "EDGESHIP_CORPUS"
-DEFAULT_CACHE = Path("~/.cache/edgeship-corpus")
+# expanded once, at import: tests that point HOME at a scratch client home still find the cache
+DEFAULT_CACHE = Path("~/.cache/edgeship-corpus").expanduser()
 
 
 @dataclass(frozen=True)
