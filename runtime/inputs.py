@@ -257,9 +257,11 @@ def load_samples(
 
     Per array, by its rank against the input's: one more axis is a stack of whole model inputs
     (sample ``index`` is taken); the same rank is samples along the model's first axis (a batch
-    of one, or of the model's fixed first dimension, is cut at ``index``); a rank-0 input takes
-    a rank-0 array as it is (a sample rate); one axis less is a single sample without its batch
-    axis.  With ``partial``, inputs the file does not hold are left out (the caller fills them).
+    of one, or of the model's fixed first dimension, is cut at ``index``), except an array that
+    is exactly the input of a model whose first axis is fixed (a state ``(2, batch, 64)``),
+    which every sample shares; a rank-0 input takes a rank-0 array as it is (a sample rate);
+    one axis less is a single sample without its batch axis.  With ``partial``, inputs the
+    file does not hold are left out (the caller fills them).
     """
     path = Path(path)
     arrays = read_npz(path)
@@ -286,6 +288,9 @@ def _sample(arr: np.ndarray, spec: TensorSpec, index: int, path: Path) -> np.nda
             raise ConfigError(f"'{path}' has no sample {index} for '{spec.name}'",
                               "pass a file with at least one sample")
         arr = arr[index]
+    elif arr.ndim == rank and rank > 0 and _is_static(spec.shape[0]) and \
+            shape_fits(spec.shape, arr.shape):
+        pass  # the whole input of a model whose first axis is no batch (a state (2, B, 64))
     elif arr.ndim == rank and rank > 0:
         batch = spec.shape[0] if _is_static(spec.shape[0]) and spec.shape[0] else 1
         arr = arr[index * batch:(index + 1) * batch]  # type: ignore[operator]

@@ -3,7 +3,8 @@
 Three sources, one object (NNCF's ``Dataset(source, transform)`` idea):
 
 - ``Dataset("test.npz")``: array ``x`` of model-ready inputs (samples along axis 0) and an
-  optional ``y`` of integer labels, or one array per model input name (plus ``y``).
+  optional ``y`` of integer labels, or one array per model input name (plus ``y``); a rank-0
+  array (a sample rate) is one value shared by every sample, and a batch keeps it rank 0.
 - ``Dataset("images/")``: image files (PNG/PGM/PPM always, JPEG and others with Pillow) and an
   optional ``labels.csv`` or ``labels.txt`` of ``filename,label`` lines (a ``filename,label``
   header is allowed; labels are class indices or class names).  Images are turned into inputs

@@ -206,3 +206,13 @@ def test_bench_refuses_an_output_that_is_its_input(tmp_path: Path) -> None:
                         cwd=tmp_path)
         assert proc.returncode == 2 and "is the input file" in proc.stderr, proc.stderr
     assert sha256_file(model) == before and sorted(os.listdir(tmp_path)) == ["model.onnx"]
+
+
+def test_a_fixed_batch_of_one_is_fed_one_sample_of_a_larger_data_file(tmp_path: Path) -> None:
+    data = tmp_path / "faces.npz"
+    np.savez(data, x=np.random.default_rng(0).random((8, 128, 128, 3), dtype=np.float32))
+    proc = edgeship("bench", str(corpus_model("blazeface_short_range")), "--json", *FAST,
+                    "--data", str(data))
+    assert proc.returncode == 0, proc.stderr
+    (fed,) = json.loads(proc.stdout)["inputs"]
+    assert fed["shape"] == [1, 128, 128, 3] and fed["source"] == "samples:faces.npz"
