@@ -16,7 +16,6 @@ The cache is ``$EDGESHIP_CORPUS``, default ``~/.cache/edgeship-corpus``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import subprocess
@@ -25,6 +24,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from edgeship.runtime.bench import sha256_file
 
 CACHE_ENV = "EDGESHIP_CORPUS"
 # expanded once, at import: tests that point HOME at a scratch client home still find the cache
@@ -132,14 +133,6 @@ def cache_dir() -> Path:
 def model_path(name: str) -> Path:
     """Where model ``name`` lies in the cache once fetched (whether or not it is there yet)."""
     return cache_dir() / "models" / name / MODELS[name].filename
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _cached(name: str) -> bool:
