@@ -216,3 +216,13 @@ def test_a_fixed_batch_of_one_is_fed_one_sample_of_a_larger_data_file(tmp_path: 
     assert proc.returncode == 0, proc.stderr
     (fed,) = json.loads(proc.stdout)["inputs"]
     assert fed["shape"] == [1, 128, 128, 3] and fed["source"] == "samples:faces.npz"
+
+
+@pytest.mark.parametrize("model", ["ppocr_v4_det", "oww_melspectrogram_tflite"])
+def test_runtime_load_checks_input_shapes_against_the_model(model: str) -> None:
+    from edgeship.runtime import ConfigError, load
+
+    with pytest.raises(ConfigError, match="names 'img', which is not an input of the model"):
+        load(corpus_model(model), input_shapes={"img": (1, 3, 64, 64)})
+    with pytest.raises(ConfigError, match="does not fit the model's"):
+        load(corpus_model(model), input_shapes={load(corpus_model(model)).inputs[0].name: (1,)})

@@ -82,6 +82,12 @@ class OnnxRuntimeSession(Session):
         active = self._sess.get_providers()
         self.inputs = [_spec(i) for i in self._sess.get_inputs()]
         self.outputs = [_spec(o) for o in self._sess.get_outputs()]
+        if self._input_shapes:  # onnxruntime takes any size at run time: check them here
+            from edgeship.runtime.inputs import check_input_names, resolve_shapes
+
+            check_input_names(self.inputs, self._input_shapes, "--input-shape")
+            resolve_shapes([i for i in self.inputs if i.name in self._input_shapes],
+                           self._input_shapes)
         self._output_names = [o.name for o in self.outputs]
         self.info = BackendInfo(
             backend="onnxruntime",
