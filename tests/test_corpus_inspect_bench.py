@@ -227,22 +227,3 @@ def test_runtime_load_checks_input_shapes_against_the_model(model: str) -> None:
     with pytest.raises(ConfigError, match="does not fit the model's"):
         load(corpus_model(model), input_shapes={load(corpus_model(model)).inputs[0].name: (1,)})
 
-
-@pytest.mark.parametrize("model", ["ppocr_v4_det", "ppocr_v3_det"])
-@pytest.mark.parametrize("width, height", [(640, 320), (480, 224)])
-def test_text_detectors_find_rendered_text_at_any_height_and_width(model, width, height) -> None:
-    """Real pixels through the runtime at two sizes: the DB detectors' probability map has the
-    input's height and width, lights up on the words and stays dark elsewhere."""
-    from edgeship.runtime import load
-    from PIL import Image, ImageDraw, ImageFont
-
-    img = Image.new("RGB", (width, height), "white")
-    draw, font = ImageDraw.Draw(img), ImageFont.load_default(size=48)
-    draw.text((40, height // 2 - 30), "EDGESHIP 2026", fill="black", font=font)
-    left, top, right, bottom = draw.textbbox((40, height // 2 - 30), "EDGESHIP 2026", font=font)
-    x = ((np.asarray(img, np.float32) / 255 - 0.5) / 0.5).transpose(2, 0, 1)[None]
-    session = load(corpus_model(model), threads=1)
-    prob = session.run({"x": x})[session.outputs[0].name][0, 0]
-    assert prob.shape == (height, width)
-    assert prob[top:bottom, left:right].mean() > 0.2
-    assert prob[: top - 10].max() < 0.05 and prob[bottom + 10:].max() < 0.05
