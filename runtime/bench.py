@@ -221,6 +221,8 @@ def measure(
         t0 = time.perf_counter_ns()
         call()
         first_ns = time.perf_counter_ns() - t0
+    except MemoryError:
+        raise
     except Exception as exc:  # a backend's own error: say which inputs were made up
         raise inference_failed(exc, path.name, session.inputs, made_up) from None
 

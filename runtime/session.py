@@ -78,6 +78,8 @@ class Session:
         checked = self.check_feeds(feeds)
         try:
             return self._run(checked)
+        except MemoryError:
+            raise
         except Exception as exc:
             raise inference_failed(exc, self.path.name, self.inputs, []) from None
 
