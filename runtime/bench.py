@@ -176,7 +176,12 @@ def measure(
     coverage: bool = True,
     fills: Optional[dict[str, InputFill]] = None,
 ) -> BenchmarkResult:
-    """Measure ``model`` in this process.  Use the agent (a fresh process) for real numbers."""
+    """Measure ``model`` in this process.  Use the agent (a fresh process) for real numbers.
+
+    Inputs: the arrays of ``data`` (an .npz, see ``inputs.load_samples``) where it has them;
+    the others made up at ``input_shapes``, as ``fills`` says (a value or range) or random.
+    The node-coverage pass runs on the same inputs.
+    """
     from edgeship.runtime import load, parse_backend, sysinfo
     from edgeship.runtime.backends import import_backend
     from edgeship.runtime.formats import format_for_path

@@ -78,6 +78,9 @@ class TFLiteSession(Session):
         self.outputs = [_spec(d) for d in out_details]
         self._in_index = {d["name"]: d["index"] for d in in_details}
         self._out_index = [d["index"] for d in out_details]
+        # the allocated input shapes, so a run at the same shapes asks the interpreter nothing
+        self._shapes = {d["name"]: tuple(int(x) for x in d["shape"]) for d in in_details} \
+            if self._allocated else {}
         top = module.__name__.split(".")[0]
         version = getattr(module, "__version__", None) or _dist_version(top)
         self.info = BackendInfo(
@@ -126,11 +129,8 @@ class TFLiteSession(Session):
 
     def _fit_shapes(self, feeds: dict[str, np.ndarray]) -> None:
         """Resize dynamic inputs to the feeds' shapes (onnxruntime takes any size; so do we)."""
-        changed = {}
-        for d in self._interp.get_input_details():
-            shape = tuple(feeds[d["name"]].shape)
-            if not self._allocated or tuple(d["shape"]) != shape:
-                changed[d["name"]] = shape
+        changed = {name: tuple(arr.shape) for name, arr in feeds.items()
+                   if self._shapes.get(name) != tuple(arr.shape)}
         if not changed:
             return
         for name, shape in changed.items():
@@ -139,9 +139,10 @@ class TFLiteSession(Session):
             with native_stderr_captured():
                 self._interp.allocate_tensors()
         except Exception as exc:
-            self._allocated = False
+            self._allocated, self._shapes = False, {}
             raise self._allocation_error(exc, changed) from None
         self._allocated = True
+        self._shapes = {name: tuple(arr.shape) for name, arr in feeds.items()}
 
     def _set_inputs(self, feeds: dict[str, np.ndarray]) -> None:
         self._fit_shapes(feeds)
