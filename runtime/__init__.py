@@ -21,9 +21,11 @@ from edgeship.runtime.errors import (
     ModelError,
     UnsupportedError,
 )
-from edgeship.runtime.formats import BACKENDS, FORMATS, format_for_path
+from edgeship.runtime.formats import BACKENDS, FORMATS, format_for_path, quiet_backends
 from edgeship.runtime.preprocess import read_manifest
 from edgeship.runtime.session import BackendInfo, Session, TensorSpec
+
+quiet_backends()  # none of the imports above loads a backend; anything later may
 
 
 def parse_backend(value: str) -> tuple[str, Optional[str]]:

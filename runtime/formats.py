@@ -23,6 +23,9 @@ class Backend:
     # Modules kept from importing alongside it: usage telemetry that phones home from a forked
     # process (no network on devices, and a fork next to other threads can deadlock).
     blocked: tuple[str, ...] = ()
+    # Environment set (unless the user set it) before it can be imported: telemetry switches
+    # (onnxruntime's writes a session file, .ses, into $TMPDIR on import).
+    environment: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ BACKENDS: dict[str, Backend] = {
         ("onnxruntime",),
         "onnxruntime",
         "edgeship.runtime.backends.onnxruntime_backend:OnnxRuntimeSession",
+        environment=(("ORT_DISABLE_TELEMETRY", "1"),),
     ),
     "openvino": Backend(
         "openvino",
@@ -106,3 +110,13 @@ def get_backend(name: str) -> Backend:
         raise ConfigError(
             f"unknown backend '{name}'", f"use one of: {', '.join(BACKENDS)}"
         ) from None
+
+
+def quiet_backends() -> None:
+    """Apply every backend's ``environment`` to this process (before any backend is imported:
+    edgeship.runtime calls it on import, and every edgeship module imports edgeship.runtime)."""
+    import os
+
+    for backend in BACKENDS.values():
+        for key, value in backend.environment:
+            os.environ.setdefault(key, value)

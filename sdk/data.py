@@ -3,7 +3,8 @@
 Three sources, one object (NNCF's ``Dataset(source, transform)`` idea):
 
 - ``Dataset("test.npz")``: array ``x`` of model-ready inputs (samples along axis 0) and an
-  optional ``y`` of integer labels, or one array per model input name (plus ``y``).
+  optional ``y`` of integer labels, or one array per model input name (plus ``y``); a rank-0
+  array (a sample rate) is one value shared by every sample, and a batch keeps it rank 0.
 - ``Dataset("images/")``: image files (PNG/PGM/PPM always, JPEG and others with Pillow) and an
   optional ``labels.csv`` or ``labels.txt`` of ``filename,label`` lines (a ``filename,label``
   header is allowed; labels are class indices or class names).  Images are turned into inputs
@@ -69,6 +70,7 @@ class Dataset:
         self.classes = list(classes) if classes is not None else None
         self.specs: Optional[list[TensorSpec]] = None  # set by for_model
         self._arrays: Optional[Feeds] = None
+        self._shared: Feeds = {}  # rank-0 arrays of an .npz: one value for every sample
         self._labels_in_samples = False  # labels come out of the transform (iterables)
         if isinstance(source, (str, Path)):
             path = Path(source)
@@ -94,10 +96,14 @@ class Dataset:
     def _npz_items(self, path: Path) -> list[_Item]:
         arrays = read_npz(path)
         labels = arrays.pop("y", None)
+        self._shared = {k: v for k, v in arrays.items() if v.ndim == 0}  # e.g. a sample rate
+        arrays = {k: v for k, v in arrays.items() if v.ndim > 0}
+        if self._shared and not arrays:
+            arrays, self._shared = self._shared, {}  # only scalars: then they are one sample each
         if not arrays:
             raise ConfigError(f"'{path}' has no input arrays (at most labels 'y')",
                               "store inputs as 'x' or under the model's input names")
-        counts = {k: len(v) if v.ndim else 0 for k, v in arrays.items()}
+        counts = {k: len(v) if v.ndim else 1 for k, v in arrays.items()}
         if labels is not None:
             counts["y"] = len(labels) if labels.ndim else 0
         if len(set(counts.values())) != 1:
@@ -135,7 +141,8 @@ class Dataset:
         """One sample: its inputs as a dict of arrays (no batch axis), and its label."""
         label = item.label
         if self._arrays is not None:
-            value: Any = {k: v[item.inputs] for k, v in self._arrays.items()}
+            value: Any = {k: v[item.inputs] if v.ndim else v for k, v in self._arrays.items()}
+            value.update(self._shared)
         else:
             value = item.inputs if self.transform is None else self.transform(item.inputs)
             if isinstance(value, tuple) and len(value) == 2 and _is_label(value[1]):
@@ -194,14 +201,17 @@ class Dataset:
             feeds.append(sample)
             labels.append(label)
             if len(feeds) == batch_size:
-                yield _stack(feeds, labels)
+                yield _stack(feeds, labels, self.specs)
                 feeds, labels = [], []
         if feeds:
-            yield _stack(feeds, labels)
+            yield _stack(feeds, labels, self.specs)
 
     def arrays(self) -> tuple[Feeds, Optional[np.ndarray]]:
         """Every sample stacked into one batch per input, and the labels."""
-        return _stack(*zip(*self)) if len(self) else ({}, None)  # type: ignore[arg-type]
+        if not len(self):
+            return {}, None
+        feeds, labels = zip(*self)
+        return _stack(feeds, labels, self.specs)
 
     def for_model(self, model: Any) -> Dataset:
         """Bind to a model (a runtime Session or a list of TensorSpec): check every input's shape
@@ -259,7 +269,7 @@ class Dataset:
 
 
 def _check_sample(arr: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
-    want = spec.shape[1:]
+    want = spec.shape[1:]  # a rank-0 input (a sample rate) has no batch axis: () either way
     if arr.ndim == len(spec.shape) and arr.shape[:1] == (1,):
         arr = arr[0]  # a sample that kept a batch axis of one
     if arr.ndim != len(want) or any(
@@ -285,11 +295,23 @@ def _check_sample(arr: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
     return arr
 
 
-def _stack(feeds: Iterable[Feeds], labels: Iterable[Optional[int]]) -> tuple[Feeds, Optional[np.ndarray]]:
+def _stack(feeds: Iterable[Feeds], labels: Iterable[Optional[int]],
+           specs: Optional[list[TensorSpec]] = None) -> tuple[Feeds, Optional[np.ndarray]]:
     feeds, labels = list(feeds), list(labels)
-    batch = {name: np.stack([f[name] for f in feeds]) for name in feeds[0]}
+    scalar = {s.name for s in specs or [] if not s.shape}
+    batch = {name: _one_value([f[name] for f in feeds], name) if name in scalar
+             else np.stack([f[name] for f in feeds]) for name in feeds[0]}
     known = None if any(v is None for v in labels) else np.asarray(labels, np.int64)
     return batch, known
+
+
+def _one_value(values: list[np.ndarray], name: str) -> np.ndarray:
+    """A rank-0 input has no batch axis: a batch carries one value for all its samples."""
+    if any(not np.array_equal(v, values[0]) for v in values[1:]):
+        raise ConfigError(f"input '{name}' is a scalar (no batch axis) but the samples give it "
+                          "different values", "give it one value for all samples (a rank-0 "
+                          "array in the .npz), or use batches of 1")
+    return values[0]
 
 
 def _is_int(value: Any) -> bool:

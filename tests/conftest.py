@@ -24,4 +24,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.netdevice",
     "tests.fixtures.arm64",
     "tests.fixtures.fuzzing",
+    "tests.fixtures.corpus",
 ]

@@ -195,7 +195,8 @@ def test_export_without_litert_torch_exits_4_naming_the_package(tmp_path: Path) 
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 4, out.stderr
     error = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert len(error) == 1 and "pip install litert-torch" in error[0]
+    assert len(error) == 1 and "litert-torch" in error[0]
+    assert "Fix: run: edgeship tools install converters" in error[0]
     assert not (tmp_path / "digits.tflite").exists()
 
 

@@ -76,7 +76,18 @@ class OpenVINOSession(Session):
                 "check the .xml and its .bin are complete and belong together",
             ) from None
         if input_shapes:
-            model.reshape({k: list(v) for k, v in input_shapes.items()})
+            from edgeship.runtime.inputs import check_input_names, resolve_shapes
+
+            specs = [_spec(p) for p in model.inputs]
+            check_input_names(specs, input_shapes, "--input-shape")
+            resolve_shapes([s for s in specs if s.name in input_shapes], input_shapes)  # must fit
+            try:
+                model.reshape({k: list(v) for k, v in input_shapes.items()})
+            except Exception as exc:
+                raise ConfigError(
+                    f"OpenVINO cannot reshape '{self.path.name}' to the --input-shape given: "
+                    f"{first_line(exc)}", "give sizes the model's layers accept",
+                ) from None
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
@@ -127,8 +138,9 @@ class OpenVINOSession(Session):
             self._request.set_tensor(name, self._ov.Tensor(arr))
         return self._request.infer
 
-    def node_coverage(self) -> Optional[dict[str, Any]]:
-        """Runtime precision of each executed layer, from the compiled (runtime) model."""
+    def node_coverage(self, feeds: Any = None) -> Optional[dict[str, Any]]:
+        """Runtime precision of each executed layer, from the compiled (runtime) model (the
+        same for any inputs: ``feeds`` is not needed)."""
         precisions: Counter[str] = Counter()
         for op in self._compiled.get_runtime_model().get_ordered_ops():
             info = op.get_rt_info()
