@@ -23,6 +23,9 @@ class Backend:
     # Modules kept from importing alongside it: usage telemetry that phones home from a forked
     # process (no network on devices, and a fork next to other threads can deadlock).
     blocked: tuple[str, ...] = ()
+    # Environment set before it is imported, for the same reason: files it would leave behind
+    # (onnxruntime's telemetry writes ~/.cache/Microsoft/... on every import).
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,18 @@ class Format:
     exporter: str = ""  # "module:function" that writes this format (converters/export/)
 
 
+def quiet_env() -> dict[str, str]:
+    """Every backend's ``env``: what a process that may import any of them should carry."""
+    return {k: v for backend in BACKENDS.values() for k, v in backend.env}
+
+
 BACKENDS: dict[str, Backend] = {
     "onnxruntime": Backend(
         "onnxruntime",
         ("onnxruntime",),
         "onnxruntime",
         "edgeship.runtime.backends.onnxruntime_backend:OnnxRuntimeSession",
+        env=(("ORT_DISABLE_TELEMETRY", "1"),),
     ),
     "openvino": Backend(
         "openvino",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +17,8 @@ from edgeship.runtime.session import Session
 def import_backend(name: str) -> ModuleType:
     """Import the first available module of backend ``name`` or say what to pip install."""
     backend = get_backend(name)
+    for key, value in backend.env:
+        os.environ.setdefault(key, value)
     for blocked in backend.blocked:
         if backend.modules[0] not in sys.modules:  # too late once the backend is imported
             sys.modules.setdefault(blocked, None)  # type: ignore[arg-type]
