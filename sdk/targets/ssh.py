@@ -391,8 +391,10 @@ class SSHTarget(Target):
         from edgeship.runtime.formats import BACKENDS
 
         table = {name: list(b.modules) for name, b in BACKENDS.items()}
+        blocked = sorted({m for b in BACKENDS.values() for m in b.blocked})
         return self.python_json("probe", Path(sysinfo.__file__).read_text(), json.dumps(table),
-                                json.dumps(MIN_DEVICE_PYTHON), what="the device probe")
+                                json.dumps(MIN_DEVICE_PYTHON), json.dumps(blocked),
+                                what="the device probe")
 
     def stage(self, model: Path) -> tuple[str, list[str], dict[str, str]]:
         """Deploy ``model`` and the runtime (cached by hash) and say how to run the agent."""
