@@ -263,8 +263,9 @@ def test_an_interrupted_fleet_prints_the_hosts_that_finished(
 
 
 # -- interrupted provisioning --------------------------------------------------------------
-def _pip_temps(user: DeviceUser) -> list[str]:
-    return sorted(p for p in _leftovers(user) if p.startswith("/tmp/"))
+def _new_temps(user: DeviceUser, before: set[str]) -> list[str]:
+    """The user's new entries in /tmp (uids are reused: older ones may be another test's)."""
+    return sorted(p for p in _leftovers(user) - before if p.startswith("/tmp/"))
 
 
 @pytest.mark.slow
@@ -272,6 +273,7 @@ def _pip_temps(user: DeviceUser) -> list[str]:
 def test_ctrl_c_during_provisioning_leaves_no_venv_and_provisioning_again_completes(
     device: PlainDevice, bundled_onnx: Path
 ) -> None:
+    before = _leftovers(device.user)
     proc = subprocess.Popen(cli_argv("provision", "--target", device.alias),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=device.env())
@@ -287,7 +289,7 @@ def test_ctrl_c_during_provisioning_leaves_no_venv_and_provisioning_again_comple
     cache = device.user.cache
     assert not (cache / "venv").exists()
     assert list(cache.glob("venv*")) == []  # nor the half-built one
-    wait_until(lambda: not _pip_temps(device.user), "pip's temporary files removed", timeout=20)
+    assert _new_temps(device.user, before) == []  # pip's temporary files went with it
 
     # a later run is not sent to a half-made venv
     bench = subprocess.run(cli_argv("bench", str(bundled_onnx), "--target", device.alias,
@@ -306,4 +308,4 @@ def test_ctrl_c_during_provisioning_leaves_no_venv_and_provisioning_again_comple
     for script in scripts:
         first = script.read_text().splitlines()[0]
         assert "edgeship-tmp" not in first and (str(venv) in first or "python" in first)
-    assert list(cache.glob("venv.*")) == [] and _pip_temps(device.user) == []
+    assert list(cache.glob("venv.*")) == [] and _new_temps(device.user, before) == []
