@@ -66,7 +66,7 @@ def backends(table, blocked=()):
     import importlib
 
     for name in blocked:
-        sys.modules.setdefault(name, None)
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     found = {}
     for name, modules in table.items():
         for module in modules:
