@@ -25,7 +25,7 @@ from edgeship.bench import benchmark
 from edgeship.errors import ConnectionFailed
 from edgeship.targets.ssh import SSHTarget
 
-from tests.fixtures.netdevice import NetNamespace, sh
+from tests.fixtures.netdevice import NetNamespace, constrained_device, sh
 from tests.fixtures.onnx_graphs import linear_model
 from tests.fixtures.sshd import (
     DeviceUser,
@@ -140,6 +140,22 @@ def test_a_silently_dropped_link_stops_the_measurement_on_the_device(
         assert f"the connection to {dev.alias}" in str(err.value)
         assert err.value.exit_code == 3
         wait_until(lambda: not dev.agents(), "the watchdog to stop the cut-off agent", timeout=30)
+
+
+@pytest.mark.timeout(180)
+def test_a_slow_upload_is_not_mistaken_for_a_dead_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A guard for the keepalives that need replies: with 1 s x 2 a 3 MB upload over a
+    2 Mbit/s link (about 12 s) completes; replies queue behind upload data there, and any
+    packet from the server counts as a sign of life (as in OpenSSH)."""
+    big = linear_model(tmp_path / "big.onnx", features=768, classes=1024)  # 3 MB
+    with constrained_device(rate_mbit=2, alias="edge-slow-link") as dev:
+        fast_keepalives(dev.home)
+        monkeypatch.setenv("HOME", str(dev.home))
+        monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+        report = edgeship.deploy(big, dev.alias)
+        assert "big.onnx" in report.files_sent and report.bytes_sent > 3_000_000
 
 
 # -- messages ------------------------------------------------------------------------------
