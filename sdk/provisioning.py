@@ -309,9 +309,11 @@ def _install(target: Target, facts: DeviceFacts, wheels: Sequence[Path],
         _checked(target, [facts.executable, "-c", _FINISH_VENV, building, venv],
                  "move the new venv into place")
     except BaseException:
-        # the watchdog has stopped pip (its session ended); remove the half-built venv
+        # pip's watchdog is ending it (SIGTERM, then SIGKILL 2 s later) and a dying pip may
+        # still create directories: remove the half-built venv until pip surely is gone
         with contextlib.suppress(Exception):
-            target.run(["rm", "-rf", "--", building], timeout=60)
+            target.run(["sh", "-c", 'for t in 1 2 0; do rm -rf -- "$1"; sleep $t; done', "sh",
+                        building], timeout=60)
         raise
 
 
