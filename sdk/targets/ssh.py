@@ -141,12 +141,13 @@ class SSHTarget(Target):
 
     @property
     def heartbeat_limit(self) -> float:
-        """Seconds the device waits without hearing from us before it stops a command."""
+        """Seconds the device waits without hearing from us before it stops a command, and
+        that a transfer waits without hearing from the device."""
         return self.host.keepalive * (self.host.keepalive_count + 1)
 
     def _dropped(self, doing: str, exc: Optional[BaseException]) -> ConnectionFailed:
         lost = self._conn.lost if self._conn is not None else None
-        why = lost or describe_drop(exc, self.host.keepalive * (self.host.keepalive_count + 1))
+        why = lost or describe_drop(exc, self.heartbeat_limit)
         return ConnectionFailed(
             f"the connection to {self.name} ({self.host.address}) dropped while {doing}: {why}",
             "check that the device is powered, on the network and its sshd runs, then retry; "
@@ -292,7 +293,7 @@ class SSHTarget(Target):
         if self._sftp is None:
             self._sftp = conn.transport.open_sftp_client()
             # a dead link during a transfer fails within keepalive * count seconds, not minutes
-            self._sftp.get_channel().settimeout(self.host.keepalive * (self.host.keepalive_count + 1))
+            self._sftp.get_channel().settimeout(self.heartbeat_limit)
         return self._sftp
 
     def put(self, local: Path, remote: str, progress: Optional[Progress] = None) -> int:
