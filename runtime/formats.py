@@ -23,9 +23,10 @@ class Backend:
     # Modules kept from importing alongside it: usage telemetry that phones home from a forked
     # process (no network on devices, and a fork next to other threads can deadlock).
     blocked: tuple[str, ...] = ()
-    # Environment set (unless the user set it) before it can be imported: telemetry switches
-    # (onnxruntime's writes a session file, .ses, into $TMPDIR on import).
-    environment: tuple[tuple[str, str], ...] = ()
+    # Environment set (unless the user set it) before it is imported, for the same reason:
+    # files it would leave behind (onnxruntime's telemetry writes ~/.cache/Microsoft/... and a
+    # session file, .ses, into $TMPDIR on every import).
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,18 @@ class Format:
     exporter: str = ""  # "module:function" that writes this format (converters/export/)
 
 
+def quiet_env() -> dict[str, str]:
+    """Every backend's ``env``: what a process that may import any of them should carry."""
+    return {k: v for backend in BACKENDS.values() for k, v in backend.env}
+
+
 BACKENDS: dict[str, Backend] = {
     "onnxruntime": Backend(
         "onnxruntime",
         ("onnxruntime",),
         "onnxruntime",
         "edgeship.runtime.backends.onnxruntime_backend:OnnxRuntimeSession",
-        environment=(("ORT_DISABLE_TELEMETRY", "1"),),
+        env=(("ORT_DISABLE_TELEMETRY", "1"),),
     ),
     "openvino": Backend(
         "openvino",
@@ -113,10 +119,9 @@ def get_backend(name: str) -> Backend:
 
 
 def quiet_backends() -> None:
-    """Apply every backend's ``environment`` to this process (before any backend is imported:
+    """Apply every backend's ``env`` to this process (before any backend is imported:
     edgeship.runtime calls it on import, and every edgeship module imports edgeship.runtime)."""
     import os
 
-    for backend in BACKENDS.values():
-        for key, value in backend.environment:
-            os.environ.setdefault(key, value)
+    for key, value in quiet_env().items():
+        os.environ.setdefault(key, value)

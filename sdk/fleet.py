@@ -2,8 +2,9 @@
 
 A bounded thread pool runs one target per worker; a failing host is recorded (its one-line
 error and exit code) and the others go on.  The fleet's exit code is the worst host's.  On
-Ctrl-C every running target is interrupted at its next safe point, cleans up its remote
-temporaries, and the interrupt is re-raised.
+Ctrl-C every running target is interrupted at its next safe point and cleans up its remote
+temporaries; then ``FleetInterrupted`` (a KeyboardInterrupt) carries the partial result, so
+the hosts that finished are still reported.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class FleetResult:
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
 
+    interrupted: bool = False
+
     @property
     def exit_code(self) -> int:
         return max((h.exit_code for h in self.hosts), default=0)
@@ -55,6 +58,7 @@ class FleetResult:
         return {
             "schema": "edgeship.fleet/1",
             **self.extra,
+            "interrupted": self.interrupted,
             "exit_code": self.exit_code,
             "seconds": self.seconds,
             "hosts": [
@@ -64,6 +68,15 @@ class FleetResult:
                 for h in self.hosts
             ],
         }
+
+
+class FleetInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a fleet run; ``result`` holds every host's outcome so far (the hosts that
+    had not finished are recorded as interrupted, exit 130)."""
+
+    def __init__(self, result: FleetResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
 
 
 def unique_targets(targets: Sequence[str]) -> list[str]:
@@ -136,7 +149,11 @@ def run_fleet(
             for f in futures:
                 f.cancel()
             wait(futures)
-            raise
+            hosts = [f.result() if not f.cancelled() else
+                     HostOutcome(spec, 130, 0.0, error="interrupted", error_type="KeyboardInterrupt")
+                     for spec, f in zip(specs, futures)]
+            raise FleetInterrupted(FleetResult(hosts, time.perf_counter() - start,
+                                               interrupted=True)) from None
     return FleetResult([f.result() for f in futures], time.perf_counter() - start)
 
 
@@ -174,8 +191,12 @@ def bench_fleet(
             result.target["deploy"] = deployed.to_dict()
         return result, (result.check(budget) if budget is not None else None)
 
-    fleet = run_fleet(targets, work, jobs=jobs,
-                      target_options={"accept_new_host_key": accept_new_host_key},
-                      code_of=lambda v: 0 if v[1] is None or v[1].ok else 1)
+    try:
+        fleet = run_fleet(targets, work, jobs=jobs,
+                          target_options={"accept_new_host_key": accept_new_host_key},
+                          code_of=lambda v: 0 if v[1] is None or v[1].ok else 1)
+    except FleetInterrupted as stopped:
+        stopped.result.extra["model"] = path.name
+        raise
     fleet.extra["model"] = path.name
     return fleet

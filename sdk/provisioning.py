@@ -7,12 +7,18 @@ the ones the device does not have yet; and installs them into a venv on the devi
 (``~/.cache/edgeship/venv``), which the agent then runs with.
 
 The venv is made ``--without-pip`` and pip runs from its uploaded wheel, so the device needs
-nothing beyond ``python3`` itself (no ``python3-venv``/ensurepip, no network, no sudo).
+nothing beyond ``python3`` itself (no ``python3-venv``/ensurepip, no network, no sudo).  A new
+venv is built under a temporary name beside the final one and renamed into place only once
+its packages import, so an interrupted provision never leaves a venv that later runs would
+pick up; pip runs under the watchdog's private ``TMPDIR`` (removed when it ends, killed or
+not) and with ``--no-cache-dir``, so it leaves nothing in ``/tmp`` or ``~/.cache/pip``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -29,14 +35,22 @@ from edgeship.targets import Target, open_target
 MIN_PYTHON = (3, 9)
 OLDEST_MANYLINUX_MINOR = 17  # manylinux2014: older tags only name long-gone wheels
 _LEGACY_ALIASES = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+BUILDING_MARK = ".edgeship-tmp-"  # a venv being built: <venv>.edgeship-tmp-<hex>
 
 # Runs on the device with its system python3: stdlib only and Python 3.5 syntax, so an old
-# Python still gets far enough to report its version.  argv: venv dir, wheel dir.
+# Python still gets far enough to report its version.  argv: venv dir, wheel dir.  Venvs an
+# interrupted provision left half-built (and could not remove) are swept after 10 minutes.
 _DEVICE_FACTS = r"""
-import glob, json, os, platform, struct, sys
+import glob, json, os, platform, shutil, struct, sys, time
 venv = os.path.expanduser(sys.argv[1])
 wheel_dir = os.path.expanduser(sys.argv[2])
 venv_py = os.path.join(venv, "bin", "python")
+for stale in glob.glob(glob.escape(venv) + ".edgeship-tmp-*"):
+    try:
+        if time.time() - os.stat(stale).st_mtime > 600:
+            shutil.rmtree(stale, ignore_errors=True)
+    except OSError:
+        pass
 wheels = {}
 if os.path.isdir(wheel_dir):
     for name in os.listdir(wheel_dir):
@@ -57,6 +71,28 @@ print(json.dumps({"machine": platform.machine(), "bits": struct.calcsize("P") * 
                   "venv_exists": os.path.exists(venv_py), "installed": installed,
                   "wheel_dir": wheel_dir, "wheels": wheels}))
 """
+
+# Runs on the device: moves a venv built at argv[1] to argv[2].  Its scripts' #! lines and
+# activate files name the build path; they are rewritten first (venvs are not relocatable).
+_FINISH_VENV = r"""
+import os, sys
+built, final = sys.argv[1], sys.argv[2]
+old, new = built.encode(), final.encode()
+paths = [os.path.join(built, "pyvenv.cfg")]
+paths += [os.path.join(built, "bin", n) for n in os.listdir(os.path.join(built, "bin"))]
+for path in paths:
+    if os.path.islink(path) or not os.path.isfile(path):
+        continue
+    with open(path, "rb") as f:
+        data = f.read()
+    if old in data and b"\0" not in data:
+        with open(path, "wb") as f:
+            f.write(data.replace(old, new))
+if os.path.lexists(final):
+    sys.exit("edgeship: " + final + " appeared meanwhile (another provision?)")
+os.rename(built, final)
+"""
+
 
 @dataclass
 class DeviceFacts:
@@ -256,22 +292,12 @@ def _upload(target: Target, wheels: Sequence[Path], facts: DeviceFacts) -> tuple
     return [w.name for w in missing], sum(w.stat().st_size for w in missing)
 
 
-def _install(target: Target, facts: DeviceFacts, wheels: Sequence[Path]) -> None:
-    """Make the venv if needed, then install these wheels with pip run from its own wheel (so
-    the device needs no ensurepip/python3-venv and no network)."""
-    if not facts.venv_exists:
-        res = target.run([facts.executable, "-m", "venv", "--without-pip",
-                          facts.venv_python.rsplit("/bin/", 1)[0]], timeout=300)
-        if res.exit_code != 0:
-            tail = " | ".join(res.stderr.strip().splitlines()[-2:]) or "no output"
-            raise errors.UnsupportedError(
-                f"{target.name}'s python3 cannot create a virtual environment: {tail}",
-                "install the venv module on the device (Debian: apt install python3-venv)",
-            )
+def _pip_install(target: Target, python: str, facts: DeviceFacts, wheels: Sequence[Path]) -> None:
+    """pip, run from its own uploaded wheel, installs ``wheels`` for ``python``."""
     pip_wheel = next(w for w in wheels if w.name.startswith("pip-"))
-    _checked(target, [facts.venv_python, f"{facts.wheel_dir}/{pip_wheel.name}/pip", "--isolated",
+    _checked(target, [python, f"{facts.wheel_dir}/{pip_wheel.name}/pip", "--isolated",
                       "install", "--disable-pip-version-check", "--no-index", "--find-links",
-                      facts.wheel_dir, "--no-warn-script-location",
+                      facts.wheel_dir, "--no-warn-script-location", "--no-cache-dir",
                       # byte-compiling thousands of files is most of pip's time on a slow
                       # board; Python compiles (and caches) the modules it really imports
                       "--no-compile",
@@ -279,16 +305,48 @@ def _install(target: Target, facts: DeviceFacts, wheels: Sequence[Path]) -> None
              "install the wheels", timeout=1800)
 
 
-def _verify(target: Target, facts: DeviceFacts, modules: Sequence[str]) -> None:
+def _install(target: Target, facts: DeviceFacts, wheels: Sequence[Path],
+             modules: Sequence[str]) -> None:
+    """Install these wheels (pip from its own wheel: the device needs no ensurepip and no
+    network) and check that ``modules`` import.  A new venv is built under a temporary name
+    and renamed into place only when complete; an existing one is added to in place."""
+    venv = facts.venv_python.rsplit("/bin/", 1)[0]
+    if facts.venv_exists:
+        _pip_install(target, facts.venv_python, facts, wheels)
+        _verify(target, facts.venv_python, modules, venv)
+        return
+    building = f"{venv}{BUILDING_MARK}{secrets.token_hex(6)}"
+    try:
+        res = target.run([facts.executable, "-m", "venv", "--without-pip", building], timeout=300)
+        if res.exit_code != 0:
+            tail = " | ".join(res.stderr.strip().splitlines()[-2:]) or "no output"
+            raise errors.UnsupportedError(
+                f"{target.name}'s python3 cannot create a virtual environment: {tail}",
+                "install the venv module on the device (Debian: apt install python3-venv)",
+            )
+        _pip_install(target, f"{building}/bin/python", facts, wheels)
+        _verify(target, f"{building}/bin/python", modules, venv)
+        _checked(target, [facts.executable, "-c", _FINISH_VENV, building, venv],
+                 "move the new venv into place")
+    except BaseException:
+        # pip's watchdog is ending it (SIGTERM, then SIGKILL 2 s later) and a dying pip may
+        # still create directories: remove the half-built venv until pip surely is gone
+        with contextlib.suppress(Exception):
+            target.run(["sh", "-c", 'for t in 1 2 0; do rm -rf -- "$1"; sleep $t; done', "sh",
+                        building], timeout=60)
+        raise
+
+
+def _verify(target: Target, python: str, modules: Sequence[str], venv: str) -> None:
     """Import every module with the venv's python: pip succeeding is not proof (mismatched
     wheels install fine and then fail with _ARRAY_API errors or segfaults)."""
     code = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)"
-    res = target.run([facts.venv_python, "-c", code, *modules], timeout=600)
+    res = target.run([python, "-c", code, *modules], timeout=600)
     if res.exit_code != 0:
         tail = " | ".join(res.stderr.strip().splitlines()[-3:]) or f"exit {res.exit_code}"
         raise errors.RemoteCommandFailed(
             f"the provisioned packages do not import on {target.name}: {tail}",
-            f"remove {facts.venv_python.rsplit('/bin/', 1)[0]} on the device and provision again",
+            f"remove {venv} on the device and provision again",
         )
 
 
@@ -339,8 +397,7 @@ def provision(
                 if todo:
                     pip_wheel = [w for w in wheels if w.name.startswith("pip-")]
                     uploaded, sent = _upload(tgt, sorted(set(todo + pip_wheel)), facts)
-                    _install(tgt, facts, todo)
-                    _verify(tgt, facts, list(reqs.values()))
+                    _install(tgt, facts, todo, list(reqs.values()))
             versions = dict(_wheel_dist(w) for w in wheels)
             have = {name: versions.get(_normalise(name)) or have[name] for name in reqs}
         if hasattr(tgt, "python"):

@@ -106,7 +106,8 @@ def test_socket_has_nodelay_keepalive_and_user_timeout(ssh_home: PlainDevice) ->
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 15_000
-        assert target.connection().transport.packetizer._Packetizer__keepalive_interval == 5
+        keepalive = target.connection().keepalives[0]  # keepalives that need replies
+        assert (keepalive.interval, keepalive.count) == (5, 3)
 
 
 def test_get_of_a_missing_file_is_a_target_error(ssh_home: PlainDevice, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from edgeship.runtime.session import Session
 
 def import_backend(name: str) -> ModuleType:
     """Import the first available module of backend ``name`` or say what to pip install."""
-    backend = get_backend(name)
+    backend = get_backend(name)  # its env is already set: edgeship.runtime.quiet_backends()
     for blocked in backend.blocked:
         if backend.modules[0] not in sys.modules:  # too late once the backend is imported
             sys.modules.setdefault(blocked, None)  # type: ignore[arg-type]

@@ -138,12 +138,24 @@ def bench_fleet_cli(
 ) -> int:
     """`edgeship bench` with several targets: run them all, print one table or JSON."""
     from edgeship.cli.render import err_console
-    from edgeship.fleet import bench_fleet
+    from edgeship.fleet import FleetInterrupted, bench_fleet
+
+    try:
+        with err_console.status(f"benchmarking {model.name} on {len(targets)} devices…"):
+            fleet = bench_fleet(model, targets, budget=budget, jobs=jobs,
+                                accept_new_host_key=accept_new_host_key, timeout=timeout,
+                                **options)
+    except FleetInterrupted as stopped:  # report the hosts that finished, then exit 130
+        show_fleet(stopped.result, output, json_out)
+        raise KeyboardInterrupt from None
+    return show_fleet(fleet, output, json_out)
+
+
+def show_fleet(fleet: Any, output: Optional[Path], json_out: bool) -> int:
+    """The fleet's table (stderr) or JSON (stdout), and ``-o`` written; its exit code."""
+    from edgeship.cli.render import err_console
     from edgeship.io import write_atomic
 
-    with err_console.status(f"benchmarking {model.name} on {len(targets)} devices…"):
-        fleet = bench_fleet(model, targets, budget=budget, jobs=jobs,
-                            accept_new_host_key=accept_new_host_key, timeout=timeout, **options)
     payload = fleet_payload(fleet)
     if output:
         write_atomic(output, json.dumps(payload, indent=2))
@@ -154,4 +166,8 @@ def bench_fleet_cli(
         bad = [h for h in fleet.hosts if not h.ok]
         err_console.print(f"{len(fleet.hosts) - len(bad)} of {len(fleet.hosts)} devices ok"
                           + (f"; worst exit code {fleet.exit_code}" if bad else ""))
-    return fleet.exit_code
+    if fleet.interrupted:
+        done = sum(1 for h in fleet.hosts if h.error != "interrupted")
+        err_console.print(f"interrupted: {done} of {len(fleet.hosts)} devices had finished; "
+                          "their results are above" + (f" and in {output}" if output else ""))
+    return int(fleet.exit_code)

@@ -2,10 +2,12 @@
 
 One connection per target, opened on first use and reused by every command and transfer.
 Commands are argv lists joined with ``shlex.quote`` and run under a small watchdog on the
-device (remote/watchdog.py) that ends them when the session ends, so a timeout, Ctrl-C or a
-dropped link never leaves a measurement running there.  Uploads go to a temporary name and are
-renamed into place; temporaries are removed on every exit path (if the link died, over a fresh
-connection; if the device is gone, the next deploy sweeps them).
+device (remote/watchdog.py) that ends them when the session ends or when the client's
+heartbeats stop arriving, so a timeout, Ctrl-C or a dropped link never leaves a measurement
+running there; the watchdog also gives the command a private ``TMPDIR`` it removes after.
+Uploads go to a temporary name and are renamed into place; temporaries are removed on every
+exit path (if the link died, over a fresh connection; if the device is gone, the next deploy
+sweeps them).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from edgeship.errors import (
     TargetError,
     UnsupportedError,
 )
+from edgeship.runtime.formats import quiet_env
 from edgeship.targets.base import Result, Target
 from edgeship.targets.remote import source
 from edgeship.targets.sshconfig import resolve
@@ -51,6 +54,21 @@ def _linkdown(exc: BaseException) -> bool:
     import paramiko
 
     return isinstance(exc, (paramiko.SSHException, EOFError, ConnectionError, socket.timeout))
+
+
+def describe_drop(exc: Optional[BaseException], silence: float) -> str:
+    """What a link failure means, in words (paramiko's EOFError and "Server connection
+    dropped: " say nothing)."""
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"no data from the device for {silence:g} s"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, EOFError)) or exc is None:
+        return "the device closed the connection"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    text = str(exc).strip().rstrip(":").strip()
+    if not text or text.lower().startswith("server connection dropped"):
+        return "the device closed the connection"
+    return text
 
 
 class SSHTarget(Target):
@@ -121,11 +139,19 @@ class SSHTarget(Target):
         if self._interrupted.is_set():
             raise KeyboardInterrupt
 
-    def _dropped(self, doing: str, exc: BaseException) -> ConnectionFailed:
+    @property
+    def heartbeat_limit(self) -> float:
+        """Seconds the device waits without hearing from us before it stops a command, and
+        that a transfer waits without hearing from the device."""
+        return self.host.keepalive * (self.host.keepalive_count + 1)
+
+    def _dropped(self, doing: str, exc: Optional[BaseException]) -> ConnectionFailed:
+        lost = self._conn.lost if self._conn is not None else None
+        why = lost or describe_drop(exc, self.heartbeat_limit)
         return ConnectionFailed(
-            f"the connection to {self.name} dropped while {doing} ({type(exc).__name__}: "
-            f"{exc or 'connection lost'})",
-            "check the device and the network, then retry; nothing half-done is kept",
+            f"the connection to {self.name} ({self.host.address}) dropped while {doing}: {why}",
+            "check that the device is powered, on the network and its sshd runs, then retry; "
+            "nothing half-done is kept",
         )
 
     # -- commands -----------------------------------------------------------------------------
@@ -143,8 +169,11 @@ class SSHTarget(Target):
                               "use NAME=value pairs")
         if not watched:
             return "exec " + shlex.join(["env", *pairs, *argv] if pairs else argv)
+        # the device-side defaults go first so the caller's settings win
+        pairs = [f"{k}={v}" for k, v in quiet_env().items() if k not in (env or {})] + pairs
         return "exec " + shlex.join([self.python, "-I", "-S", "-c", source("watchdog"),
-                                     str(len(pairs)), *pairs, *argv])
+                                     f"{self.heartbeat_limit:g}", str(len(pairs)), *pairs,
+                                     *argv])
 
     def run(
         self,
@@ -163,7 +192,7 @@ class SSHTarget(Target):
         try:
             chan = transport.open_session(timeout=self.host.connect_timeout)
             chan.exec_command(command)
-            out, err, code = self._collect(chan, argv, timeout, start)
+            out, err, code = self._collect(chan, argv, timeout, start, heartbeat=watched)
         except TargetError:
             raise
         except KeyboardInterrupt:
@@ -177,12 +206,23 @@ class SSHTarget(Target):
                 chan.close()  # the watchdog sees EOF and ends anything still running
         return Result(out, err, code, time.perf_counter() - start)
 
+    def _beat(self, chan: Any) -> None:
+        """One heartbeat byte to the watchdog's stdin (it stops the command when they stop)."""
+        with contextlib.suppress(Exception):  # a dead link is noticed by the caller's checks
+            if chan.send_ready():
+                chan.send(b".")
+
     def _collect(
-        self, chan: Any, argv: Sequence[str], timeout: Optional[float], start: float
+        self, chan: Any, argv: Sequence[str], timeout: Optional[float], start: float,
+        heartbeat: bool = False,
     ) -> tuple[str, str, int]:
         out, err = bytearray(), bytearray()
+        next_beat = time.monotonic() + self.host.keepalive
         while True:
             self._check_interrupt()
+            if heartbeat and time.monotonic() >= next_beat:
+                self._beat(chan)
+                next_beat = time.monotonic() + self.host.keepalive
             if chan.recv_ready():
                 out += chan.recv(1 << 16)
                 continue
@@ -192,7 +232,7 @@ class SSHTarget(Target):
             if chan.exit_status_ready() and (chan.eof_received or chan.closed):
                 break
             if not self.connected:
-                raise self._dropped(f"running '{argv[0]}'", EOFError("transport closed"))
+                raise self._dropped(f"running '{argv[0]}'", None)
             left = None if timeout is None else start + timeout - time.perf_counter()
             if left is not None and left <= 0:
                 raise RemoteCommandFailed(
@@ -211,7 +251,7 @@ class SSHTarget(Target):
             while self.connected and time.perf_counter() < deadline:
                 time.sleep(0.02)  # the transport notices its dead socket a moment later
             if not self.connected:
-                raise self._dropped(f"running '{argv[0]}'", EOFError("connection lost"))
+                raise self._dropped(f"running '{argv[0]}'", None)
         return out.decode(errors="replace"), err.decode(errors="replace"), code
 
     def python_json(
@@ -253,7 +293,7 @@ class SSHTarget(Target):
         if self._sftp is None:
             self._sftp = conn.transport.open_sftp_client()
             # a dead link during a transfer fails within keepalive * count seconds, not minutes
-            self._sftp.get_channel().settimeout(self.host.keepalive * (self.host.keepalive_count + 1))
+            self._sftp.get_channel().settimeout(self.heartbeat_limit)
         return self._sftp
 
     def put(self, local: Path, remote: str, progress: Optional[Progress] = None) -> int:
@@ -352,8 +392,10 @@ class SSHTarget(Target):
         from edgeship.runtime.formats import BACKENDS
 
         table = {name: list(b.modules) for name, b in BACKENDS.items()}
+        blocked = sorted({m for b in BACKENDS.values() for m in b.blocked})
         return self.python_json("probe", Path(sysinfo.__file__).read_text(), json.dumps(table),
-                                json.dumps(MIN_DEVICE_PYTHON), what="the device probe")
+                                json.dumps(MIN_DEVICE_PYTHON), json.dumps(blocked),
+                                what="the device probe")
 
     def stage(self, model: Path) -> tuple[str, list[str], dict[str, str]]:
         """Deploy ``model`` and the runtime (cached by hash) and say how to run the agent."""

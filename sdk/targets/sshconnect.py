@@ -3,9 +3,11 @@
 The socket gets ``TCP_NODELAY`` (paramiko's default leaves Nagle on: 45 ms per command instead
 of 2-7 ms), ``SO_KEEPALIVE`` and ``TCP_USER_TIMEOUT`` (a dead link fails within
 ``keepalive * keepalive_count`` seconds instead of blocking for minutes), and the transport
-sends keepalives.  Host keys follow OpenSSH: a changed key is always refused, an unknown key is
-refused with its fingerprint unless the caller accepts new keys, and then it is written to
-``known_hosts``.
+sends keepalives that need replies (keepalive.py).  A ``ProxyCommand`` replaces the socket
+(proxycommand.py); ``ProxyJump`` hops tunnel through the previous hop.  Host keys follow
+OpenSSH across every known_hosts file it reads (knownhosts.py): a changed or ``@revoked`` key
+is always refused, an unknown key is refused with its fingerprint unless the caller accepts
+new keys, and then it is added to the first ``UserKnownHostsFile``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from edgeship.errors import ConnectionFailed, HostKeyError
+from edgeship.targets.keepalive import KeepAlive
+from edgeship.targets.knownhosts import REVOKED, KnownKey, add_known_host, keys_for
 from edgeship.targets.sshconfig import HostSpec, resolve
 
 # paramiko logs dropped links at ERROR; edgeship reports them as one-line errors instead
@@ -33,12 +37,24 @@ class Connection:
     transport: Any  # paramiko.Transport
     spec: HostSpec
     hops: list[Any] = field(default_factory=list)
+    keepalives: list[KeepAlive] = field(default_factory=list)
 
     @property
     def active(self) -> bool:
-        return bool(self.transport.is_active())
+        return self.lost is None and bool(self.transport.is_active())
+
+    @property
+    def lost(self) -> Optional[str]:
+        """Why the link is dead, when keepalives went unanswered (None otherwise)."""
+        for keepalive in self.keepalives:
+            reason = keepalive.check()
+            if reason:
+                return reason
+        return None
 
     def close(self) -> None:
+        for keepalive in self.keepalives:
+            keepalive.stop()
         for t in [self.transport, *reversed(self.hops)]:
             t.close()
 
@@ -84,67 +100,74 @@ def tcp_socket(spec: HostSpec) -> socket.socket:
     return sock
 
 
-def _known_keys(spec: HostSpec) -> Any:
-    import paramiko
-
-    keys = paramiko.HostKeys()
-    for path in spec.known_hosts_files:
-        if os.path.isfile(path):
-            try:
-                keys.load(path)
-            except (OSError, paramiko.SSHException, paramiko.hostkeys.InvalidHostKey,
-                    ValueError) as exc:  # ValueError: not UTF-8
-                detail = " ".join(str(exc).split())[:160]
-                raise HostKeyError(f"cannot read known hosts file '{path}': {detail}",
-                                   "fix or remove the broken line") from None
-    return keys.lookup(spec.known_hosts_name) or {}
+def _base_type(name: str) -> str:
+    return "ssh-rsa" if name.startswith("rsa-sha2-") else name
 
 
-def _prefer_known_types(transport: Any, known: Any) -> None:
+def _known_keys(spec: HostSpec) -> list[KnownKey]:
+    return keys_for(spec.known_hosts_name, spec.all_known_hosts_files)
+
+
+def _prefer_known_types(transport: Any, known: list[KnownKey]) -> None:
     """Ask the server for a key type we already know for it, as OpenSSH does."""
-    if not known:
+    types_known = {k.key_type for k in known if k.marker is None}
+    if not types_known:
         return
     options = transport.get_security_options()
     types = list(options.key_types)
-
-    def base(name: str) -> str:
-        return "ssh-rsa" if name.startswith("rsa-sha2-") else name
-
-    options.key_types = [t for t in types if base(t) in known] + \
-        [t for t in types if base(t) not in known]
+    options.key_types = [t for t in types if _base_type(t) in types_known] + \
+        [t for t in types if _base_type(t) not in types_known]
 
 
 def check_host_key(transport: Any, spec: HostSpec, accept_new: bool) -> None:
-    """Refuse changed keys always and unknown ones unless ``accept_new``; record accepted ones."""
+    """Refuse revoked and changed keys always and unknown ones unless ``accept_new``; record
+    accepted ones."""
     key = transport.get_remote_server_key()
     known = _known_keys(spec)
-    name, fp = spec.known_hosts_name, fingerprint(key)
-    if key.get_name() in known:
-        if known[key.get_name()] == key:
-            return
+    name, fp, kind = spec.known_hosts_name, fingerprint(key), key.get_name()
+    blob = key.asbytes()
+    revoked = [k for k in known if k.marker == REVOKED and k.blob == blob]
+    if revoked:
         raise HostKeyError(
-            f"the host key of {name} has CHANGED (now {key.get_name()} {fp}); someone may be "
-            "intercepting the connection, or the device was reinstalled",
-            f"if the device was reinstalled, remove the old key (ssh-keygen -R '{name}') and "
-            "verify the new fingerprint",
+            f"the host key of {name} ({kind} {fp}) is marked @revoked in {revoked[0].where}; "
+            "edgeship will not connect to it",
+            "if the device got a new key, verify it and list it in known_hosts; otherwise "
+            "treat the device as compromised",
         )
-    if known:
+    plain = [k for k in known if k.marker is None]
+    if any(k.blob == blob for k in plain):
+        return
+    same_type = [k for k in plain if _base_type(k.key_type) == _base_type(kind)]
+    if same_type:
         raise HostKeyError(
-            f"{name} offered a {key.get_name()} host key ({fp}) but known_hosts holds only "
-            f"{', '.join(sorted(known))} keys for it",
+            f"the host key of {name} has CHANGED (now {kind} {fp}, known since "
+            f"{same_type[0].where}); someone may be intercepting the connection, or the "
+            "device was reinstalled",
+            f"if the device was reinstalled, remove the old key (ssh-keygen -R '{name}' -f "
+            f"{same_type[0].path}) and verify the new fingerprint",
+        )
+    if plain:
+        raise HostKeyError(
+            f"{name} offered a {kind} host key ({fp}) but known_hosts holds only "
+            f"{', '.join(sorted({k.key_type for k in plain}))} keys for it ({plain[0].where})",
             f"verify the key, then remove the old entries (ssh-keygen -R '{name}')",
         )
     if not (accept_new or spec.accept_new_host_key):
         raise HostKeyError(
-            f"the host key of {name} is unknown: {key.get_name()} {fp}",
+            f"the host key of {name} is unknown: {kind} {fp}",
             "verify the fingerprint on the device (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), "
             "then pass --accept-new-host-key",
         )
-    path = Path(spec.known_hosts_files[0])
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "a") as f:  # one O_APPEND write: safe with a fleet adding keys at once
-        f.write(f"{name} {key.get_name()} {key.get_base64()}\n")
+    if not spec.known_hosts_files:
+        raise HostKeyError(f"cannot record the host key of {name}: UserKnownHostsFile is none",
+                           "name a UserKnownHostsFile in ~/.ssh/config")
+    try:
+        add_known_host(spec.known_hosts_files[0], name, kind, key.get_base64(),
+                       hash_name=spec.hash_known_hosts)
+    except OSError as exc:
+        raise HostKeyError(f"cannot record the host key of {name} in "
+                           f"'{spec.known_hosts_files[0]}': {exc.strerror}",
+                           "check that file's permissions") from None
 
 
 def _agent_keys() -> list[Any]:
@@ -206,33 +229,49 @@ def _handshake(sock: Any, spec: HostSpec, accept_new: bool) -> Any:
         try:
             transport.start_client(timeout=spec.connect_timeout)
         except (paramiko.SSHException, EOFError, OSError) as exc:
+            proxy = getattr(sock, "describe", None)
+            if proxy is not None:
+                raise ConnectionFailed(f"no SSH server answered through the ProxyCommand of "
+                                       f"{spec.alias}: {proxy()}",
+                                       "run that command by hand to see why") from None
             raise ConnectionFailed(
-                f"{spec.hostname}:{spec.port} did not answer as an SSH server ({exc or type(exc).__name__})",
+                f"{spec.hostname}:{spec.port} did not answer as an SSH server "
+                f"({str(exc) or type(exc).__name__})",
                 f"check that port {spec.port} is the device's sshd (ssh -p PORT user@host)",
             ) from None
         check_host_key(transport, spec, accept_new)
         try:
             authenticate(transport, spec)
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise ConnectionFailed(f"the connection to {spec.address} dropped during login: {exc}",
+            raise ConnectionFailed(f"the connection to {spec.address} dropped during login: "
+                                   f"{str(exc) or 'the server closed it'}",
                                    "check the device's sshd log") from None
     except BaseException:
         transport.close()
         raise
-    transport.set_keepalive(max(1, int(spec.keepalive)))
     return transport
+
+
+def _first_socket(spec: HostSpec) -> Any:
+    if spec.proxy_command:
+        from edgeship.targets.proxycommand import open_proxy
+
+        return open_proxy(spec.proxy_command, spec.alias)
+    return tcp_socket(spec)
 
 
 def open_connection(
     spec: HostSpec, *, accept_new: bool = False, config_path: Optional[Path] = None
 ) -> Connection:
-    """Connect (through ``spec.proxy_jump`` hops when set), check the host key, log in."""
+    """Connect (through ``spec.proxy_jump`` hops or ``spec.proxy_command`` when set), check
+    the host key, log in, start keepalives that need replies on every hop."""
     import paramiko
 
     hops: list[Any] = []
+    keepalives: list[KeepAlive] = []
     try:
         chain = [resolve(h, config_path, follow_jumps=False) for h in spec.proxy_jump] + [spec]
-        sock: Any = tcp_socket(chain[0])
+        sock: Any = _first_socket(chain[0])
         for i, hop in enumerate(chain):
             if i:
                 try:
@@ -241,15 +280,19 @@ def open_connection(
                 except (paramiko.SSHException, EOFError, OSError) as exc:
                     raise ConnectionFailed(
                         f"jump host {chain[i - 1].address} could not reach "
-                        f"{hop.hostname}:{hop.port}: {exc}",
+                        f"{hop.hostname}:{hop.port}: {str(exc) or type(exc).__name__}",
                         "check ProxyJump in ~/.ssh/config and that the jump host allows "
                         "TCP forwarding",
                     ) from None
             transport = _handshake(sock, hop, accept_new)
+            keepalives.append(KeepAlive(transport, hop.keepalive, hop.keepalive_count,
+                                        hop.alias).start())
             if hop is spec:
-                return Connection(transport, spec, hops)
+                return Connection(transport, spec, hops, keepalives)
             hops.append(transport)
     except BaseException:
+        for keepalive in keepalives:
+            keepalive.stop()
         for t in reversed(hops):
             t.close()
         raise

@@ -1,8 +1,11 @@
-"""Facts about the device in one run: ``python3 -c SOURCE SYSINFO BACKENDS_JSON MIN_PYTHON``.
+"""Facts about the device in one run:
+``python3 -c SOURCE SYSINFO BACKENDS_JSON MIN_PYTHON [BLOCKED_JSON]``.
 
 SYSINFO_SOURCE is the text of ``edgeship/runtime/sysinfo.py`` (stdlib only), so the device
 reports the very keys ``LocalTarget.probe()`` reports here; BACKENDS_JSON maps each backend to
-its importable modules (runtime/formats.py).  Prints one JSON object.
+its importable modules (runtime/formats.py); BLOCKED_JSON lists the modules kept from
+importing alongside them (telemetry that would leave files on the device, as the agent does).
+Prints one JSON object.
 """
 
 import glob
@@ -58,10 +61,12 @@ def accelerators():
     return found
 
 
-def backends(table):
+def backends(table, blocked=()):
     """Backends importable on the device and their versions (as available_backends())."""
     import importlib
 
+    for name in blocked:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     found = {}
     for name, modules in table.items():
         for module in modules:
@@ -97,7 +102,9 @@ def main():
         sysinfo = load_sysinfo(sys.argv[1])
         out = sysinfo.host_facts()
         out.update(cpu_flags=sysinfo.cpu_flags(), thermal=sysinfo.thermal(),
-                   backends=backends(json.loads(sys.argv[2])), accelerators=accelerators(),
+                   backends=backends(json.loads(sys.argv[2]),
+                                     json.loads(sys.argv[4]) if len(sys.argv) > 4 else ()),
+                   accelerators=accelerators(),
                    numpy=numpy_version())
     sys.stdout.write(json.dumps(out) + "\n")
     return 0
