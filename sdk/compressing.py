@@ -165,6 +165,9 @@ def compress(
                           "pass e.g. --time-budget 180")
     profile = load_profile(device)
     budget = _budget(budget, profile)
+    from edgeship.scaleout import search_plumbing
+
+    executor, lease = search_plumbing(ray, lab, target)  # a missing Ray fails now, not later
     if output is not None:
         from edgeship.outdir import check_output_dir
 
@@ -173,9 +176,6 @@ def compress(
         load_recipes(recipes) if recipes is not None else None)
     original = Original.open(model, example_input)
     split = load_data(original, data, train_data, seed)
-    from edgeship.scaleout import search_plumbing
-
-    executor, lease = search_plumbing(ray, lab, target)
     with tempfile.TemporaryDirectory(prefix="edgeship-compress-") as scratch, \
             _open_target(target) as tgt:
         search = _Search(original, split, profile, budget, tgt, Path(scratch),

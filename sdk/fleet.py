@@ -8,6 +8,7 @@ temporaries, and the interrupt is re-raised.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -87,8 +88,12 @@ def run_fleet(
     jobs: int = DEFAULT_JOBS,
     target_options: Optional[dict[str, Any]] = None,
     code_of: Callable[[T], int] = lambda value: 0,
+    lease: Optional[Callable[[str], Any]] = None,
 ) -> FleetResult:
-    """Open each target, call ``work(target)`` on a pool of ``jobs`` threads, close it."""
+    """Open each target, call ``work(target)`` on a pool of ``jobs`` threads, close it.
+
+    ``lease(spec)``: a context manager held around each host's work (``edgeship.lab.lease``:
+    no other measurement runs on that device meanwhile)."""
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}", "pass a positive number")
     specs = unique_targets(targets)
@@ -98,6 +103,17 @@ def run_fleet(
 
     def one(spec: str) -> HostOutcome:
         began = time.perf_counter()
+        try:
+            with lease(spec) if lease is not None else contextlib.nullcontext():
+                return _open_and_work(spec, began)
+        except EdgeshipError as exc:
+            return HostOutcome(spec, exc.exit_code, time.perf_counter() - began,
+                               error=exc.one_line(), error_type=type(exc).__name__)
+        except KeyboardInterrupt:
+            return HostOutcome(spec, 130, time.perf_counter() - began, error="interrupted",
+                               error_type="KeyboardInterrupt")
+
+    def _open_and_work(spec: str, began: float) -> HostOutcome:
         try:
             target = open_target(spec, **(target_options or {})) if spec != "local" \
                 else open_target(spec)
@@ -148,12 +164,14 @@ def bench_fleet(
     jobs: int = DEFAULT_JOBS,
     accept_new_host_key: bool = False,
     timeout: Optional[float] = None,
+    lab: Optional[str] = None,
     **bench_options: Any,
 ) -> FleetResult:
     """Benchmark ``model`` on every target concurrently (``edgeship bench --target`` repeated).
 
     Each host's value is ``(BenchmarkResult, Verdict or None)``; its exit code is 1 when it
-    missed ``budget``, the error's code when it failed.
+    missed ``budget``, the error's code when it failed.  ``lab``: a Ray cluster address whose
+    device lab (``edgeship.lab``) leases each host for its benchmark.
 
     Example:
         >>> fleet = bench_fleet("m.onnx", ["pi1", "pi2"], runs=200)        # doctest: +SKIP
@@ -176,6 +194,15 @@ def bench_fleet(
 
     fleet = run_fleet(targets, work, jobs=jobs,
                       target_options={"accept_new_host_key": accept_new_host_key},
-                      code_of=lambda v: 0 if v[1] is None or v[1].ok else 1)
+                      code_of=lambda v: 0 if v[1] is None or v[1].ok else 1,
+                      lease=_lab_lease(lab, path.name))
     fleet.extra["model"] = path.name
     return fleet
+
+
+def _lab_lease(lab: Optional[str], what: str) -> Optional[Callable[[str], Any]]:
+    if lab is None:
+        return None
+    from edgeship.lab import lease
+
+    return lambda spec: lease(lab, spec, what=f"bench {what}")

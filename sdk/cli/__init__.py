@@ -12,7 +12,7 @@ from typing import Optional
 
 # Command modules, each with ``register(app)``; discovery by convention, no central switch.
 COMMAND_MODULES = ["bench", "deploy", "inspect", "profiles", "prune", "distill", "report", "quantize",
-                   "export", "compress", "provision", "tools"]
+                   "export", "compress", "provision", "tools", "lab"]
 
 
 def build_app():  # type: ignore[no-untyped-def]

@@ -67,6 +67,13 @@ def compress(
         "-o", "--output", help="Output directory (default: MODEL-DEVICE).")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Replace an earlier compress output directory.")] = False,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", is_flag=False, flag_value="auto", metavar="[ADDRESS]",
+        help="Build and evaluate the candidates as Ray tasks: on the cluster at ADDRESS, or "
+        "alone: RAY_ADDRESS or a new local cluster (pip install 'edgeship[ray]').")] = None,
+    lab: Annotated[Optional[str], typer.Option(
+        "--lab", help="Ray cluster address of a device lab (edgeship lab): each measurement "
+        "on --target leases the device.")] = None,
     json_out: o.Json = False,
 ) -> None:
     """Compress MODEL for a device: try candidates, keep the Pareto front, pick the best that
@@ -91,7 +98,7 @@ def compress(
                           output=out, force=force, runs=runs, warmup=warmup,
                           min_seconds=min_seconds, progress=True, task=task, metric=metric,
                           time_budget=time_budget,
-                          cache=False if no_cache else cache_dir)
+                          cache=False if no_cache else cache_dir, ray=ray, lab=lab)
     print_outcome(result, err_console)
     if json_out:
         typer.echo(json.dumps(result.summary))

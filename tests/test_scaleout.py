@@ -1,0 +1,249 @@
+"""The search on Ray and the device lab, on a real local Ray cluster (2 CPUs, head on
+loopback, started and stopped here) and eight loopback sshd devices (tests/fixtures/sshd.py).
+
+- the distributed search gives the in-process search's candidates, fidelity figures and pick;
+- a worker killed mid-candidate is retried once, and killed again it is recorded as failed;
+- two concurrent fleet benches leasing the same eight devices never run two measurement agents
+  on one device at once, and keep the cooldown between leases;
+- Ctrl-C during a leased measurement leaves nothing on the device and frees the lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from edgeship.recipe import QuantizeStep, Recipe
+
+from tests.fixtures.sshd import PlainDevice, running_device, wait_until, write_client_home
+
+REPO = Path(__file__).resolve().parents[1]
+DIGITS = REPO / "examples" / "models" / "digits_cnn.onnx"
+DIGITS_TEST = REPO / "examples" / "data" / "digits_test.npz"
+DEVICES = [f"lab-{i}" for i in range(8)]
+QUICK = {"runs": 5, "warmup": 1, "min_seconds": 0.0, "threads": 1, "progress": False}
+INT8 = [Recipe("int8-onnx", (QuantizeStep(backend="onnxruntime"),), backend="onnxruntime")]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """A local Ray cluster owned by this process: 2 CPUs, one resource per lab device, its temp
+    dir private and removed; returns the address other processes join."""
+    import ray
+
+    tmp = tempfile.mkdtemp(prefix="esray-")  # short: Ray's socket paths must stay < 108 chars
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # loopback only; no token written to ~/.ray
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False,
+             _node_ip_address="127.0.0.1", resources={f"device:{d}": 1 for d in DEVICES})
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def lab_devices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[PlainDevice], Path]]:
+    """Eight sshd devices and one client HOME that knows them as lab-0 … lab-7."""
+    home = tmp_path_factory.mktemp("labhome")
+    with contextlib.ExitStack() as stack:
+        devices = [stack.enter_context(running_device(alias=d)) for d in DEVICES]
+        for name, dev in zip(DEVICES, devices):
+            write_client_home(home, alias=name, server=dev.server, user=dev.user)
+        yield devices, home
+
+
+def _summary_core(result: object) -> dict:
+    s = result.summary  # type: ignore[attr-defined]
+    return {"pick": s["pick"], "pick_reason": s["pick_reason"].split("; least")[0],
+            "candidates": [(c["name"], c.get("status"), c.get("fits"), c.get("accuracy"),
+                            c.get("size_bytes"))
+                           for c in s["candidates"]],
+            "fidelity": {n: (d["status"], d.get("size_bytes")) for n, d in s["details"].items()},
+            "not_planned": s["not_planned"], "original": s["original"], "data": s["data"]}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_ray_search_gives_the_in_process_pick_and_summary(ray_cluster: str, tmp_path: Path) -> None:
+    import edgeship
+
+    kw = {"data": DIGITS_TEST, "prefer": "size", "cache": False, **QUICK}
+    here = edgeship.compress(DIGITS, "x86-avx512-vnni", **kw)  # type: ignore[arg-type]
+    there = edgeship.compress(DIGITS, "x86-avx512-vnni", ray=ray_cluster,  # type: ignore[arg-type]
+                              output=tmp_path / "out", **kw)
+    assert there.measured_on["built_on"]["kind"] == "ray"
+    assert there.measured_on["built_on"]["workers_used"] >= 1
+    assert here.pick is not None and there.pick is not None
+    assert _summary_core(there) == _summary_core(here)
+    for a, b in zip(here.candidates, there.candidates):  # same judge, same numbers
+        assert (a.evaluation is None) == (b.evaluation is None)
+        if a.evaluation is not None:
+            assert a.evaluation.fidelity.value == b.evaluation.fidelity.value
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["pick"] == here.pick.name and (tmp_path / "out" / "report.html").is_file()
+
+
+def test_ray_missing_is_one_line_exit_4(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['ray'] = None; from edgeship.cli import main; "
+            f"main(['compress', {str(DIGITS)!r}, '--device', 'x86-avx512-vnni', '--output', "
+            f"{str(tmp_path / 'out')!r}, '--ray', '--no-cache'])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 4, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "pip install 'edgeship[ray]'" in lines[0], proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def _kill_builds(name: str, times: int, killed: list[int], stop: threading.Event) -> None:
+    """SIGKILL the Ray worker running candidate ``name`` (its process title), ``times`` times."""
+    title = f"ray::edgeship-build:{name}".encode()
+    while len(killed) < times and not stop.is_set():
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) in killed:
+                continue
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(title):
+                    time.sleep(0.05)  # mid-candidate, not at its first instruction
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append(int(pid))
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("kills", [1, 2])
+def test_a_killed_worker_is_retried_once_then_recorded(ray_cluster: str, kills: int) -> None:
+    import edgeship
+
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_builds, args=("int8-onnx", kills, killed, stop))
+    killer.start()
+    try:
+        result = edgeship.compress(DIGITS, "x86-avx512-vnni", data=DIGITS_TEST, recipes=INT8,
+                                   ray=ray_cluster, cache=False, **QUICK)  # type: ignore[arg-type]
+    finally:
+        stop.set()
+        killer.join()
+    assert len(killed) == kills
+    cand = result.candidates[0]
+    if kills == 1:  # the retry built it
+        assert cand.error is None and cand.measured, cand.error
+    else:
+        assert not cand.measured and cand.error is not None
+        assert "Ray worker" in cand.error and "retried once" in cand.error, cand.error
+
+
+def _agents_monitor(devices: list[PlainDevice], seen: dict[str, int], stop: threading.Event) -> None:
+    """The most measurement agents seen at once on each device."""
+    while not stop.is_set():
+        for name, dev in zip(DEVICES, devices):
+            seen[name] = max(seen.get(name, 0), len(dev.agents()))
+        time.sleep(0.02)
+
+
+FLEET_JOB = """
+import json, sys
+from edgeship.fleet import bench_fleet
+hosts = sys.argv[3].split(",")
+fleet = bench_fleet(sys.argv[1], hosts, lab=sys.argv[2], runs=20, warmup=2, min_seconds=0.0,
+                    threads=1, jobs=8)
+print(json.dumps([[h.target, h.exit_code, h.error] for h in fleet.hosts]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.ssh
+@pytest.mark.timeout(300)
+def test_two_jobs_leasing_eight_devices_never_share_one(
+        ray_cluster: str, lab_devices: tuple[list[PlainDevice], Path], tmp_path: Path) -> None:
+    devices, home = lab_devices
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"} | {"HOME": str(home)}
+    hosts = tmp_path / "hosts"
+    hosts.write_text("# the lab\n" + "\n".join(DEVICES) + "\n")
+    reg = subprocess.run([sys.executable, "-m", "edgeship.cli", "lab", "register", str(hosts),
+                          "--address", ray_cluster, "--cooldown", "0.3", "--json"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert reg.returncode == 0, reg.stderr
+    assert json.loads(reg.stdout)["devices"] == sorted(DEVICES)
+
+    seen: dict[str, int] = {}
+    stop = threading.Event()
+    monitor = threading.Thread(target=_agents_monitor, args=(devices, seen, stop))
+    monitor.start()
+    try:
+        jobs = [subprocess.Popen([sys.executable, "-c", FLEET_JOB, str(DIGITS), ray_cluster,
+                                  ",".join(order)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+                for order in (DEVICES, DEVICES[::-1])]
+        outs = [j.communicate(timeout=240) for j in jobs]
+    finally:
+        stop.set()
+        monitor.join()
+    for job, (out, err) in zip(jobs, outs):
+        assert job.returncode == 0, err
+        assert all(code == 0 for _, code, _ in json.loads(out.splitlines()[-1])), out
+    assert set(seen) == set(DEVICES) and max(seen.values()) == 1, seen  # agents ran, one at a time
+
+    from edgeship.lab import history, status
+
+    leases = history(ray_cluster)
+    assert len(leases) == 16 and {h["outcome"] for h in leases} == {"ok"}
+    assert len({h["pid"] for h in leases}) == 2  # two jobs
+    for name in DEVICES:
+        mine = sorted((h["since"], h["until"]) for h in leases if h["device"] == name)
+        assert len(mine) == 2
+        assert mine[1][0] >= mine[0][1] + 0.3 - 0.05, (name, mine)  # no overlap, cooldown kept
+    assert all(d["holder"] is None for d in status(ray_cluster)["devices"])
+
+
+@pytest.mark.slow
+@pytest.mark.ssh
+@pytest.mark.timeout(240)
+def test_ctrl_c_during_a_leased_measurement_leaves_nothing(
+        ray_cluster: str, lab_devices: tuple[list[PlainDevice], Path], tmp_path: Path) -> None:
+    devices, home = lab_devices
+    dev = devices[0]
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"} | {"HOME": str(home)}
+    hosts = tmp_path / "hosts"
+    hosts.write_text("lab-0\n")
+    subprocess.run([sys.executable, "-m", "edgeship.cli", "lab", "register", str(hosts),
+                    "--address", ray_cluster], check=True, capture_output=True, env=env,
+                   timeout=120)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgeship.cli", "compress", str(DIGITS), "--device",
+         "raspberry-pi-5", "--data", str(DIGITS_TEST), "--target", "lab-0", "--lab", ray_cluster,
+         "--ray", ray_cluster, "--no-cache", "--runs", "100000", "--min-seconds", "60",
+         "--threads", "1", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        wait_until(lambda: dev.agents() or proc.poll() is not None, "an agent on lab-0", 150)
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    wait_until(lambda: not dev.agents(), "no agent left on lab-0", 30)
+    assert dev.temp_files() == []
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+    from edgeship.lab import status
+
+    wait_until(lambda: all(d["holder"] is None for d in status(ray_cluster)["devices"]),
+               "the lease freed", 30)
