@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -38,6 +39,7 @@ from edgeship.errors import ConfigError, MissingBackendError
 from edgeship.search_exec import Outcome, Work
 
 INSTALL_HINT = "pip install 'edgeship[ray]'"
+_CONNECTING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -72,12 +74,12 @@ def connect(address: Union[str, bool, None]) -> Any:
     """Join the cluster at ``address`` (``"auto"``/True: ``RAY_ADDRESS`` or a new local
     cluster); reuses a connection this process already has."""
     ray = require_ray()
-    if ray.is_initialized():
-        return ray
     where = None if address in (True, "auto", "", None) else str(address)
     try:
-        ray.init(address=where, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        with _CONNECTING:  # a fleet's threads lease at once: one of them joins
+            if not ray.is_initialized():
+                ray.init(address=where, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigError(f"cannot join the Ray cluster at {where or 'auto'}: "
                           f"{' '.join(str(exc).split())[:200]}",

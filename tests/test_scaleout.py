@@ -57,8 +57,10 @@ def ray_cluster() -> Iterator[str]:
 def lab_devices(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[PlainDevice], Path]]:
     """Eight sshd devices and one client HOME that knows them as lab-0 … lab-7."""
     home = tmp_path_factory.mktemp("labhome")
+    key = tmp_path_factory.mktemp("labkey") / "id_ed25519"  # one client key for all eight
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     with contextlib.ExitStack() as stack:
-        devices = [stack.enter_context(running_device(alias=d)) for d in DEVICES]
+        devices = [stack.enter_context(running_device(alias=d, client_key=key)) for d in DEVICES]
         for name, dev in zip(DEVICES, devices):
             write_client_home(home, alias=name, server=dev.server, user=dev.user)
         yield devices, home
