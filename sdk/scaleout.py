@@ -127,8 +127,12 @@ def build_and_evaluate(context: dict[str, Any], recipe: Any,
                        cached: Optional[tuple[str, dict[str, bytes]]]) -> dict[str, Any]:
     """On a Ray worker: rebuild the search context in a private temp dir, build and judge
     ``recipe``, and return the built files as bytes (the temp dir is removed)."""
+    import resource
+    import time
+
     from edgeship.candidate import Builder
 
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgeship-ray-") as tmp:
         root = Path(tmp)
         original = context["original"]
@@ -148,7 +152,11 @@ def build_and_evaluate(context: dict[str, Any], recipe: Any,
         out = Work(original, builder, judge).run(recipe)
         files = _files_of(out.path) if out.path is not None and out.error is None else {}
         return {"outcome": replace(out, path=Path(out.path.name) if out.path else None),
-                "files": files, "pid": os.getpid(), "node": _node()}
+                "files": files, "pid": os.getpid(), "node": _node(),
+                "stats": {"cpu_s": time.process_time() - cpu0,
+                          "wall_s": time.perf_counter() - wall0,
+                          # ru_maxrss: KiB on Linux; the worker's peak so far (workers are reused)
+                          "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}
 
 
 def _node() -> str:
@@ -169,6 +177,7 @@ class RayExecutor:
         self._ready: list[tuple[int, Outcome]] = []
         self._remote = self.ray.remote(max_retries=1, retry_exceptions=False)(build_and_evaluate)
         self.workers: set[tuple[str, int]] = set()
+        self.tasks: list[dict[str, Any]] = []
 
     def open(self, search: Any) -> None:
         self._search = search
@@ -216,6 +225,8 @@ class RayExecutor:
             return key, Outcome(error=f"the Ray worker building it died (retried once): "
                                       f"{_reason(exc)}")
         self.workers.add((reply["node"], reply["pid"]))
+        self.tasks.append({"candidate": recipe.name, "node": reply["node"], "pid": reply["pid"],
+                           **reply["stats"]})
         out: Outcome = reply["outcome"]
         if out.path is not None:
             directory = self._search.scratch / "ray" / f"{key:03d}-{recipe.name}"
@@ -241,7 +252,7 @@ class RayExecutor:
                 "cpus": self.ray.cluster_resources().get("CPU"),
                 "task": {"num_cpus": self.resources.num_cpus,
                          "memory_gb": self.resources.memory_gb},
-                "workers_used": len(self.workers)}
+                "workers_used": len(self.workers), "tasks": self.tasks}
 
 
 def _reason(exc: BaseException) -> str:

@@ -249,3 +249,62 @@ def test_ctrl_c_during_a_leased_measurement_leaves_nothing(
 
     wait_until(lambda: all(d["holder"] is None for d in status(ray_cluster)["devices"]),
                "the lease freed", 30)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_rerun_on_ray_takes_the_builds_from_the_cache(ray_cluster: str, tmp_path: Path) -> None:
+    import edgeship
+    from tests.test_search_cost import TWO
+
+    cache = tmp_path / "cache"
+    first = edgeship.compress(DIGITS, "x86-avx512-vnni", data=DIGITS_TEST, recipes=TWO,
+                              cache=cache, **QUICK)  # type: ignore[arg-type]
+    second = edgeship.compress(DIGITS, "x86-avx512-vnni", data=DIGITS_TEST, recipes=TWO,
+                               cache=cache, ray=ray_cluster,
+                               budget=edgeship.Budget(max_accuracy_drop=0.5),
+                               **QUICK)  # type: ignore[arg-type]
+    fresh = edgeship.compress(DIGITS, "x86-avx512-vnni", data=DIGITS_TEST, recipes=TWO,
+                              cache=tmp_path / "other", ray=ray_cluster,
+                              **QUICK)  # type: ignore[arg-type]
+    assert [c.cached for c in first.candidates] == [False, False]
+    assert [c.cached for c in second.candidates] == [True, True]  # shipped to the workers
+    assert [c.cached for c in fresh.candidates] == [False, False]
+    assert len(list((tmp_path / "other").iterdir())) == 2  # the workers' builds stored here
+    for a, b in zip(first.candidates, second.candidates):
+        assert a.evaluation.fidelity.value == b.evaluation.fidelity.value
+
+
+@pytest.mark.slow
+@pytest.mark.ssh
+@pytest.mark.timeout(180)
+def test_a_device_that_drops_mid_lease_frees_it(
+        ray_cluster: str, lab_devices: tuple[list[PlainDevice], Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeship.fleet import bench_fleet
+    from edgeship.lab import history, register, status
+
+    devices, home = lab_devices
+    dev = devices[1]
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    hosts = tmp_path / "hosts"
+    hosts.write_text("lab-1\n")
+    register(hosts, ray_cluster)
+    before = len(history(ray_cluster))
+    found: list[object] = []
+    job = threading.Thread(target=lambda: found.append(bench_fleet(
+        DIGITS, ["lab-1"], lab=ray_cluster, runs=100000, min_seconds=60, threads=1)))
+    job.start()
+    try:
+        wait_until(lambda: dev.agents(), "an agent on lab-1", 120)
+        held = {d["device"]: d["holder"] for d in status(ray_cluster)["devices"]}
+        assert held["lab-1"] is not None and held["lab-1"]["pid"] == os.getpid()
+        dev.server.drop_connections()
+        job.join(timeout=90)
+    finally:
+        job.join()
+    fleet = found[0]
+    assert fleet.hosts[0].exit_code == 3, fleet.hosts[0].error  # type: ignore[attr-defined]
+    assert all(d["holder"] is None for d in status(ray_cluster)["devices"])
+    assert len(history(ray_cluster)) == before + 1
