@@ -255,6 +255,7 @@ def test_ctrl_c_during_a_leased_measurement_leaves_nothing(
 @pytest.mark.timeout(180)
 def test_a_rerun_on_ray_takes_the_builds_from_the_cache(ray_cluster: str, tmp_path: Path) -> None:
     import edgeship
+
     from tests.test_search_cost import TWO
 
     cache = tmp_path / "cache"
