@@ -210,6 +210,35 @@ def test_two_jobs_leasing_eight_devices_never_share_one(
         assert len(mine) == 2
         assert mine[1][0] >= mine[0][1] + 0.3 - 0.05, (name, mine)  # no overlap, cooldown kept
     assert all(d["holder"] is None for d in status(ray_cluster)["devices"])
+    shown = subprocess.run([sys.executable, "-m", "edgeship.cli", "lab", "status", "--address",
+                            ray_cluster, "--json"], capture_output=True, text=True, env=env,
+                           timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    lab = json.loads(shown.stdout)
+    assert {d["device"] for d in lab["devices"]} >= set(DEVICES) and lab["leases"] >= 16
+    assert all(d["in_cluster"] and d["holder"] is None for d in lab["devices"])
+
+
+def test_registering_a_device_the_cluster_lacks_says_how_to_declare_it(
+        ray_cluster: str, tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("lab-0\npi5-nowhere\n")
+    proc = subprocess.run([sys.executable, "-m", "edgeship.cli", "lab", "register", str(hosts),
+                           "--address", ray_cluster], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "pi5-nowhere" in proc.stderr and "ray start --address" in proc.stderr
+    assert '{"device:pi5-nowhere": 1}' in proc.stderr and "lab-0" not in proc.stderr
+
+
+def _ray_builds() -> list[int]:
+    """Ray workers running a candidate task now (their process title names it)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            if pid.isdigit() and Path(f"/proc/{pid}/cmdline").read_bytes().startswith(
+                    b"ray::edgeship-build:"):
+                found.append(int(pid))
+    return found
 
 
 @pytest.mark.slow
@@ -235,6 +264,7 @@ def test_ctrl_c_during_a_leased_measurement_leaves_nothing(
     try:
         wait_until(lambda: dev.agents() or proc.poll() is not None, "an agent on lab-0", 150)
         assert proc.poll() is None, proc.communicate()[1]
+        building = _ray_builds()  # the other candidates, still building on the workers
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -242,6 +272,8 @@ def test_ctrl_c_during_a_leased_measurement_leaves_nothing(
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, err
+    assert building, "no candidate was still building when Ctrl-C came"
+    wait_until(lambda: not _ray_builds(), "the candidate tasks cancelled", 30)
     wait_until(lambda: not dev.agents(), "no agent left on lab-0", 30)
     assert dev.temp_files() == []
     assert not out.exists() and not list(tmp_path.glob(".out*"))
