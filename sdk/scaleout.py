@@ -12,7 +12,9 @@ What travels, and why:
   edgeship installed (``pip install 'edgeship[compress,ray]'`` on every node).
 - The built model comes back as bytes and is measured here, on the search's target: the
   device (leased through the lab, ``edgeship.lab``) or this host.  Measuring here keeps one
-  measurement at a time on a target, as in process.
+  measurement at a time on a target, as in process.  On a device each result is measured as it
+  finishes (``ray.wait``) while the others build; on this host the results are handed out once
+  the builds in flight are done, because a build beside a timed run would slow it.
 - The candidate cache (``edgeship.candidate_cache``) stays this process's: a hit is shipped to
   the worker inside a throw-away cache of its own (so the worker skips the build only when its
   converter versions give the same key), and every fresh build is stored here.
@@ -178,9 +180,13 @@ class RayExecutor:
         self._remote = self.ray.remote(max_retries=1, retry_exceptions=False)(build_and_evaluate)
         self.workers: set[tuple[str, int]] = set()
         self.tasks: list[dict[str, Any]] = []
+        self.quiet = False
 
     def open(self, search: Any) -> None:
         self._search = search
+        # measured on this host (a Ray worker may be this host too): hand results out only
+        # once every submitted build is done; on a device, measure each as it finishes
+        self.quiet = search.measured_on["kind"] == "host"
         original = search.original
         files = _files_of(original.path) if original.path is not None else {}
         self._context = self.ray.put({
@@ -216,11 +222,16 @@ class RayExecutor:
              ) -> tuple[int, Outcome]:
         if self._ready:
             return self._ready.pop(0)
-        done, _ = self.ray.wait(list(self._pending), num_returns=1)
-        key, recipe = self._pending.pop(done[0])
+        refs = list(self._pending)
+        if self.quiet:  # this host measures: no build may run beside a timed run
+            self.ray.wait(refs, num_returns=len(refs))
+            ref = refs[0]
+        else:
+            ref = self.ray.wait(refs, num_returns=1)[0][0]
+        key, recipe = self._pending.pop(ref)
         started(key)
         try:
-            reply = self.ray.get(done[0])
+            reply = self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:  # the worker died, twice
             return key, Outcome(error=f"the Ray worker building it died (retried once): "
                                       f"{_reason(exc)}")
