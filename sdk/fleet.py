@@ -144,6 +144,9 @@ def run_fleet(
         try:
             wait(futures)
         except KeyboardInterrupt:
+            stop_leasing = getattr(lease, "stop", None)
+            if stop_leasing is not None:  # threads still waiting for a lab lease give up
+                stop_leasing.set()
             with lock:
                 for target in live.values():
                     interrupt = getattr(target, "interrupt", None)
@@ -200,9 +203,17 @@ def bench_fleet(
     return fleet
 
 
-def _lab_lease(lab: Optional[str], what: str) -> Optional[Callable[[str], Any]]:
-    if lab is None:
-        return None
-    from edgeship.lab import lease
+class _LabLease:
+    """Each host's lease from the lab; ``stop`` (set on Ctrl-C) ends the waits for one."""
 
-    return lambda spec: lease(lab, spec, what=f"bench {what}")
+    def __init__(self, lab: str, what: str) -> None:
+        self.lab, self.what, self.stop = lab, what, threading.Event()
+
+    def __call__(self, spec: str) -> Any:
+        from edgeship.lab import lease
+
+        return lease(self.lab, spec, what=f"bench {self.what}", stop=self.stop)
+
+
+def _lab_lease(lab: Optional[str], what: str) -> Optional[_LabLease]:
+    return None if lab is None else _LabLease(lab, what)

@@ -32,6 +32,7 @@ import contextlib
 import getpass
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -161,8 +162,11 @@ def history(address: Optional[str] = None) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def lease(address: Optional[str], device: str, what: str = "measurement",
-          timeout: Optional[float] = None) -> Iterator[dict[str, Any]]:
-    """Hold ``device`` for the body: waits for it (and its cooldown), frees it on every way out."""
+          timeout: Optional[float] = None, stop: Optional[threading.Event] = None
+          ) -> Iterator[dict[str, Any]]:
+    """Hold ``device`` for the body: waits for it (and its cooldown), frees it on every way out.
+    ``stop`` set while waiting ends the wait with KeyboardInterrupt (a fleet's Ctrl-C reaches
+    its worker threads that way)."""
     ray = _ray(address)
     registry = _registry(ray)
     if ray.get(registry.known.remote(device)) is None:
@@ -176,7 +180,9 @@ def lease(address: Optional[str], device: str, what: str = "measurement",
     outcome = "interrupted"
     acquired = False
     try:
-        while not pg.wait(timeout_seconds=1):
+        while not pg.wait(timeout_seconds=0.5):
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
             if timeout is not None and time.perf_counter() - asked > timeout:
                 from edgeship.errors import TargetError
 
