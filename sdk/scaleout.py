@@ -33,6 +33,7 @@ import contextlib
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -41,6 +42,7 @@ from edgeship.errors import ConfigError, MissingBackendError
 from edgeship.search_exec import Outcome, Work
 
 INSTALL_HINT = "pip install 'edgeship[ray]'"
+TMP_PREFIX = "edgeship-ray-"  # a task's temp dir: edgeship-ray-<worker pid>-<random>
 _CONNECTING = threading.Lock()
 
 
@@ -130,12 +132,12 @@ def build_and_evaluate(context: dict[str, Any], recipe: Any,
     """On a Ray worker: rebuild the search context in a private temp dir, build and judge
     ``recipe``, and return the built files as bytes (the temp dir is removed)."""
     import resource
-    import time
 
     from edgeship.candidate import Builder
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="edgeship-ray-") as tmp:
+    sweep_stale()  # what killed workers on this node left behind
+    with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-") as tmp:
         root = Path(tmp)
         original = context["original"]
         if context["files"]:
@@ -159,6 +161,31 @@ def build_and_evaluate(context: dict[str, Any], recipe: Any,
                           "wall_s": time.perf_counter() - wall0,
                           # ru_maxrss: KiB on Linux; the worker's peak so far (workers are reused)
                           "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}
+
+
+def sweep_stale(root: Optional[Path] = None) -> list[Path]:
+    """Remove the temp dirs of candidate tasks whose worker is gone (SIGKILLed, cancelled with
+    force): a worker that dies cannot clean up, the next task or the driver on its node does."""
+    import shutil
+
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{TMP_PREFIX}*-*"):
+        pid = path.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _node() -> str:
@@ -255,7 +282,18 @@ class RayExecutor:
                 # already finished or gone: nothing left to stop
                 with contextlib.suppress(Exception):
                     self.ray.cancel(ref, force=True)
+            # the cancelled workers die without cleaning up: on this node, do it for them
+            deadline = time.monotonic() + 10
+            while any(not self._gone(r) for r in self._pending) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            while time.monotonic() < deadline and sweep_stale() is not None \
+                    and list(Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*-*")):
+                time.sleep(0.2)  # a force-cancelled worker takes a moment to die
         self._pending.clear()
+        sweep_stale()
+
+    def _gone(self, ref: Any) -> bool:
+        return bool(self.ray.wait([ref], timeout=0)[0])
 
     def describe(self) -> dict[str, Any]:
         nodes = [n for n in self.ray.nodes() if n.get("Alive")]

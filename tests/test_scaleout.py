@@ -141,6 +141,7 @@ def test_a_killed_worker_is_retried_once_then_recorded(ray_cluster: str, kills: 
         stop.set()
         killer.join()
     assert len(killed) == kills
+    assert _stale_task_dirs() == []  # the killed workers' temp dirs were swept
     cand = result.candidates[0]
     if kills == 1:  # the retry built it
         assert cand.error is None and cand.measured, cand.error
@@ -230,6 +231,14 @@ def test_registering_a_device_the_cluster_lacks_says_how_to_declare_it(
     assert '{"device:pi5-nowhere": 1}' in proc.stderr and "lab-0" not in proc.stderr
 
 
+def _stale_task_dirs() -> list[Path]:
+    """Candidate-task temp dirs whose worker is dead (see edgeship.scaleout.sweep_stale)."""
+    from edgeship.scaleout import TMP_PREFIX, _alive
+
+    return [p for p in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*-*")
+            if not _alive(int(p.name[len(TMP_PREFIX):].split("-", 1)[0]))]
+
+
 def _ray_builds() -> list[int]:
     """Ray workers running a candidate task now (their process title names it)."""
     found = []
@@ -273,6 +282,7 @@ def test_ctrl_c_during_a_leased_measurement_leaves_nothing(
             proc.wait()
     assert proc.returncode == 130, err
     assert building, "no candidate was still building when Ctrl-C came"
+    assert _stale_task_dirs() == []  # the cancelled workers' temp dirs were swept
     wait_until(lambda: not _ray_builds(), "the candidate tasks cancelled", 30)
     wait_until(lambda: not dev.agents(), "no agent left on lab-0", 30)
     assert dev.temp_files() == []
