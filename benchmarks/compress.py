@@ -24,9 +24,11 @@ the bundled profile lists no bf16 yet), one thread, 1 pt budget on the *estimate
     fastest native path inside the budget;
   * the search < 180 s and < 3 GB peak host memory (this process and its children);
   * side by side: the pick against each hand-tuned native path (ORT QDQ per-channel u8s8,
-    OpenVINO NNCF int8, LiteRT full int8, OpenVINO bf16), with latency, size and fidelity.
+    OpenVINO NNCF int8, LiteRT full int8, OpenVINO bf16), with latency, size and fidelity;
+    the same side by side for Magika (``magika-vnni``: labelled by file extension).
 
-    python benchmarks/compress.py [--only digits,fashion,efficientnet,resnet18,efficientnet-vnni]
+    python benchmarks/compress.py [--only digits,fashion,efficientnet,resnet18,efficientnet-vnni,
+                                          magika-vnni]
                                   [--runs 300]
 Writes benchmarks/results/compress.json (atomically) and prints the tables.  Each search uses a
 fresh candidate cache (its time includes every build); run ``--only efficientnet-vnni`` alone
@@ -67,6 +69,7 @@ class Case:
     default_runs: bool = False  # time the search as a user runs it: compress's default runs
     device: Any = DEVICE  # a profile name or YAML file
     native: tuple[str, ...] = ()  # hand-tuned native paths to put beside the pick
+    issue10_targets: bool = False  # check issue 10's EfficientNet-Lite0 targets
 
 
 def digits_case(work: Path) -> Optional[Case]:
@@ -225,12 +228,31 @@ def efficientnet_vnni_case(work: Path) -> Optional[Case]:
                 1.0, base.note.replace("judged by top-1 agreement with the original",
                                        "judged by the estimated drop (no labels)"),
                 device=vnni_bf16_profile(work),
+                native=("int8-onnx", "int8-openvino", "int8-tflite", "bf16-openvino"),
+                issue10_targets=True)
+
+
+def magika_vnni_case(work: Path) -> Optional[Case]:
+    """Magika (PyPI): a pretrained 214-class content-type model, int32 byte inputs, on this
+    machine's files labelled by extension (half evaluate, half calibrate)."""
+    try:
+        from examples.models_zoo import magika_content_type as mg
+    except ImportError:
+        return None
+    model = mg.prepare(work / "magika.onnx")
+    x, y, _ = mg.dataset(per_class=24)
+    data = work / "magika_files.npz"
+    np.savez(data, x=x, y=y)
+    return Case("Magika content type (labelled, x86-avx512-vnni)", model, data, None, 1.0,
+                f"{len(x)} files of this machine labelled by their extension; half evaluate, half "
+                "calibrate", device=vnni_bf16_profile(work),
                 native=("int8-onnx", "int8-openvino", "int8-tflite", "bf16-openvino"))
 
 
 CASES: dict[str, Callable[[Path], Optional[Case]]] = {
     "digits": digits_case, "fashion": fashion_case, "efficientnet": efficientnet_case,
-    "resnet18": resnet18_case, "efficientnet-vnni": efficientnet_vnni_case}
+    "resnet18": resnet18_case, "efficientnet-vnni": efficientnet_vnni_case,
+    "magika-vnni": magika_vnni_case}
 
 
 def run_case(case: Case, work: Path, runs: int, min_seconds: float) -> dict[str, Any]:
@@ -263,7 +285,8 @@ def run_case(case: Case, work: Path, runs: int, min_seconds: float) -> dict[str,
                                                         "tolerance", "decided_by")},
                      "fidelity_figures": f.get("figures")})
     file = case.model.relative_to(ROOT) if case.model.is_relative_to(ROOT) else case.model.name
-    return {"model": case.name, "file": str(file), "note": case.note,
+    rerun = _rerun(case, work, runs, min_seconds) if case.issue10_targets else None
+    return {"model": case.name, "file": str(file), "note": case.note, "rerun": rerun,
             "device": result.device, "fidelity_judge": result.summary.get("fidelity_judge"),
             "not_planned": result.summary.get("not_planned"),
             "peak_rss_mb_so_far": _peak_rss_mb(),
@@ -273,6 +296,23 @@ def run_case(case: Case, work: Path, runs: int, min_seconds: float) -> dict[str,
             "measured_on": result.measured_on["note"], "data": result.data, "rows": rows,
             "native_paths": list(case.native),
             "targets": targets(case, rows, result.pick.name if result.pick else None, wall)}
+
+
+def _rerun(case: Case, work: Path, runs: int, min_seconds: float) -> dict[str, Any]:
+    """The same search again with a tighter budget (0.5 pt): every build from the cache, so
+    it costs judging and measuring only."""
+    import edgeship
+
+    start = time.perf_counter()
+    result = edgeship.compress(case.model, str(case.device), data=case.data,
+                               train_data=case.train_data,
+                               budget=edgeship.Budget(max_accuracy_drop=0.5), threads=1,
+                               runs=runs, min_seconds=min_seconds, progress=True,
+                               cache=work / "cache")
+    return {"max_accuracy_drop": 0.5, "wall_s": time.perf_counter() - start,
+            "pick": result.pick.name if result.pick else None,
+            "cached_builds": sum(c.cached for c in result.candidates),
+            "built": sum(1 for c in result.candidates if c.seconds and not c.cached)}
 
 
 def _peak_rss_mb() -> float:
@@ -318,7 +358,7 @@ def targets(case: Case, rows: list[dict[str, Any]], pick: Optional[str], wall: f
                             "candidate": r["candidate"], "baseline": base["candidate"],
                             "speedup": speed, "drop": r["accuracy_drop"],
                             "met": speed >= 1.8 and (r["accuracy_drop"] or 0) <= 1.0})
-    if case.native:
+    if case.issue10_targets:
         out += vnni_targets(case, rows, chosen, wall)
     if case.name.startswith("ResNet"):
         out.append({"target": "4-candidate search of a ResNet-18-sized model < 120 s on 2 cores",
@@ -334,11 +374,13 @@ def vnni_targets(case: Case, rows: list[dict[str, Any]], chosen: Optional[dict[s
               and r["accuracy_drop"] is not None and r["accuracy_drop"] <= case.max_accuracy_drop]
     fastest = min(inside, key=lambda r: r["p50_ms"]) if inside else None
     drop = chosen["accuracy_drop"] if chosen else None
+    estimated = bool(chosen and (chosen["fidelity"] or {}).get("estimated"))
     speed = ort["p50_ms"] / chosen["p50_ms"] if ort and chosen else None
     ratio = chosen["p50_ms"] / fastest["p50_ms"] if chosen and fastest else None
     peak = _peak_rss_mb()
     return [
-        {"target": "pick's estimated drop <= 1 pt", "drop": drop,
+        {"target": f"pick's {'estimated' if estimated else 'labelled top-1'} drop <= 1 pt",
+         "drop": drop,
          "met": drop is not None and drop <= 1.0},
         {"target": "pick >= 3x faster than onnxruntime fp32", "speedup": speed,
          "met": bool(speed and speed >= 3)},
@@ -413,6 +455,10 @@ def main() -> None:
                       "yes" if r["fits"] else r["status"][:40]] for r in res["rows"]])
         if res.get("native_paths"):
             side_by_side(res)
+        if res.get("rerun"):
+            r = res["rerun"]
+            print(f"  re-run with --max-accuracy-drop 0.5: {r['wall_s']:.0f} s, "
+                  f"{r['cached_builds']} builds from the cache, {r['built']} built, pick {r['pick']}")
         for t in res["targets"]:
             figures = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in t.items()
                        if k not in ("target", "met")}

@@ -1,7 +1,9 @@
 """Does the label-free estimate of the accuracy drop track the true drop?
 
 On labelled data (sklearn digits: the bundled CNN, 360 test images; Fashion-MNIST from the
-Debian package dataset-fashion-mnist: the bundled CNN, 1000 test images), each candidate a
+Debian package dataset-fashion-mnist: the bundled CNN, 1000 test images; Magika, Google's
+pretrained content-type model from PyPI, on this machine's files labelled by extension), each
+candidate a
 compress search would build -- fp16 (onnxruntime), bf16 (OpenVINO hint, where the CPU has it),
 int8 onnxruntime QDQ u8s8 / OpenVINO NNCF / LiteRT, and structurally pruned 25 / 50 % without
 retraining -- is judged twice against the original: with the labels (the true top-1 drop) and
@@ -9,7 +11,7 @@ without them (``converters.fidelity``: the estimated drop, and plain top-1 disag
 comparison).  Prints one row per candidate and the error of each label-free figure, and writes
 benchmarks/results/fidelity_estimate.json.
 
-    python benchmarks/fidelity_estimate.py [--only digits,fashion]
+    python benchmarks/fidelity_estimate.py [--only digits,fashion,magika]
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ DATA = ROOT / "examples" / "data"
 CALIB = 300
 
 
-def digits() -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
+def digits(work: Path) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
     sys.path.insert(0, str(ROOT / "examples"))
     from make_digits_model import load_digits_split
 
@@ -38,7 +40,7 @@ def digits() -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
     return MODELS / "digits_cnn.onnx", test["x"], test["y"], split.x_train[:CALIB]
 
 
-def fashion() -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
+def fashion(work: Path) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
     from edgeship.runtime.preprocess import Preprocessing, read_manifest
 
     from examples.models_zoo.fashion_mnist import load_split
@@ -49,6 +51,16 @@ def fashion() -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
     pick = np.random.default_rng(0).permutation(len(images))[:CALIB]
     test = np.load(DATA / "fashion_mnist_test_1k.npz")
     return model, test["x"], test["y"], np.stack([spec.sample(images[i]) for i in pick])
+
+
+def magika(work: Path) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
+    """Google's Magika (PyPI magika: a pretrained 214-class content-type model) on this
+    machine's files labelled by their extension; every other file evaluates, the rest calibrate."""
+    from examples.models_zoo import magika_content_type as mg
+
+    model = mg.prepare(work / "magika.onnx")
+    x, y, _ = mg.dataset(per_class=24)
+    return model, x[::2], y[::2], x[1::2]
 
 
 def _run(path: Path, x: np.ndarray, **load: Any) -> np.ndarray:
@@ -112,11 +124,11 @@ def candidates(model: Path, calib: np.ndarray, work: Path) -> dict[str, Callable
     return found
 
 
-def run_case(name: str, load: Callable[[], tuple[Path, np.ndarray, np.ndarray, np.ndarray]],
+def run_case(name: str, load: Callable[[Path], tuple[Path, np.ndarray, np.ndarray, np.ndarray]],
              work: Path) -> dict[str, Any]:
     from edgeship.converters.fidelity import classification_figures
 
-    model, x, y, calib = load()
+    model, x, y, calib = load(work)  # model file, test x, test y, calibration x
     reference = _run(model, x)
     rows = []
     for cand, run in candidates(model, calib, work).items():
@@ -133,7 +145,8 @@ def run_case(name: str, load: Callable[[], tuple[Path, np.ndarray, np.ndarray, n
                      "estimate_error": f["estimated_drop"] - f["top1_drop"],
                      "agreement_error": f["agreement_drop"] - f["top1_drop"],
                      "top5_agreement": f["top5_agreement"], "kl_divergence": f["kl_divergence"]})
-    return {"model": name, "file": str(model.relative_to(ROOT)), "samples": len(x),
+    file = model.relative_to(ROOT) if model.is_relative_to(ROOT) else model.name
+    return {"model": name, "file": str(file), "samples": len(x),
             "baseline_accuracy": 100.0 * float((reference.argmax(1) == y).mean()), "rows": rows}
 
 
@@ -145,10 +158,11 @@ def _errors(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="digits,fashion")
+    parser.add_argument("--only", default="digits,fashion,magika")
     args = parser.parse_args()
     cases = {"digits": ("digits CNN (sklearn digits)", digits),
-             "fashion": ("Fashion-MNIST CNN", fashion)}
+             "fashion": ("Fashion-MNIST CNN", fashion),
+             "magika": ("Magika content type (files labelled by extension)", magika)}
     results = []
     with tempfile.TemporaryDirectory(prefix="edgeship-bench-fidelity-") as tmp:
         for key in args.only.split(","):

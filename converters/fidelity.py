@@ -53,6 +53,8 @@ CONFIDENT = 0.5  # reference probability above which a sample counts as "confide
 Z95 = 1.645  # one-sided 95 % normal quantile for the estimate's upper bound
 BOX_IOU = 0.5
 BOX_SCORE = 0.25  # detector boxes below this score are not compared
+SNR_EXACT = 200.0  # dB reported for identical outputs
+REL_ERROR_CAP = 1e6  # relative error reported against an all-zero reference
 
 
 @dataclass(frozen=True)
@@ -204,9 +206,13 @@ def output_error_figures(reference: Sequence[np.ndarray],
         a = np.asarray(ref, dtype=np.float64).reshape(len(ref), -1)
         b = np.asarray(cand, dtype=np.float64).reshape(len(cand), -1)
         signal, noise = float((a * a).sum()), float(((a - b) ** 2).sum())
-        snrs.append(np.inf if noise == 0 else (-np.inf if signal == 0 else
-                                               10 * np.log10(signal / noise)))
-        rels.append(0.0 if noise == 0 else (np.inf if signal == 0 else np.sqrt(noise / signal)))
+        # finite bounds, so every figure is plain JSON: identical outputs read SNR_EXACT (beyond
+        # float32's ~150 dB), a zero reference against a non-zero candidate -SNR_EXACT
+        snr = SNR_EXACT if noise == 0 else (-SNR_EXACT if signal == 0 else
+                                            10 * np.log10(signal / noise))
+        snrs.append(float(np.clip(snr, -SNR_EXACT, SNR_EXACT)))
+        rels.append(0.0 if noise == 0 else (REL_ERROR_CAP if signal == 0 else
+                                            min(REL_ERROR_CAP, float(np.sqrt(noise / signal)))))
         if a.shape[1] == 1:  # one value per sample: a per-sample cosine is only its sign
             a, b = a.T, b.T
         norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from edgeship.budget import Budget, Verdict
-from edgeship.candidate import Builder, Data, Judge, Original, load_data
+from edgeship.candidate import Builder, Data, Original, load_data
 from edgeship.errors import ConfigError
+from edgeship.judging import Judge
 from edgeship.recipe import DistillStep, ExportStep, PruneStep, QuantizeStep, Recipe, load_recipes
 from edgeship.selection import (
     FIDELITY_CHECKS,
@@ -130,8 +131,9 @@ def compress(
         device: a device profile name (``edgeship profiles list``) or profile YAML file.
         target: ``"local"`` (measure on this host: labelled as such) or an SSH target/alias or
             ``Target`` (measure on the device).
-        data: evaluation data (``edgeship.Dataset`` sources); labels make it accuracy, without
-            them top-1 agreement with the original.  None: seeded random inputs.
+        data: evaluation data (``edgeship.Dataset`` sources); with labels class scores are
+            judged by the top-1 drop, without them by the drop estimated from the original's
+            probabilities (``task``).  None: seeded random inputs.
         train_data: calibration/distillation samples; without it, ``data`` is split in two.
         budget: limits; None takes the profile's defaults.  ``max_accuracy_drop`` unset means
             ``DEFAULT_MAX_ACCURACY_DROP`` points.
@@ -210,6 +212,12 @@ def fidelity_budget(budget: Budget, spec: Any, metric_given: bool) -> tuple[Budg
     get the metric the user budgeted (``--max-rel-error`` alone means rel_error) and, with no
     limit for it, the documented default (``DEFAULT_OUTPUT_LIMITS``)."""
     if spec.task == "classification":
+        unused = [f"--{name.replace('_', '-')}" for name, _ in DEFAULT_OUTPUT_LIMITS.values()
+                  if getattr(budget, name) is not None]
+        if unused:
+            raise ConfigError(f"{', '.join(unused)} hold outputs judged by output error; these "
+                              f"are class scores, judged by the accuracy drop ({spec.reason})",
+                              "use --max-accuracy-drop, or pass --task regression")
         return budget, spec
     if not metric_given:
         given = [m for m, (name, _) in DEFAULT_OUTPUT_LIMITS.items()

@@ -93,6 +93,17 @@ class Row:
     timings: Optional[dict[str, Any]] = None
 
     @property
+    def quality(self) -> Optional[float]:
+        """Higher is better: the accuracy when one was measured, else the fidelity judge's
+        figure (minus an estimated drop, or an SNR / cosine, or minus a relative error)."""
+        if self.accuracy is not None:
+            return self.accuracy
+        f = self.fidelity or {}
+        if f.get("value") is None:
+            return None
+        return float(f["value"]) if f["metric"] in ("snr_db", "cosine") else -float(f["value"])
+
+    @property
     def ok(self) -> Optional[bool]:
         if self.error:
             return False
@@ -249,12 +260,12 @@ def _percentile(data: ReportData) -> str:
 
 def mark_front(rows: list[Row], percentile: str = "p50") -> None:
     """Flag rows no other row beats on both accuracy (higher) and latency (lower)."""
-    measured = [r for r in rows if r.result is not None and r.accuracy is not None and not r.error]
+    measured = [r for r in rows if r.result is not None and r.quality is not None and not r.error]
     for r in measured:
-        lat, acc = r.result.latency(percentile), r.accuracy  # type: ignore[union-attr]
+        lat, acc = r.result.latency(percentile), r.quality  # type: ignore[union-attr]
         r.on_front = not any(
-            o is not r and o.result.latency(percentile) <= lat and o.accuracy >= acc  # type: ignore
-            and (o.result.latency(percentile) < lat or o.accuracy > acc)  # type: ignore
+            o is not r and o.result.latency(percentile) <= lat and o.quality >= acc  # type: ignore
+            and (o.result.latency(percentile) < lat or o.quality > acc)  # type: ignore
             for o in measured
         )
 
@@ -353,11 +364,11 @@ def _timings_td(t: Optional[dict[str, Any]]) -> str:
 
 
 def _pareto_section(data: ReportData, percentile: str) -> str:
-    rows = [r for r in data.rows if r.result is not None and r.accuracy is not None]
+    rows = [r for r in data.rows if r.result is not None and r.quality is not None]
     if not rows:
         return ('<p class="muted">No accuracy in these results: the accuracy-latency plot needs '
                 'candidates from <code>edgeship compress</code>.</p>')
-    points = [Point(r.name, r.result.latency(percentile), r.accuracy, r.ok, r.on_front)  # type: ignore
+    points = [Point(r.name, r.result.latency(percentile), r.quality, r.ok, r.on_front)  # type: ignore
               for r in rows]
     lines = []
     b = data.budget
@@ -371,6 +382,14 @@ def _pareto_section(data: ReportData, percentile: str) -> str:
     if max_drop is not None and baseline is not None:
         lines.append(Line("y", baseline - max_drop, f"accuracy floor {fmt(baseline - max_drop)} %"))
     metric = next((r.accuracy_metric for r in rows if r.accuracy_metric), "accuracy")
+    judged = next((r.fidelity for r in rows if r.accuracy is None and r.fidelity), None)
+    if judged is not None:  # no accuracy measured: plot the judge's figure (higher is better)
+        unit = f" ({judged['unit']})" if judged.get("unit") else ""
+        sign = "" if judged["metric"] in ("snr_db", "cosine") else "− "
+        if max_drop is not None and judged["metric"].endswith("drop"):
+            lines.append(Line("y", -float(max_drop), f"budget −{fmt(max_drop)} pt"))
+        return scatter(points, f"latency {percentile} (ms)",
+                       f"{sign}{judged.get('label', judged['metric'])}{unit}", lines)
     return scatter(points, f"latency {percentile} (ms)", f"{metric} (%)", lines)
 
 

@@ -35,7 +35,8 @@ def test_compress_for_pi_prints_the_pick_and_writes_it(tmp_path: Path) -> None:
     assert f"{pick['benchmark']['latency_ms']['p50']:.4g} ms" in lines[2]
     assert summary["device"] == "raspberry-pi-5"
     assert summary["budget"] == {"max_latency_ms": 20.0, "max_memory_mb": 150.0, "max_size_mb": None,
-                                 "max_accuracy_drop": 1.0, "percentile": "p50"}
+                                 "max_accuracy_drop": 1.0, "min_snr_db": None,
+                                 "max_rel_error": None, "min_cosine": None, "percentile": "p50"}
     assert pick["verdict"]["ok"] and pick["accuracy_drop"] <= 1.0
     assert (out / summary["artifact"]).is_file() and str(out / summary["artifact"]) in proc.stdout
     # no --train-data: half of the 360 test digits calibrate/train, the other half evaluates

@@ -102,7 +102,7 @@ def test_output_error_figures_are_snr_relative_error_and_cosine() -> None:
     assert figures["snr_db"] == pytest.approx(20.0)
     assert figures["cosine"] == pytest.approx(1.0)
     exact = output_error_figures([ref], [ref.copy()])
-    assert exact["snr_db"] == math.inf and exact["rel_error"] == 0.0
+    assert exact["snr_db"] == 200.0 and exact["rel_error"] == 0.0  # finite: plain JSON
 
 
 def test_one_score_per_sample_gets_a_cosine_over_the_samples_not_its_sign() -> None:
@@ -204,11 +204,13 @@ def test_output_error_gets_the_documented_default_and_the_budgeted_metric() -> N
     assert (rel.metric, budget.min_snr_db, budget.max_rel_error) == ("rel_error", None, 0.05)
     classes = FidelitySpec.infer((8, 10))
     assert fidelity_budget(Budget(max_accuracy_drop=1.0), classes, False)[0].min_snr_db is None
+    with pytest.raises(ConfigError, match="--min-snr-db hold outputs judged by output error"):
+        fidelity_budget(Budget(min_snr_db=30), classes, False)  # never silently unused
 
 
 def _measured(name: str, drop: float, latency: float, upper: float | None = None,
               budget: Budget | None = None) -> object:
-    from edgeship.candidate import Evaluation
+    from edgeship.judging import Evaluation
     from edgeship.recipe import ExportStep, Recipe
     from edgeship.runtime.bench import BenchmarkResult
     from edgeship.selection import Candidate
@@ -260,3 +262,32 @@ def test_agreement_reports_no_argmax_agreement_for_one_score_per_sample() -> Non
     ref = np.array([[0.1], [0.9], [0.2]], np.float32)
     assert agreement_of(ref, 1 - ref).top1 is None  # an argmax of one value always "agrees"
     assert agreement_of(REF, CAND).top1 == pytest.approx(2 / 3)
+
+
+def test_quantizing_a_model_onnxruntime_cannot_shape_leaves_the_working_dir_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeship.converters.quantize import quantize
+
+    from examples.models_zoo import magika_content_type as magika
+
+    model = magika.prepare(tmp_path / "model" / "magika.onnx")
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    # Magika's symbolic shape inference is incomplete: onnxruntime then saves a debug copy
+    # (sym_shape_infer_temp.onnx + external data) into the working directory
+    quantize(model, tmp_path / "out" / "magika.fp16.onnx", mode="fp16", backend="onnxruntime")
+    assert list(here.iterdir()) == []
+    assert Path.cwd() == here
+
+
+def test_a_missed_floor_reads_as_a_floor() -> None:
+    from edgeship.budget import Check, Verdict
+    from edgeship.selection import misses
+
+    snr = Check("snr", 20.0, 15.2, "dB", "SNR", higher_is_better=True)
+    drop = Check("accuracy_drop", 1.0, 1.5, "pt", "estimated drop (no labels)")
+    assert (snr.ok, snr.margin) == (False, pytest.approx(4.8))
+    assert misses(Verdict([snr, drop])) == (
+        "snr SNR 15.2 dB < 20 dB (-4.8 dB, -24%); "
+        "accuracy_drop estimated drop (no labels) 1.5 pt > 1 pt (+0.5 pt, +50%)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -87,6 +88,9 @@ def test_every_candidate_record_names_its_judge_and_what_decided_it(
         assert f["decided_by"] == "accuracy_drop: estimated drop (no labels)"
         assert set(cand["timings"]) == {"build_s", "evaluate_s", "measure_s", "cached_build"}
     assert result.ok  # type: ignore[attr-defined]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "unlabelled classification" in html  # the judge, in the candidate table
+    assert "− estimated drop (no labels) (pt)" in html  # the plot's axis: no accuracy measured
 
 
 @pytest.fixture()
@@ -94,3 +98,45 @@ def unlabelled(tmp_path: Path) -> Path:
     path = tmp_path / "digits_x.npz"
     np.savez(path, x=np.load(DIGITS_TEST)["x"])
     return path
+
+
+def _cli(*args: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "edgeship.cli", "compress", str(DIGITS),
+                           "--device", "x86-avx512-vnni", "--data", str(DIGITS_TEST),
+                           "--runs", "5", "--warmup", "1", "--min-seconds", "0", "--threads", "1",
+                           *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_the_cli_names_task_and_output_error_budget(tmp_path: Path) -> None:
+    recipes = tmp_path / "r.yaml"
+    recipes.write_text("recipes:\n  - name: fp32-onnx\n    steps: [{step: export, to: onnx}]\n")
+    proc = _cli("--task", "regression", "--min-snr-db", "40", "--recipes", str(recipes),
+                "--cache-dir", str(tmp_path / "cache"), "--json", "-o", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+
+    def strict(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    summary = json.loads(proc.stdout, parse_constant=strict)  # identical outputs: no Infinity
+    assert summary["candidates"][0]["fidelity"]["value"] == 200.0
+    assert summary["fidelity_judge"] == {
+        "task": "regression", "metric": "snr_db", "reason": "task regression named by --task; "
+        "the labels are not used (they apply to class scores)"}
+    (cand,) = summary["candidates"]
+    assert cand["fidelity"]["judge"] == "output error" and cand["fidelity"]["tolerance"] == 40
+    assert cand["fidelity"]["decided_by"] == "snr: SNR"
+    assert "top1_agreement" not in cand["fidelity"]["figures"]
+    assert cand["accuracy_drop"] is None and summary["budget"]["min_snr_db"] == 40
+    assert "fidelity judge: regression, snr_db" in proc.stderr
+
+
+def test_an_unknown_metric_is_one_line_exit_2(tmp_path: Path) -> None:
+    proc = _cli("--metric", "f1", "--no-cache", "-o", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "unknown fidelity metric 'f1'" in lines[0], proc.stderr

@@ -7,6 +7,7 @@ onnxruntime's arguments (and its ``extra_options`` keys, which never leak out of
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -37,7 +38,15 @@ def preprocess(src: Path, dst: Path) -> Path:
     quantizer fold and fuse more; a model it cannot handle is quantized as it is, with a warning."""
     q = _quantization()
     try:
-        q.quant_pre_process(str(src), str(dst))
+        # onnxruntime's symbolic shape inference, when incomplete, saves a debug copy of the
+        # model (sym_shape_infer_temp.onnx and its external data) into the working directory:
+        # run it from the scratch folder so nothing lands beside the user's files
+        here = os.getcwd()
+        os.chdir(dst.parent)  # contextlib.chdir is Python 3.11+
+        try:
+            q.quant_pre_process(str(src.resolve()), str(dst.resolve()))
+        finally:
+            os.chdir(here)
         return dst
     except Exception as exc:
         warn(f"onnxruntime's quant_pre_process failed ({' '.join(str(exc).split())[:120]}); "

@@ -120,7 +120,9 @@ def candidate_table(result: Any) -> Any:
     where = "host" if result.measured_on["kind"] == "host" else "device"
     table = Table(title=f"compress for {result.device} ({where} measurements, "
                         f"{result.data['evaluation_samples']} evaluation samples)",
-                  header_style="bold", caption="★ pick  ◆ Pareto front  ✅ fits  ❌ misses  ✗ failed")
+                  header_style="bold",
+                  caption="★ pick  ◆ Pareto front  ✅ fits  ❌ misses  ✗ failed  "
+                          "fidelity: est = estimated (no labels), SNR/rel/cos = output error")
     widest = max((len(c.name) for c in result.candidates), default=9)
     for col in ("", "candidate", "runs on", "KB", "acc %", "fidelity", f"{p} ms", "p99 ms", "MB",
                 "build/eval/bench s"):
