@@ -188,17 +188,26 @@ def test_two_jobs_leasing_eight_devices_never_share_one(
     monitor = threading.Thread(target=_agents_monitor, args=(devices, seen, stop))
     monitor.start()
     try:
-        jobs = [subprocess.Popen([sys.executable, "-c", FLEET_JOB, str(DIGITS), ray_cluster,
-                                  ",".join(order)], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
-                for order in (DEVICES, DEVICES[::-1])]
+        backwards = tmp_path / "hosts-backwards"
+        backwards.write_text("\n".join(DEVICES[::-1]) + "\n")
+        jobs = [  # one job through the CLI, one through the API, in opposite orders
+            subprocess.Popen([sys.executable, "-m", "edgeship.cli", "bench", str(DIGITS),
+                              "--hosts-file", str(backwards), "--lab", ray_cluster, "--runs", "20",
+                              "--warmup", "2", "--min-seconds", "0", "--threads", "1", "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             cwd=tmp_path),
+            subprocess.Popen([sys.executable, "-c", FLEET_JOB, str(DIGITS), ray_cluster,
+                              ",".join(DEVICES)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)]
         outs = [j.communicate(timeout=240) for j in jobs]
     finally:
         stop.set()
         monitor.join()
-    for job, (out, err) in zip(jobs, outs):
+    for job, (_, err) in zip(jobs, outs):
         assert job.returncode == 0, err
-        assert all(code == 0 for _, code, _ in json.loads(out.splitlines()[-1])), out
+    cli = json.loads(outs[0][0].splitlines()[-1])
+    assert [h["exit_code"] for h in cli["hosts"]] == [0] * 8, cli
+    assert all(code == 0 for _, code, _ in json.loads(outs[1][0].splitlines()[-1])), outs[1][0]
     assert set(seen) == set(DEVICES) and max(seen.values()) == 1, seen  # agents ran, one at a time
 
     from edgeship.lab import history, status

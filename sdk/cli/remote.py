@@ -125,6 +125,7 @@ def bench_fleet_cli(
     jobs: int,
     output: Optional[Path],
     json_out: bool,
+    lab: Optional[str] = None,
 ) -> int:
     """`edgeship bench` with several targets: run them all, print one table or JSON."""
     from edgeship.cli.render import err_console
@@ -133,7 +134,8 @@ def bench_fleet_cli(
 
     with err_console.status(f"benchmarking {model.name} on {len(targets)} devices…"):
         fleet = bench_fleet(model, targets, budget=budget, jobs=jobs,
-                            accept_new_host_key=accept_new_host_key, timeout=timeout, **options)
+                            accept_new_host_key=accept_new_host_key, timeout=timeout, lab=lab,
+                            **options)
     payload = fleet_payload(fleet)
     if output:
         write_atomic(output, json.dumps(payload, indent=2))
