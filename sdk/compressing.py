@@ -7,7 +7,9 @@ judged on the user's data by the fidelity judge for its outputs (``converters.fi
 top-1 drop with labels, the estimated drop without, output error for outputs that are not class
 scores; built candidates come from ``edgeship.candidate_cache`` when it has them), and benchmarked on
 the target: the device over SSH, or this host -- then labelled as the host's numbers, not the
-device's.  A candidate that fails is recorded with its reason and the search goes on.
+device's.  A candidate that fails is recorded with its reason and the search goes on.  Builds
+and evaluations run through an executor (``edgeship.search_exec``): in this process, or as Ray
+tasks across a cluster (``ray=``, ``edgeship.scaleout``), with the same result.
 
 Selection: the Pareto front over accuracy x latency x memory x size; the pick is the best
 candidate inside every budget by ``prefer`` (latency by default, then size, then memory).
