@@ -152,7 +152,8 @@ def compress(
             cache dir, a path, or False for none.
         events: called with ``{"event": "candidate_start" | "candidate_end", ...}`` per candidate.
         ray: build and evaluate the candidates as Ray tasks (``edgeship.scaleout``): ``"auto"``
-            or True (a local cluster, or the one ``RAY_ADDRESS`` names) or a cluster address;
+            or True (``RAY_ADDRESS``, this machine's running cluster, or a new local one) or a
+            cluster address;
             None searches in this process.  Needs ``pip install 'edgeship[ray]'``.
         lab: a Ray cluster address whose device lab (``edgeship.lab``) leases ``target``: no
             other measurement runs on that device meanwhile.

@@ -75,8 +75,8 @@ def require_ray() -> Any:
 
 
 def connect(address: Union[str, bool, None]) -> Any:
-    """Join the cluster at ``address`` (``"auto"``/True: ``RAY_ADDRESS`` or a new local
-    cluster); reuses a connection this process already has."""
+    """Join the cluster at ``address`` (``"auto"``/True: ``RAY_ADDRESS``, this machine's running
+    cluster, or a new local one); reuses a connection this process already has."""
     ray = require_ray()
     where = None if address in (True, "auto", "", None) else str(address)
     try:

@@ -70,7 +70,8 @@ def compress(
     ray: Annotated[Optional[str], typer.Option(
         "--ray", is_flag=False, flag_value="auto", metavar="[ADDRESS]",
         help="Build and evaluate the candidates as Ray tasks: on the cluster at ADDRESS, or "
-        "alone: RAY_ADDRESS or a new local cluster (pip install 'edgeship[ray]').")] = None,
+        "alone: RAY_ADDRESS, this machine's running cluster, or a new local one (pip install "
+        "'edgeship[ray]').")] = None,
     lab: Annotated[Optional[str], typer.Option(
         "--lab", help="Ray cluster address of a device lab (edgeship lab): each measurement "
         "on --target leases the device.")] = None,
