@@ -69,11 +69,13 @@ class _Registry:
         return self.devices.get(device)
 
     def acquire(self, device: str, lease_id: str, holder: dict[str, Any]) -> float:
-        """Record the holder; returns the seconds of cooldown still to wait."""
+        """Record the holder; returns the seconds of cooldown it waits (holding the device)
+        before its work starts, at ``since``."""
         now = time.time()
-        self.holders[lease_id] = {"device": device, "since": now, **holder}
         cooldown = self.devices.get(device, {}).get("cooldown_s", 0.0)
-        return max(0.0, self.released.get(device, 0.0) + cooldown - now)
+        wait = max(0.0, self.released.get(device, 0.0) + cooldown - now)
+        self.holders[lease_id] = {"device": device, "since": now + wait, "granted": now, **holder}
+        return wait
 
     def release(self, lease_id: str, outcome: str) -> None:
         held = self.holders.pop(lease_id, None)
