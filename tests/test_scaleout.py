@@ -100,7 +100,7 @@ def test_ray_search_gives_the_in_process_pick_and_summary(ray_cluster: str, tmp_
 def test_ray_missing_is_one_line_exit_4(tmp_path: Path) -> None:
     code = ("import sys; sys.modules['ray'] = None; from edgeship.cli import main; "
             f"main(['compress', {str(DIGITS)!r}, '--device', 'x86-avx512-vnni', '--output', "
-            f"{str(tmp_path / 'out')!r}, '--ray', '--no-cache'])")
+            f"{str(tmp_path / 'out')!r}, '--ray', 'auto'])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path, timeout=120)
     assert proc.returncode == 4, proc.stderr

@@ -68,9 +68,9 @@ def compress(
     force: Annotated[bool, typer.Option(
         "--force", help="Replace an earlier compress output directory.")] = False,
     ray: Annotated[Optional[str], typer.Option(
-        "--ray", is_flag=False, flag_value="auto", metavar="[ADDRESS]",
-        help="Build and evaluate the candidates as Ray tasks: on the cluster at ADDRESS, or "
-        "alone: RAY_ADDRESS, this machine's running cluster, or a new local one (pip install "
+        "--ray", metavar="auto|ADDRESS",
+        help="Build and evaluate the candidates as Ray tasks: on the cluster at ADDRESS, or with "
+        "'auto' RAY_ADDRESS, this machine's running cluster, or a new local one (pip install "
         "'edgeship[ray]').")] = None,
     lab: Annotated[Optional[str], typer.Option(
         "--lab", help="Ray cluster address of a device lab (edgeship lab): each measurement "
