@@ -132,7 +132,7 @@ def _warn_missing_tools(model: Path, profile: Any, console: Any) -> None:
         fixes = " && ".join(dict.fromkeys(m.fix for m in missing if m.fix))
         console.print(f"[yellow]note:[/] {names} not installed: the candidates that need "
                       f"{'it' if len(missing) == 1 else 'them'} will fail. Fix: {fixes}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)  # one line, whatever the width
 
 
 # Columns in the order shown; the priority says which go first when the terminal is narrow
