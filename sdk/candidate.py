@@ -237,8 +237,7 @@ class Builder:
 
     def build(self, recipe: Recipe) -> Built:
         """The recipe's model: from the candidate cache when it holds this exact build."""
-        extra = {"max_accuracy_drop": self.max_accuracy_drop} if any(
-            isinstance(s, QuantizeStep) and s.accuracy_aware for s in recipe.steps) else None
+        extra = self.cache_extra(recipe)
         if self.built_cache is not None:
             hit = self.built_cache.get(recipe, self._workdir(), extra)
             if hit is not None:
@@ -247,6 +246,11 @@ class Builder:
         if self.built_cache is not None:
             self.built_cache.put(recipe, built.path, built.steps, built.macs, extra)
         return built
+
+    def cache_extra(self, recipe: Recipe) -> Optional[dict[str, Any]]:
+        """What else a build reads, for its candidate-cache key (the accuracy-aware budget)."""
+        return {"max_accuracy_drop": self.max_accuracy_drop} if any(
+            isinstance(s, QuantizeStep) and s.accuracy_aware for s in recipe.steps) else None
 
     def _build(self, recipe: Recipe) -> Built:
         state = _State(path=self.original.path, module=self.original._torch)

@@ -25,6 +25,11 @@ META = "candidate.json"
 
 
 def default_cache_dir() -> Path:
+    """``$EDGESHIP_CANDIDATE_CACHE``, else ``candidates`` in edgeship's cache root
+    (``$EDGESHIP_CACHE_DIR``, default ``~/.cache/edgeship``, which also holds the tools)."""
+    own = os.environ.get("EDGESHIP_CANDIDATE_CACHE")
+    if own:
+        return Path(own)
     root = os.environ.get("EDGESHIP_CACHE_DIR")
     return (Path(root) if root else Path.home() / ".cache" / "edgeship") / "candidates"
 

@@ -7,7 +7,9 @@ judged on the user's data by the fidelity judge for its outputs (``converters.fi
 top-1 drop with labels, the estimated drop without, output error for outputs that are not class
 scores; built candidates come from ``edgeship.candidate_cache`` when it has them), and benchmarked on
 the target: the device over SSH, or this host -- then labelled as the host's numbers, not the
-device's.  A candidate that fails is recorded with its reason and the search goes on.
+device's.  A candidate that fails is recorded with its reason and the search goes on.  Builds
+and evaluations run through an executor (``edgeship.search_exec``): in this process, or as Ray
+tasks across a cluster (``ray=``, ``edgeship.scaleout``), with the same result.
 
 Selection: the Pareto front over accuracy x latency x memory x size; the pick is the best
 candidate inside every budget by ``prefer`` (latency by default, then size, then memory).
@@ -24,8 +26,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import errno
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,7 +34,7 @@ from typing import Any, Callable, Optional, Union
 
 from edgeship.budget import Budget, Verdict
 from edgeship.candidate import Builder, Data, Original, load_data
-from edgeship.errors import ConfigError, EdgeshipError
+from edgeship.errors import ConfigError
 from edgeship.judging import Judge
 from edgeship.recipe import DistillStep, ExportStep, PruneStep, QuantizeStep, Recipe, load_recipes
 from edgeship.selection import (
@@ -122,6 +122,8 @@ def compress(
     time_budget: Optional[float] = None,
     cache: Union[str, Path, bool, None] = None,
     events: Optional[Callable[[dict[str, Any]], None]] = None,
+    ray: Union[str, bool, None] = None,
+    lab: Optional[str] = None,
 ) -> CompressResult:
     """Search compressed candidates of ``model`` for ``device`` and pick one inside ``budget``.
 
@@ -149,6 +151,12 @@ def compress(
         cache: where built candidates are kept (``edgeship.candidate_cache``): None the default
             cache dir, a path, or False for none.
         events: called with ``{"event": "candidate_start" | "candidate_end", ...}`` per candidate.
+        ray: build and evaluate the candidates as Ray tasks (``edgeship.scaleout``): ``"auto"``
+            or True (``RAY_ADDRESS``, this machine's running cluster, or a new local one) or a
+            cluster address;
+            None searches in this process.  Needs ``pip install 'edgeship[ray]'``.
+        lab: a Ray cluster address whose device lab (``edgeship.lab``) leases ``target``: no
+            other measurement runs on that device meanwhile.
     """
     from edgeship.profiles import load_profile
 
@@ -162,6 +170,9 @@ def compress(
                           "pass e.g. --time-budget 180")
     profile = load_profile(device)
     budget = _budget(budget, profile)
+    from edgeship.scaleout import search_plumbing
+
+    executor, lease = search_plumbing(ray, lab, target)  # a missing Ray fails now, not later
     if output is not None:
         from edgeship.outdir import check_output_dir
 
@@ -175,8 +186,11 @@ def compress(
         search = _Search(original, split, profile, budget, tgt, Path(scratch),
                          threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds,
                          task=task, metric=metric, cache_dir=_cache_dir(cache),
-                         deadline=started + time_budget if time_budget else None, events=events)
+                         deadline=started + time_budget if time_budget else None, events=events,
+                         executor=executor, lease=lease)
         candidates, skipped = search.run(user_recipes, progress)
+        if ray is not None and ray is not False:
+            search.measured_on["built_on"] = executor.describe()
         result = CompressResult(
             device=profile.name, budget=search.budget, prefer=prefer, candidates=candidates,
             pick=select(candidates, prefer, budget.percentile), measured_on=search.measured_on,
@@ -268,8 +282,15 @@ class _Search:
                  scratch: Path, *, threads: Optional[int], runs: int, warmup: int,
                  min_seconds: float, task: Optional[str] = None, metric: Optional[str] = None,
                  cache_dir: Optional[Path] = None, deadline: Optional[float] = None,
-                 events: Optional[Callable[[dict[str, Any]], None]] = None) -> None:
+                 events: Optional[Callable[[dict[str, Any]], None]] = None,
+                 executor: Any = None, lease: Optional[Callable[[], Any]] = None) -> None:
+        from contextlib import nullcontext
+
         from edgeship.search_context import describe_measurement, original_facts
+        from edgeship.search_exec import InProcess
+
+        self.executor = executor if executor is not None else InProcess()
+        self.lease = lease if lease is not None else nullcontext
 
         self.original, self.data, self.profile, self.budget = original, data, profile, budget
         self.target, self.scratch = target, scratch
@@ -309,13 +330,19 @@ class _Search:
         recipes = user if user is not None else plan.recipes
         skipped = [] if user is not None else plan.skipped
         done: list[Candidate] = []
-        with Progress(progress, self.measured_on) as bar:
-            for recipe in sorted(recipes, key=lambda r: r.cost) if user is None else recipes:
-                done.append(self._one(recipe, done, bar))
-            if user is None:
-                fastest = self._fastest(done, plan)
-                for recipe in structural_recipes(plan, facts, fastest):
-                    done.append(self._one(recipe, done, bar))
+        executor = self.executor
+        executor.open(self)
+        interrupted = True
+        try:
+            with Progress(progress, self.measured_on) as bar:
+                self._phase(sorted(recipes, key=lambda r: r.cost) if user is None else recipes,
+                            done, bar)
+                if user is None:
+                    fastest = self._fastest(done, plan)
+                    self._phase(list(structural_recipes(plan, facts, fastest)), done, bar)
+            interrupted = False
+        finally:
+            executor.close(interrupted)
         mark_front(done, self.budget.percentile)
         return done, skipped
 
@@ -335,39 +362,59 @@ class _Search:
                 best[kind] = (lat, tag)
         return {k: v[1] for k, v in best.items()}
 
-    def _one(self, recipe: Recipe, done: list[Candidate], bar: Any) -> Candidate:
-        cand = Candidate(recipe)
-        cand.skipped = self._not_now(recipe, done)
-        if cand.skipped:
-            bar.skip(cand)
-            self._event("candidate_end", cand)
-            return cand
-        bar.start(recipe)
-        self._event("candidate_start", cand)
-        try:
-            self._build_and_measure(cand, bar)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise ConfigError(f"no space left on the device while building candidate "
-                                  f"'{recipe.name}' in the temporary directory "
-                                  f"({tempfile.gettempdir()})",
-                                  "free some space (or set TMPDIR to a disk with room)") from None
-            cand.error = f"{type(exc).__name__}: {exc}"
-        except EdgeshipError as exc:
-            cand.error = exc.one_line()
-        except Exception as exc:  # a converter bug must not end the search: record it
-            cand.error = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        if cand.error:  # the search's scratch files are gone when the user reads this
-            cand.error = cand.error.replace(f"{self.scratch}{os.sep}", "").replace(
-                str(self.scratch), "the build directory")
-        bar.finish(cand)
+    def _phase(self, recipes: list[Recipe], done: list[Candidate], bar: Any) -> None:
+        """Run ``recipes`` through the executor (``edgeship.search_exec``) and measure each
+        result here as it comes back; a fallback is decided only once every candidate before it
+        is done, so the outcome is the same in process and on Ray."""
+        slots: list[Optional[Candidate]] = [None] * len(recipes)
+        submitted: set[int] = set()
+
+        def release() -> None:
+            for i, recipe in enumerate(recipes):
+                if i in submitted:
+                    continue
+                if recipe.only_if_missed is not None:
+                    if any(s is None for s in slots[:i]):
+                        continue
+                    why = self._not_now(recipe, [*done, *slots[:i]])  # type: ignore[list-item]
+                    if why:
+                        submitted.add(i)
+                        slots[i] = self._skip(Candidate(recipe, skipped=why), bar)
+                        continue
+                submitted.add(i)
+                self.executor.submit(i, recipe)
+
+        def started(i: int) -> None:
+            bar.start(recipes[i])
+            self._event("candidate_start", Candidate(recipes[i]))
+
+        release()
+        while any(s is None for s in slots):
+            i, outcome = self.executor.next(started, bar.stage)
+            cand = Candidate(recipes[i])
+            if outcome.skipped:
+                cand.skipped = outcome.skipped
+                slots[i] = self._skip(cand, bar)
+            else:
+                self._measure(cand, outcome, bar)
+                bar.finish(cand)
+                self._event("candidate_end", cand)
+                slots[i] = cand
+            release()
+        done.extend(s for s in slots if s is not None)
+
+    def _skip(self, cand: Candidate, bar: Any) -> Candidate:
+        bar.skip(cand)
         self._event("candidate_end", cand)
         return cand
+
+    def deadline_passed(self) -> bool:
+        return self.deadline is not None and time.perf_counter() > self.deadline
 
     def _not_now(self, recipe: Recipe, done: list[Candidate]) -> Optional[str]:
         """Why a candidate is skipped: the time budget is spent, or it is a fallback that has
         nothing to answer (see ``fallback_needed``)."""
-        if self.deadline is not None and time.perf_counter() > self.deadline:
+        if self.deadline_passed():
             return "the --time-budget was spent before it started"
         primary = next((c for c in done if c.name == recipe.only_if_missed), None)
         return None if primary is None else fallback_needed(primary, done, self.budget.percentile)
@@ -377,30 +424,32 @@ class _Search:
             self.events({"event": kind, "name": cand.name, "status": cand.status(),
                          "fits": cand.fits, "timings": cand.timings()})
 
-    def _build_and_measure(self, cand: Candidate, bar: Any) -> None:
+    def _measure(self, cand: Candidate, outcome: Any, bar: Any) -> None:
+        """A built and judged candidate, benchmarked on the target (leased when in a lab)."""
         from edgeship.bench import benchmark
-        from edgeship.candidate import finish_manifest
+        from edgeship.search_exec import failure
 
+        cand.path, cand.steps, cand.cached = outcome.path, outcome.steps or [], outcome.cached
+        cand.macs = outcome.macs if outcome.macs is not None else self.original_facts.get("macs")
+        cand.evaluation = outcome.evaluation
+        cand.seconds = dict(outcome.seconds or {})
+        if outcome.error:
+            cand.error = outcome.error
+            return
         recipe = cand.recipe
-        t0 = time.perf_counter()
-        bar.stage("building")
-        built = self.builder.build(recipe)
-        cand.path, cand.steps, cand.cached = built.path, built.steps, built.cached
-        cand.macs = built.macs if built.macs is not None else self.original_facts.get("macs")
-        t1 = time.perf_counter()
-        bar.stage("checking parity and accuracy")
-        tolerance, gated = _tolerance(recipe)
-        cand.evaluation = self.judge.evaluate(built.path, recipe.runs_on, recipe.precision,
-                                              tolerance, gated)
-        finish_manifest(built.path, self.original, built.steps, cand.evaluation)
         t2 = time.perf_counter()
         bar.stage(f"benchmarking on {self.measured_on['label']}")
-        cand.benchmark = benchmark(built.path, self.target, backend=recipe.runs_on,
-                                   threads=self.threads, precision=recipe.precision,
-                                   input_shapes=self.original_facts.get("input_shapes"),
-                                   **self.bench_options)
+        try:
+            with self.lease():
+                cand.benchmark = benchmark(cand.path, self.target, backend=recipe.runs_on,
+                                           threads=self.threads, precision=recipe.precision,
+                                           input_shapes=self.original_facts.get("input_shapes"),
+                                           **self.bench_options)
+        except Exception as exc:  # a failed measurement is this candidate's, not the search's
+            cand.error = failure(exc, recipe.name, self.scratch)
+            return
         cand.verdict = self.budget.evaluate(cand.benchmark, fidelity=cand.evaluation.fidelity)
-        cand.seconds = {"build": t1 - t0, "evaluate": t2 - t1, "benchmark": time.perf_counter() - t2}
+        cand.seconds["benchmark"] = time.perf_counter() - t2
 
 
 def build_summary(result: CompressResult) -> dict[str, Any]:

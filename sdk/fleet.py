@@ -9,6 +9,7 @@ the hosts that finished are still reported.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -100,8 +101,12 @@ def run_fleet(
     jobs: int = DEFAULT_JOBS,
     target_options: Optional[dict[str, Any]] = None,
     code_of: Callable[[T], int] = lambda value: 0,
+    lease: Optional[Callable[[str], Any]] = None,
 ) -> FleetResult:
-    """Open each target, call ``work(target)`` on a pool of ``jobs`` threads, close it."""
+    """Open each target, call ``work(target)`` on a pool of ``jobs`` threads, close it.
+
+    ``lease(spec)``: a context manager held around each host's work (``edgeship.lab.lease``:
+    no other measurement runs on that device meanwhile)."""
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}", "pass a positive number")
     specs = unique_targets(targets)
@@ -111,6 +116,17 @@ def run_fleet(
 
     def one(spec: str) -> HostOutcome:
         began = time.perf_counter()
+        try:
+            with lease(spec) if lease is not None else contextlib.nullcontext():
+                return _open_and_work(spec, began)
+        except EdgeshipError as exc:
+            return HostOutcome(spec, exc.exit_code, time.perf_counter() - began,
+                               error=exc.one_line(), error_type=type(exc).__name__)
+        except KeyboardInterrupt:
+            return HostOutcome(spec, 130, time.perf_counter() - began, error="interrupted",
+                               error_type="KeyboardInterrupt")
+
+    def _open_and_work(spec: str, began: float) -> HostOutcome:
         try:
             target = open_target(spec, **(target_options or {})) if spec != "local" \
                 else open_target(spec)
@@ -141,6 +157,9 @@ def run_fleet(
         try:
             wait(futures)
         except KeyboardInterrupt:
+            stop_leasing = getattr(lease, "stop", None)
+            if stop_leasing is not None:  # threads still waiting for a lab lease give up
+                stop_leasing.set()
             with lock:
                 for target in live.values():
                     interrupt = getattr(target, "interrupt", None)
@@ -165,12 +184,14 @@ def bench_fleet(
     jobs: int = DEFAULT_JOBS,
     accept_new_host_key: bool = False,
     timeout: Optional[float] = None,
+    lab: Optional[str] = None,
     **bench_options: Any,
 ) -> FleetResult:
     """Benchmark ``model`` on every target concurrently (``edgeship bench --target`` repeated).
 
     Each host's value is ``(BenchmarkResult, Verdict or None)``; its exit code is 1 when it
-    missed ``budget``, the error's code when it failed.
+    missed ``budget``, the error's code when it failed.  ``lab``: a Ray cluster address whose
+    device lab (``edgeship.lab``) leases each host for its benchmark.
 
     Example:
         >>> fleet = bench_fleet("m.onnx", ["pi1", "pi2"], runs=200)        # doctest: +SKIP
@@ -194,9 +215,26 @@ def bench_fleet(
     try:
         fleet = run_fleet(targets, work, jobs=jobs,
                           target_options={"accept_new_host_key": accept_new_host_key},
-                          code_of=lambda v: 0 if v[1] is None or v[1].ok else 1)
+                          code_of=lambda v: 0 if v[1] is None or v[1].ok else 1,
+                          lease=_lab_lease(lab, path.name))
     except FleetInterrupted as stopped:
         stopped.result.extra["model"] = path.name
         raise
     fleet.extra["model"] = path.name
     return fleet
+
+
+class _LabLease:
+    """Each host's lease from the lab; ``stop`` (set on Ctrl-C) ends the waits for one."""
+
+    def __init__(self, lab: str, what: str) -> None:
+        self.lab, self.what, self.stop = lab, what, threading.Event()
+
+    def __call__(self, spec: str) -> Any:
+        from edgeship.lab import lease
+
+        return lease(self.lab, spec, what=f"bench {self.what}", stop=self.stop)
+
+
+def _lab_lease(lab: Optional[str], what: str) -> Optional[_LabLease]:
+    return None if lab is None else _LabLease(lab, what)

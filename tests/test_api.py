@@ -25,7 +25,7 @@ def test_every_export_resolves_even_after_all_submodules_are_imported() -> None:
 
 
 BACKENDS_AND_ML = {"torch", "onnx", "onnxruntime", "openvino", "tensorflow", "nncf", "paramiko",
-                   "ai_edge_litert", "jax"}
+                   "ai_edge_litert", "jax", "ray"}
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 # Command modules, each with ``register(app)``; discovery by convention, no central switch.
 COMMAND_MODULES = ["bench", "deploy", "inspect", "profiles", "prune", "distill", "report", "quantize",
-                   "export", "compress", "provision", "tools", "doctor"]
+                   "export", "compress", "provision", "tools", "doctor", "lab"]
 
 
 def build_app():  # type: ignore[no-untyped-def]

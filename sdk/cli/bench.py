@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from edgeship.cli import options as o
@@ -48,6 +48,9 @@ def bench(
         Optional[Path], typer.Option("-o", "--output", help="Also write the result JSON here.")
     ] = None,
     force: o.Force = False,
+    lab: Annotated[Optional[str], typer.Option(
+        "--lab", help="Ray cluster address of a device lab (edgeship lab): lease each device "
+        "for its benchmark.")] = None,
     json_out: o.Json = False,
 ) -> int:
     """Benchmark MODEL in a fresh process and check it against budgets (exit 1 if one is missed)."""
@@ -82,11 +85,22 @@ def bench(
     if len(targets) > 1:
         raise typer.Exit(r.bench_fleet_cli(
             model, targets, budget=budget, options=options, accept_new_host_key=accept_new_host_key,
-            timeout=timeout, jobs=jobs, output=output, json_out=json_out))
+            timeout=timeout, jobs=jobs, output=output, json_out=json_out, lab=lab))
+    if lab is not None and targets[0] == "local":
+        raise ConfigError("--lab leases a device, and the target is this host",
+                          "pass --target HOST (a device registered in the lab)")
+    import contextlib
+
     with r.open_cli_target(targets[0], accept_new_host_key) as tgt:
         if provision:
             provision_for(tgt, model, backend)
-        with err_console.status(f"benchmarking {model.name} on {targets[0]}…"):
+        if lab is not None:
+            from edgeship.lab import lease
+
+            leased: Any = lease(lab, targets[0], what=f"bench {model.name}")
+        else:
+            leased = contextlib.nullcontext()
+        with leased, err_console.status(f"benchmarking {model.name} on {targets[0]}…"):
             result = benchmark(model, tgt, timeout=timeout, **options)  # type: ignore[arg-type]
     verdict = result.check(budget)
     payload = result.to_dict() | {"verdict": verdict_dict(verdict)}

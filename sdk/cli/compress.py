@@ -67,6 +67,14 @@ def compress(
         "-o", "--output", help="Output directory (default: MODEL-DEVICE).")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Replace an earlier compress output directory.")] = False,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", metavar="auto|ADDRESS",
+        help="Build and evaluate the candidates as Ray tasks: on the cluster at ADDRESS, or with "
+        "'auto' RAY_ADDRESS, this machine's running cluster, or a new local one (pip install "
+        "'edgeship[ray]').")] = None,
+    lab: Annotated[Optional[str], typer.Option(
+        "--lab", help="Ray cluster address of a device lab (edgeship lab): each measurement "
+        "on --target leases the device.")] = None,
     json_out: o.Json = False,
     wide: o.Wide = False,
     trust_model_code: o.TrustModelCode = False,
@@ -96,7 +104,7 @@ def compress(
                           output=out, force=force, runs=runs, warmup=warmup,
                           min_seconds=min_seconds, progress=True, task=task, metric=metric,
                           time_budget=time_budget,
-                          cache=False if no_cache else cache_dir)
+                          cache=False if no_cache else cache_dir, ray=ray, lab=lab)
     print_outcome(result, err_console, wide=wide)
     if json_out:
         typer.echo(json.dumps(result.summary))
@@ -124,7 +132,7 @@ def _warn_missing_tools(model: Path, profile: Any, console: Any) -> None:
         fixes = " && ".join(dict.fromkeys(m.fix for m in missing if m.fix))
         console.print(f"[yellow]note:[/] {names} not installed: the candidates that need "
                       f"{'it' if len(missing) == 1 else 'them'} will fail. Fix: {fixes}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)  # one line, whatever the width
 
 
 # Columns in the order shown; the priority says which go first when the terminal is narrow

@@ -135,6 +135,7 @@ def bench_fleet_cli(
     jobs: int,
     output: Optional[Path],
     json_out: bool,
+    lab: Optional[str] = None,
 ) -> int:
     """`edgeship bench` with several targets: run them all, print one table or JSON."""
     from edgeship.cli.render import err_console
@@ -144,7 +145,7 @@ def bench_fleet_cli(
         with err_console.status(f"benchmarking {model.name} on {len(targets)} devices…"):
             fleet = bench_fleet(model, targets, budget=budget, jobs=jobs,
                                 accept_new_host_key=accept_new_host_key, timeout=timeout,
-                                **options)
+                                lab=lab, **options)
     except FleetInterrupted as stopped:  # report the hosts that finished, then exit 130
         show_fleet(stopped.result, output, json_out)
         raise KeyboardInterrupt from None
