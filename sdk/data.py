@@ -225,7 +225,7 @@ class Dataset:
         bound = copy.copy(self)
         specs = list(model.inputs) if hasattr(model, "inputs") else list(model)
         manifest = getattr(model, "manifest", None)
-        if bound.preprocessing is None and self._holds_files():  # arrays are model-ready
+        if bound.preprocessing is None and self._arrays is None:
             bound.preprocessing = preprocessing_from_manifest(manifest)
         if self._labels is not None and self.classes and manifest and manifest.get("labels"):
             bound.classes = [str(c) for c in manifest["labels"]]
@@ -234,11 +234,6 @@ class Dataset:
         first, _ = bound._load(bound._items[0])
         bound._fit(first)
         return bound
-
-    def _holds_files(self) -> bool:
-        """Image files (a folder, or an iterable of paths): the samples a manifest's
-        preprocessing is for."""
-        return self._arrays is None and isinstance(self._items[0].inputs, (str, Path))
 
     def first_sample(self) -> Feeds:
         """The first sample's inputs as loaded (preprocessed, not yet checked or cast): what

@@ -114,6 +114,15 @@ def model_inputs(model: Union[str, Path, None], inputs: Sequence[TensorSpec]) ->
     return ModelInputs(list(inputs), read_manifest(model) if model is not None else None)
 
 
+def _binding(data: Any, inputs: Union[Sequence[TensorSpec], ModelInputs]) -> ModelInputs:
+    """What to bind ``data`` to: arrays in memory are model-ready (the API's contract), so the
+    manifest's preprocessing is only for data read from files (an image folder)."""
+    model = inputs if isinstance(inputs, ModelInputs) else ModelInputs(list(inputs))
+    if isinstance(data, (np.ndarray, Mapping, tuple)):
+        return ModelInputs(model.inputs)
+    return model
+
+
 def calibration_feeds(
     data: CalibData, inputs: Union[Sequence[TensorSpec], ModelInputs], *, limit: int,
     seed: int = 0
@@ -121,7 +130,7 @@ def calibration_feeds(
     """Up to ``limit`` checked samples for ``inputs``; random data (with a loud warning) if
     ``data`` is None.  Pass ``ModelInputs`` (``model_inputs(path, specs)``) so an image folder
     is read with the model's preprocessing."""
-    model = inputs if isinstance(inputs, ModelInputs) else ModelInputs(list(inputs))
+    model = _binding(data, inputs)
     if data is None:
         return _random_set(model.inputs, limit, seed)
     bound = as_dataset(data).for_model(model)  # binds the preprocessing before reading a file
@@ -135,7 +144,7 @@ def labelled_data(data: Any, inputs: Union[Sequence[TensorSpec], ModelInputs]
                   ) -> tuple[Feed, np.ndarray]:
     """Labelled evaluation data (e.g. an ``.npz`` with ``x`` and ``y``): stacked feeds and
     integer labels."""
-    model = inputs if isinstance(inputs, ModelInputs) else ModelInputs(list(inputs))
+    model = _binding(data, inputs)
     dataset = as_dataset(data).for_model(model)
     _check_kinds(dataset, model.inputs)
     feeds, labels = dataset.arrays()
