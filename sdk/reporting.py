@@ -306,6 +306,7 @@ tr.pick td{background:#f0fff0} td.ok{background:#eaf7ea} td.bad{background:#fdec
 td{overflow-wrap:anywhere} td[data-key=name]{overflow-wrap:break-word}
 td.num{white-space:nowrap;overflow-wrap:normal} td.ok,td.bad{overflow-wrap:normal}
 td.reason{font-size:12px}
+#candidates{font-size:12px} #candidates th,#candidates td{padding:3px 5px}
 tr.skipped td{color:#888;background:#fafafa} tr.failed td.reason{color:#9b1c1c}
 .badge{display:inline-block;padding:0 6px;border-radius:9px;font-size:11px;font-weight:600;
  border:1px solid;white-space:nowrap;margin-right:4px}
