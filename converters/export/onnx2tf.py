@@ -20,7 +20,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 from edgeship.converters.export.base import (
@@ -53,12 +53,25 @@ def onnx_to_tflite(source: Source, directory: Path, stem: str, options: ExportOp
         )
     require_calibration_data(options, data)
     assert source.path is not None
-    work = directory / ".onnx2tf"
+    # Everything onnx2tf touches lives here, absolute (it runs with this as its cwd), and goes:
+    # it rewrites its input in place (onnxsim), so it only ever sees a private copy.
+    work = (directory / ".onnx2tf").resolve()
     work.mkdir()
-    argv = [str(env / "bin" / "onnx2tf"), "-i", str(source.path.resolve()), "-o", str(work / "out"),
-            "-n"]
-    if any(not isinstance(s.shape[0], int) for s in source.inputs):
-        argv += ["-b", "1"]  # a fixed batch, as the litert-torch path writes
+    try:
+        return _convert(env, source, directory.resolve(), stem, options, data, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _convert(env: Path, source: Source, directory: Path, stem: str, options: ExportOptions,
+             data: Any, work: Path) -> Exported:
+    from edgeship.converters.onnx_shapes import static_copy
+
+    assert source.path is not None
+    model = static_copy(source.path, work / "model.onnx", source.input_shapes)
+    (work / "tmp").mkdir()
+    argv = [str(env / "bin" / "onnx2tf"), "-i", str(model), "-o", str(work / "out"), "-n",
+            "-osd"]  # signature defs carry the ONNX tensor names (renamed onto the tensors below)
     samples = _samples(source, data, options)
     _write_sample_file(work, source, samples)
     if options.precision == "int8":
@@ -67,31 +80,71 @@ def onnx_to_tflite(source: Source, directory: Path, stem: str, options: ExportOp
             path = work / f"calib_{i}.npy"
             np.save(path, _to_nhwc(arr).astype(np.float32))
             argv += ["-cind", spec.name, str(path), "0.0", "1.0"]  # data is model-ready already
-    elif options.precision == "fp16":
-        pass  # onnx2tf writes the float16 flatbuffer next to the float32 one anyway
     run = subprocess.run(argv, cwd=work, capture_output=True, text=True, check=False,
-                         env=_env(env), stdin=subprocess.DEVNULL, timeout=3600)
-    produced = work / "out" / (source.path.stem + OUTPUT_SUFFIX[options.precision])
+                         env=_env(env, work / "tmp"), stdin=subprocess.DEVNULL, timeout=3600)
+    produced = work / "out" / (model.stem + OUTPUT_SUFFIX[options.precision])
     if run.returncode != 0 or not produced.is_file():
         raise _error(run.stdout + run.stderr, source.path.name)
     path = directory / f"{stem}.tflite"
-    shutil.copyfile(produced, path)
-    shutil.rmtree(work, ignore_errors=True)
-    in_shapes = [s.shape for s in source.inputs]
-    out_ranks = _output_ranks(path)
+    renamed = _rename_tensors(env, produced, path, source, work)
+    in_ranks = [len(s.shape) for s in source.inputs]
+    out_ranks = _output_ranks(path, source.output_names if renamed else None)
     version = tool_version(env)
     return Exported(
         file=path.name,
         files=[path.name],
         tolerance=options.precision,
         converter=f"onnx2tf {version} (own venv {env})",
-        input_layouts=image_layouts(in_shapes, "NHWC"),
+        input_layouts=[("NHWC" if r == 4 else None) for r in in_ranks],
         output_layouts=[("NHWC" if r == 4 else None) for r in out_ranks],
-        input_perms=[NCHW_TO_NHWC if len(s) == 4 else None for s in in_shapes],
+        input_perms=[NCHW_TO_NHWC if r == 4 else None for r in in_ranks],
         output_perms=[NHWC_TO_NCHW if r == 4 else None for r in out_ranks],
         quantization=_quantization(options, samples, data) if options.precision != "fp32" else None,
-        notes={"layout": "NHWC (onnx2tf transposes 4-D tensors)"},
+        notes={"layout": "NHWC (onnx2tf transposes 4-D tensors)",
+               "tensor_names": "the ONNX model's" if renamed else "onnx2tf's own"},
     )
+
+
+# Run in onnx2tf's venv (TensorFlow's flatbuffer tools): the signature def maps each ONNX input
+# and output name to a tensor; give those tensors the ONNX names, so the TFLite model takes the
+# same feed dict as its source and outputs come back under the same names.
+_RENAME = """
+import json, sys
+from tensorflow.lite.tools import flatbuffer_utils as fb
+src, dst, names = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+model = fb.read_model(src)
+graph = model.subgraphs[0]
+done = 0
+for sig in model.signatureDefs or []:
+    for item in list(sig.inputs or []) + list(sig.outputs or []):
+        key = item.name.decode() if isinstance(item.name, bytes) else item.name
+        name = names.get(key)
+        if name is not None and item.tensorIndex is not None:
+            graph.tensors[item.tensorIndex].name = name.encode()
+            done += 1
+fb.write_model(model, dst)
+print(done)
+"""
+
+
+def _rename_tensors(env: Path, produced: Path, path: Path, source: Source, work: Path) -> bool:
+    """Copy ``produced`` to ``path`` with the source's tensor names; False when onnx2tf's
+    signature did not name them all (the file is then copied as onnx2tf wrote it)."""
+    import json
+    import re
+
+    wanted = [s.name for s in source.inputs] + list(source.output_names)
+    # onnx2tf's signature keys are the ONNX names with characters TF rejects replaced by '_'
+    keys = {re.sub(r"[^A-Za-z0-9_.\-]", "_", n): n for n in wanted} | {n: n for n in wanted}
+    done = subprocess.run([str(env / "bin" / "python"), "-c", _RENAME, str(produced), str(path),
+                           json.dumps(keys)], cwd=work, capture_output=True, text=True,
+                          check=False, env=_env(env, work / "tmp"), stdin=subprocess.DEVNULL,
+                          timeout=600)
+    count = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
+    if not count or int(count[0]) != len(wanted):
+        shutil.copyfile(produced, path)
+        return False
+    return True
 
 
 def _samples(source: Source, data: Any, options: ExportOptions) -> list[np.ndarray]:
@@ -113,16 +166,22 @@ def _to_nhwc(arr: np.ndarray) -> np.ndarray:
     return arr.transpose(NCHW_TO_NHWC) if arr.ndim == 4 else arr
 
 
-def _env(env: Path) -> dict[str, str]:
-    return {**os.environ, **NO_NETWORK, "NO_PROXY": "", "no_proxy": "",
+def _env(env: Path, tmp: Path) -> dict[str, str]:
+    # TMPDIR inside the private work dir: TensorFlow's scratch files go when it goes
+    return {**os.environ, **NO_NETWORK, "NO_PROXY": "", "no_proxy": "", "TMPDIR": str(tmp),
             "PATH": f"{env / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
             "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PYTHONNOUSERSITE": "1"}
 
 
-def _output_ranks(path: Path) -> list[int]:
+def _output_ranks(path: Path, names: Optional[list[str]]) -> list[int]:
+    """The rank of each output, in the source's order when the names match, else the file's."""
     from edgeship.runtime import load
 
-    return [len(s.shape) for s in load(path).outputs]
+    outputs = load(path).outputs
+    if names is None:
+        return [len(s.shape) for s in outputs]
+    ranks = {s.name: len(s.shape) for s in outputs}
+    return [ranks[n] for n in names]
 
 
 def _quantization(options: ExportOptions, samples: list[np.ndarray], data: Any) -> dict[str, Any]:
@@ -134,19 +193,36 @@ def _quantization(options: ExportOptions, samples: list[np.ndarray], data: Any) 
             "calibration": {"source": str(data), "samples": int(len(samples[0]))}}
 
 
+_ADVICE = ("The trace log is below", "Read this and deal with it", "Alternatively,",
+           "If the input OP", "Also, for models", "input_onnx_file_path")
+
+
 def _error(output: str, name: str) -> Exception:
-    """onnx2tf names the ONNX op it could not convert as 'onnx_op_type: X'."""
+    """The converter's own error: the exception it raised (with the line that explains a Keras
+    layer failure), and the ONNX node it was converting; never a TensorFlow log line."""
     import re
 
     text = re.sub(r"\x1b\[[0-9;]*m", "", output)  # drop colour codes
-    ops = re.findall(r"onnx_op_type:\s*([\w.]+)", text)
-    errors = [line.strip() for line in text.splitlines() if "ERROR" in line or "Error" in line]
-    if ops:
-        return UnsupportedError(
-            f"onnx2tf cannot convert the ONNX operator '{ops[-1]}' of '{name}'"
-            + (f" ({errors[-1][:160]})" if errors else ""),
-            "replace that operation, or export the torch model with litert-torch instead",
-        )
-    return ModelError(f"onnx2tf failed on '{name}': {(errors or text.splitlines() or ['?'])[-1][:240]}",
-                      "check the ONNX model runs with onnxruntime; onnx2tf's full log is printed "
-                      "by running it by hand from ~/.cache/edgeship/tools/onnx2tf/bin")
+    lines = [line.strip() for line in text.splitlines()]
+    node = [n.removeprefix("wa/") for n in re.findall(r"onnx_op_name:\s*(\S+)", text)]
+    op = re.findall(r"onnx_op_type:\s*([\w.]+)", text)
+    where = (f" at {op[-1] + ' ' if op else ''}node '{node[-1]}'" if node else
+             f" at an ONNX {op[-1]}" if op else "")
+    exc_at = [i for i, line in enumerate(lines)
+              if re.match(r"^[\w.]*(Error|Exception)(: |$)", line)]
+    if exc_at:
+        i = exc_at[-1]
+        detail = lines[i]
+        if "Exception encountered when calling layer" in detail:  # Keras: the cause follows
+            detail = next((f"{detail.split(':')[0]}: {line}" for line in lines[i + 1:i + 6]
+                           if line), detail)
+    else:
+        errors = [line.removeprefix("ERROR:").strip() for line in lines
+                  if line.startswith("ERROR:") and not any(a in line for a in _ADVICE)]
+        detail = errors[-1] if errors else "no error message (exit without a result)"
+    detail = re.sub(r"for '\{\{node [^']*'", "", detail)  # TF's graph-node dump
+    return UnsupportedError(
+        f"onnx2tf could not convert '{name}'{where}: {' '.join(detail.split())[:300]}",
+        "export the torch model with litert-torch instead, or to ONNX/OpenVINO; fix dynamic "
+        "dimensions with --input-shape",
+    )

@@ -1,0 +1,134 @@
+"""ONNX input shapes: check ``--input-shape`` names against a model, and write a private copy
+whose every dimension is static, for converters that misread dynamic ones.
+
+onnx2tf is the reason for the static copy: with a dynamic batch ``N`` left in the graph's
+value_info (``-b 1`` only rewrites the input), it cannot tell NCHW from NHWC at a residual
+``Add`` of two ``[N, 24, 56, 56]`` tensors, transposes one side back to NCHW and then fails
+at the next convolution ("Depth of input (56) is not a multiple of input depth of filter
+(24)", EfficientNet-Lite0).  With every shape static and re-inferred, the same graph converts.
+
+Example:
+    >>> fixed = static_copy(Path("yolo.onnx"), Path(tmp) / "model.onnx",
+    ...                     {"images": (1, 3, 640, 640)})              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from edgeship.errors import ConfigError
+from edgeship.runtime.session import TensorSpec, format_shape, shape_fits
+
+Shapes = Mapping[str, tuple[int, ...]]
+
+
+def check_shape_names(specs: Sequence[TensorSpec], shapes: Optional[Shapes]) -> None:
+    """Every ``--input-shape`` name is an input of the model and fits its fixed dimensions."""
+    if not shapes:
+        return
+    by_name = {s.name: s for s in specs}
+    for name, shape in shapes.items():
+        spec = by_name.get(name)
+        if spec is None:
+            listed = ", ".join(f"{s.name} {format_shape(s.shape)}" for s in specs)
+            raise ConfigError(f"--input-shape names '{name}', which is not an input of the model "
+                              f"(inputs: {listed})", "name one of the model's inputs")
+        if not shape_fits(spec.shape, shape):
+            raise ConfigError(
+                f"--input-shape {name}={','.join(map(str, shape))} does not fit the model's "
+                f"{format_shape(spec.shape)}",
+                "keep the fixed dimensions and give only the dynamic ones new sizes")
+
+
+def fix_specs(specs: Sequence[TensorSpec], shapes: Optional[Shapes]) -> list[TensorSpec]:
+    """The specs with the user's shapes in place of the declared ones (the batch axis stays as
+    declared, so a dynamic batch is still dynamic for parity and evaluation)."""
+    check_shape_names(specs, shapes)
+    out = []
+    for spec in specs:
+        given = (shapes or {}).get(spec.name)
+        if given is None:
+            out.append(spec)
+            continue
+        out.append(TensorSpec(spec.name, (spec.shape[0], *given[1:]) if spec.shape else given,
+                              spec.dtype))
+    return out
+
+
+def dynamic_dims(specs: Sequence[TensorSpec]) -> list[str]:
+    """``name[i]`` for every dynamic dimension past the batch axis."""
+    return [f"{s.name}[{i}]" for s in specs for i, d in enumerate(s.shape)
+            if i > 0 and not (isinstance(d, int) and d >= 0)]
+
+
+def input_shape_hint(specs: Sequence[TensorSpec]) -> str:
+    """``--input-shape`` flags for every input with a dynamic non-batch dimension."""
+    flags = []
+    for s in specs:
+        if any(not (isinstance(d, int) and d >= 0) for d in s.shape[1:]):
+            dims = ["1" if i == 0 and not isinstance(d, int) else str(d) if isinstance(d, int)
+                    and d >= 0 else "N" for i, d in enumerate(s.shape)]
+            flags.append(f"--input-shape {s.name}={','.join(dims)}")
+    return " ".join(flags)
+
+
+def static_copy(source: Path, target: Path, shapes: Optional[Shapes] = None) -> Path:
+    """Write ``source`` to ``target`` with every input dimension fixed (the user's shape, else 1
+    for a dynamic batch), value_info cleared and shapes re-inferred; ``source`` is only read.
+
+    A dynamic non-batch dimension nobody gave is a ConfigError naming the flag that fixes it."""
+    import onnx
+
+    proto = onnx.load(str(source))
+    weights = {t.name for t in proto.graph.initializer}
+    for value in proto.graph.input:
+        if value.name in weights:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        given = (shapes or {}).get(value.name)
+        for i, dim in enumerate(dims):
+            if given is not None:
+                dim.ClearField("dim_param")
+                dim.dim_value = int(given[i])
+            elif not dim.HasField("dim_value") or dim.dim_value <= 0:
+                if i != 0:
+                    declared = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+                    spec = TensorSpec(value.name, tuple(declared), "float32")
+                    raise ConfigError(
+                        f"input '{value.name}' has dynamic dimension {i} in "
+                        f"{format_shape(spec.shape)}; the converter needs static shapes",
+                        f"fix it with {input_shape_hint([spec])}")
+                dim.ClearField("dim_param")
+                dim.dim_value = 1
+    for value in proto.graph.output:  # re-inferred below from the now static inputs
+        for dim in value.type.tensor_type.shape.dim:
+            if not dim.HasField("dim_value"):
+                dim.ClearField("dim_param")
+    del proto.graph.value_info[:]
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto)
+    except Exception:  # noqa: BLE001 - a graph onnx cannot infer still converts as it is
+        pass
+    target.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(target))
+    return target
+
+
+def is_quantized(proto: Any) -> Optional[str]:
+    """Why an ONNX graph is already integer-quantized (None when it is not): its quantize ops."""
+    quant_ops = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+                 "QLinearMatMul", "MatMulInteger", "ConvInteger", "MatMulNBits", "QGemm",
+                 "DynamicQuantizeMatMul", "QAttention")
+    counts: dict[str, int] = {}
+    for node in proto.graph.node:
+        if node.op_type in quant_ops:
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    if not counts:
+        return None
+    return ", ".join(f"{n} {op}" for op, n in sorted(counts.items(), key=lambda kv: -kv[1])[:3])
+
+
+def opset_of(proto: Any) -> int:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
