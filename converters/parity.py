@@ -223,10 +223,20 @@ def _judge(name: str, agreement: Any, ref: np.ndarray, tol: Tolerance) -> Output
                         agreement.cosine_mean, top1, not failed, failed)
 
 
-def session_runner(session: Any) -> Runner:
-    """A runtime Session as a positional Runner."""
-    in_names = [s.name for s in session.inputs]
-    out_names = [s.name for s in session.outputs]
+def session_runner(session: Any, input_names: Optional[Sequence[str]] = None,
+                   output_names: Optional[Sequence[str]] = None) -> Runner:
+    """A runtime Session as a positional Runner.
+
+    With ``input_names``/``output_names`` (the reference's, in its order) tensors are matched
+    by NAME whenever the session has the same names: a converter may reorder inputs and
+    outputs (onnx2tf sorts them), and position would then pair the wrong tensors.  A session
+    with other names (a converter that renamed them) is matched by position."""
+    own_in = [s.name for s in session.inputs]
+    own_out = [s.name for s in session.outputs]
+    in_names = list(input_names) if input_names is not None and sorted(input_names) == sorted(
+        own_in) else own_in
+    out_names = list(output_names) if output_names is not None and sorted(output_names) == sorted(
+        own_out) else own_out
 
     def run(arrays: list[np.ndarray]) -> list[np.ndarray]:
         out = session.run(dict(zip(in_names, arrays)))

@@ -455,7 +455,9 @@ class Judge:
         name, device = parse_backend(backend)
         session = load(path, backend=name, device=device, precision=precision)
         perms = self._perms(path)
-        outputs = run_batched(session_runner(session), self.data.eval.x,
+        runner = session_runner(session, [s.name for s in self.original.specs],
+                                self.original.output_names)  # by name where names match
+        outputs = run_batched(runner, self.data.eval.x,
                               fixed_batch(session.inputs), perms)
         samples = Samples(self.data.eval.x, 0, len(self.data.eval), self.data.eval.source)
         report = check_parity(

@@ -170,7 +170,8 @@ def compare(source: Source, path: Path, exported: Exported, options: ExportOptio
                            max_real=options.parity_real)
     ref_name, reference, ref_batch = source.reference()
     return check_parity(
-        reference, session_runner(session), samples,
+        reference, session_runner(session, [s.name for s in source.inputs], source.output_names),
+        samples,
         tolerance=TOLERANCES[exported.tolerance],
         output_names=source.output_names,
         reference_name=ref_name,
@@ -201,6 +202,9 @@ def build_manifest(
     up = upstream or {}
     if isinstance(preprocessing, Preprocessing):
         preprocessing = preprocessing.to_dict()
+    if preprocessing is None:
+        preprocessing = up.get("preprocessing")
+    preprocessing = _with_layout(preprocessing, exported.input_layouts)
     step = StepRecord(step="export", config={
         **options.to_dict(), "from": source.description, "from_sha256": source.sha256,
         "converter": exported.converter, **exported.notes})
@@ -210,10 +214,12 @@ def build_manifest(
         file=model_path.name,
         files=exported.files,
         inputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype, layout=layout)
-                for s, layout in _zip_pad(session.inputs, exported.input_layouts)],
+                for s, layout in _zip_pad(_in_order(session.inputs, [i.name for i in source.inputs]),
+                                          exported.input_layouts)],
         outputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype, layout=layout)
-                 for s, layout in _zip_pad(session.outputs, exported.output_layouts)],
-        preprocessing=preprocessing if preprocessing is not None else up.get("preprocessing"),
+                 for s, layout in _zip_pad(_in_order(session.outputs, source.output_names),
+                                           exported.output_layouts)],
+        preprocessing=preprocessing,
         labels=list(labels) if labels is not None else up.get("labels"),
         task=task if task is not None else up.get("task"),  # type: ignore[arg-type]
         provenance=Provenance(
@@ -225,6 +231,25 @@ def build_manifest(
         quantization=exported.quantization or up.get("quantization"),
         parity=parity.to_dict() if parity else None,
     )
+
+
+def _with_layout(preprocessing: Optional[dict[str, Any]], layouts: Sequence[Optional[str]]
+                 ) -> Optional[dict[str, Any]]:
+    """The preprocessing spec with the layout the export really takes (onnx2tf: NHWC), so an app
+    preparing inputs from the manifest feeds the exported model the right arrays."""
+    image = [layout for layout in layouts if layout]
+    if not preprocessing or not image or preprocessing.get("layout") in (None, image[0]):
+        return preprocessing
+    return {**preprocessing, "layout": image[0]}
+
+
+def _in_order(specs: Sequence[Any], names: Sequence[str]) -> list[Any]:
+    """The exported model's tensors in the source's order when they carry the source's names
+    (exporters record layouts in that order; a converter may have sorted the tensors)."""
+    by_name = {s.name: s for s in specs}
+    if sorted(by_name) != sorted(names):
+        return list(specs)
+    return [by_name[n] for n in names]
 
 
 def _zip_pad(specs: Sequence[Any], layouts: Sequence[Optional[str]]) -> list[tuple[Any, Optional[str]]]:
