@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -107,10 +108,8 @@ def static_copy(source: Path, target: Path, shapes: Optional[Shapes] = None) -> 
             if not dim.HasField("dim_value"):
                 dim.ClearField("dim_param")
     del proto.graph.value_info[:]
-    try:
+    with contextlib.suppress(Exception):  # a graph onnx cannot infer converts as it is
         proto = onnx.shape_inference.infer_shapes(proto)
-    except Exception:  # noqa: BLE001 - a graph onnx cannot infer still converts as it is
-        pass
     target.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(target))
     return target
