@@ -13,4 +13,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.sshd",
     "tests.fixtures.netdevice",
     "tests.fixtures.arm64",
+    "tests.fixtures.corpus",
 ]
