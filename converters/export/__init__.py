@@ -140,7 +140,8 @@ def staging_dir(parent: Path) -> Iterator[Path]:
     """A temporary directory beside the output, removed whatever happens."""
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".edgeship-export-", dir=parent))
+        # absolute: converters run with another cwd, and a relative path would resolve twice
+        staging = Path(tempfile.mkdtemp(prefix=".edgeship-export-", dir=parent)).resolve()
     except OSError as exc:
         raise ConfigError(f"cannot write to '{parent}': {exc.strerror or exc}",
                           "choose a writable output path with -o") from None

@@ -67,7 +67,11 @@ def quantize(
         except ValueError:
             raise ConfigError(f"--max-accuracy-drop '{max_accuracy_drop}' is not a number",
                               "pass accuracy points, e.g. --max-accuracy-drop 1") from None
-    example = _example_input(input_shape)
+    from edgeship.runtime.inputs import parse_input_shapes
+
+    shapes = parse_input_shapes(input_shape or []) or None
+    torch_file = model.suffix.lower() in (".pt", ".pth", ".pt2", ".ts")
+    example = _example_input(input_shape) if torch_file else None
     with err_console.status(f"quantizing {model.name}…"):
         result = run_quantize(
             model, output, mode=mode, backend=backend, calib=calib, data=data,  # type: ignore[arg-type]
@@ -75,7 +79,7 @@ def quantize(
             reduce_range=reduce_range, clip_percentile=clip_percentile,
             weights_only=weights_only, group_size=group_size, max_accuracy_drop=drop, sensitivity=sensitivity,  # type: ignore[arg-type]
             activations=activations, ort_format=ort_format, calib_samples=calib_samples,  # type: ignore[arg-type]
-            example_input=example,
+            example_input=example, input_shapes=shapes,
         )
     if json_out:
         import json
