@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -75,11 +76,14 @@ def input_shape_hint(specs: Sequence[TensorSpec]) -> str:
     return " ".join(flags)
 
 
-def static_copy(source: Path, target: Path, shapes: Optional[Shapes] = None) -> Path:
+def static_copy(source: Path, target: Path, shapes: Optional[Shapes] = None,
+                scope_names: bool = False) -> Path:
     """Write ``source`` to ``target`` with every input dimension fixed (the user's shape, else 1
     for a dynamic batch), value_info cleared and shapes re-inferred; ``source`` is only read.
 
-    A dynamic non-batch dimension nobody gave is a ConfigError naming the flag that fixes it."""
+    A dynamic non-batch dimension nobody gave is a ConfigError naming the flag that fixes it.
+    ``scope_names``: also rename nodes and inner tensors to names TensorFlow accepts as scopes
+    (PaddlePaddle exports call nodes ``Softmax@0``); the model's inputs and outputs keep theirs."""
     import onnx
 
     proto = onnx.load(str(source))
@@ -108,11 +112,46 @@ def static_copy(source: Path, target: Path, shapes: Optional[Shapes] = None) -> 
             if not dim.HasField("dim_value"):
                 dim.ClearField("dim_param")
     del proto.graph.value_info[:]
+    if scope_names:
+        _scope_names(proto.graph)
     with contextlib.suppress(Exception):  # a graph onnx cannot infer converts as it is
         proto = onnx.shape_inference.infer_shapes(proto)
     target.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(target))
     return target
+
+
+_NOT_SCOPE = re.compile(r"[^A-Za-z0-9_./>-]")
+
+
+def _scope_names(graph: Any) -> None:
+    """Replace characters TensorFlow rejects in scope names, in node names and in the names of
+    tensors inside the graph (never the graph's inputs and outputs: they are its interface)."""
+    keep = {v.name for v in [*graph.input, *graph.output]}
+    taken = {n.name for n in graph.node} | keep
+
+    def fresh(name: str) -> str:
+        new = _NOT_SCOPE.sub("_", name) or "t"
+        while new in taken and new != name:
+            new += "_"
+        taken.add(new)
+        return new
+
+    renamed: dict[str, str] = {}
+    for t in graph.initializer:
+        if t.name not in keep and _NOT_SCOPE.search(t.name):
+            renamed[t.name] = t.name = fresh(t.name)
+    for node in graph.node:
+        for out in node.output:
+            if out and out not in keep and _NOT_SCOPE.search(out) and out not in renamed:
+                renamed[out] = fresh(out)
+    for node in graph.node:
+        if _NOT_SCOPE.search(node.name):
+            node.name = fresh(node.name)
+        for field_ in (node.input, node.output):
+            for i, name in enumerate(field_):
+                if name in renamed:
+                    field_[i] = renamed[name]
 
 
 def is_quantized(proto: Any) -> Optional[str]:

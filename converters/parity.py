@@ -251,5 +251,15 @@ def fixed_batch(specs: Sequence[TensorSpec]) -> Optional[int]:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
+def session_batch(session: Any) -> Optional[int]:
+    """The batch to run a Session with: the one it insists on, else all at once -- except a
+    TFLite model, whose interpreter keeps the batch its tensors were allocated with (1 for a
+    dynamic batch): it runs sample by sample."""
+    fixed = fixed_batch(session.inputs)
+    if fixed is None and session.info.backend == "tflite":
+        return 1
+    return fixed
+
+
 def _pad(perms: Sequence[Perm], n: int) -> list[Perm]:
     return list(perms) + [None] * (n - len(perms))

@@ -37,27 +37,34 @@ class Original:
     manifest: Optional[dict[str, Any]]
     source: Any = None  # converters.export.source.Source for torch and ONNX models
     _torch: Any = None
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # --input-shape
 
     @classmethod
-    def open(cls, model: Any, example_input: Any = None) -> Original:
+    def open(cls, model: Any, example_input: Any = None,
+             input_shapes: Optional[dict[str, tuple[int, ...]]] = None) -> Original:
+        from edgeship.converters.onnx_shapes import fix_specs
         from edgeship.runtime.preprocess import read_manifest
 
+        shapes = dict(input_shapes or {})
         if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".xml", ".tflite"):
             from edgeship.artifact import sha256_file
             from edgeship.runtime import load
 
             path = Path(model)
-            session = load(path, precision="fp32" if path.suffix.lower() == ".xml" else None)
+            session = load(path, precision="fp32" if path.suffix.lower() == ".xml" else None,
+                           input_shapes=shapes or None)
             kind = "openvino" if path.suffix.lower() == ".xml" else "tflite"
-            return cls(kind, path, list(session.inputs), [s.name for s in session.outputs],
-                       sha256_file(path), str(path), read_manifest(path))
+            return cls(kind, path, fix_specs(list(session.inputs), shapes),
+                       [s.name for s in session.outputs], sha256_file(path), str(path),
+                       read_manifest(path), input_shapes=shapes)
         from edgeship.converters.export.source import resolve_source
 
-        src = resolve_source(model, example_input)
+        src = resolve_source(model, example_input, input_shapes=shapes or None)
         manifest = read_manifest(src.path) if src.path is not None else None
         return cls(src.kind, src.path, list(src.inputs), list(src.output_names), src.sha256,
                    src.description, manifest, source=src,
-                   _torch=src.module if src.path is None else None)  # files: see torch()
+                   _torch=src.module if src.path is None else None,  # files: see torch()
+                   input_shapes=shapes)
 
     @property
     def stem(self) -> str:
@@ -77,13 +84,14 @@ class Original:
         if self.source is not None:
             name, runner, batch = self.source.reference()
             return name, runner, batch
-        from edgeship.converters.parity import fixed_batch, session_runner
+        from edgeship.converters.parity import session_batch, session_runner
         from edgeship.runtime import load
 
         assert self.path is not None
-        session = load(self.path, precision="fp32" if self.kind == "openvino" else None)
+        session = load(self.path, precision="fp32" if self.kind == "openvino" else None,
+                       input_shapes=self.input_shapes or None)
         return (f"{session.info.backend} {session.info.version}", session_runner(session),
-                fixed_batch(session.inputs))
+                session_batch(session))
 
     def torch(self, example: np.ndarray) -> Any:
         """The original as a trainable torch module (ONNX through onnx2torch, parity-checked)."""
@@ -263,6 +271,16 @@ class Builder:
             return state
         return self._apply(ExportStep(to="onnx"), state)
 
+    def _onnx_for_tflite(self, state: _State) -> Optional[Path]:
+        """An ONNX file that onnx2tf converts as it is (when installed): TFLite without the
+        detour through onnx2torch and litert-torch, as ``edgeship export`` does."""
+        from edgeship.converters.export.tools import tool_env
+
+        if state.module is None and state.path is not None and \
+                state.path.suffix.lower() == ".onnx" and tool_env("onnx2tf") is not None:
+            return state.path
+        return None
+
     def _torch_input(self, state: _State) -> tuple[Any, Optional[np.ndarray]]:
         """What a torch-only converter (TFLite) takes: a torch file as it is, else a module
         (and the example input to trace it with)."""
@@ -328,14 +346,15 @@ class Builder:
         from edgeship.converters.export import export
         from edgeship.runtime.formats import get_format
 
-        if state.path is not None and step.to != "tflite":
-            model, example = state.path, None
+        onnx_file = self._onnx_for_tflite(state) if step.to == "tflite" else None
+        if onnx_file is not None or (state.path is not None and step.to != "tflite"):
+            model, example = onnx_file or state.path, None
         else:
             model, example = self._torch_input(state)
         out = self._workdir() / f"{self.original.stem}{get_format(step.to).suffixes[0]}"
         meta = self.original.manifest or {}
         artifact = export(model, step.to, out, precision=step.precision, data=self._calibration(),
-                          example_input=example,
+                          example_input=example, input_shapes=self._shapes(model),
                           preprocessing=meta.get("preprocessing"), labels=meta.get("labels"),
                           task=meta.get("task"))
         record = {"step": "export", "config": asdict(step)}
@@ -346,7 +365,11 @@ class Builder:
         from edgeship.runtime.formats import get_format
 
         example: Optional[np.ndarray] = None
-        if step.backend == "tflite":
+        model: Any
+        onnx_file = self._onnx_for_tflite(state) if step.backend == "tflite" else None
+        if onnx_file is not None:
+            model = onnx_file
+        elif step.backend == "tflite":
             model, example = self._torch_input(state)
         else:
             state = self._file(state)
@@ -359,7 +382,7 @@ class Builder:
             calib=self._calibration() if step.mode == "static" else None,
             per_channel=step.per_channel, calibration=step.calibration,
             max_accuracy_drop=self.max_accuracy_drop if aware else None,
-            data=labelled, example_input=example)
+            data=labelled, example_input=example, input_shapes=self._shapes(model))
         config: dict[str, Any] = asdict(step) | {"params": result.params}
         if aware:
             config["search_labels"] = ("the training split's labels" if self.data.train
@@ -369,6 +392,11 @@ class Builder:
         _copy_manifest_fields(result.path, self.original.manifest)
         return _State(path=result.path, steps=[*state.steps, record], macs=state.macs)
 
+
+    def _shapes(self, model: Any) -> Optional[dict[str, tuple[int, ...]]]:
+        """``--input-shape`` for a converter reading the original's file (names match there)."""
+        shapes = self.original.input_shapes
+        return shapes or None if isinstance(model, Path) and model == self.original.path else None
 
     def _search_labels(self) -> tuple[np.ndarray, np.ndarray]:
         """Labelled samples for an accuracy-aware search, never the evaluation ones: the training
@@ -446,19 +474,21 @@ class Judge:
             TOLERANCES,
             Samples,
             check_parity,
-            fixed_batch,
             run_batched,
+            session_batch,
             session_runner,
         )
         from edgeship.runtime import load, parse_backend
 
         name, device = parse_backend(backend)
-        session = load(path, backend=name, device=device, precision=precision)
+        session = load(path, backend=name, device=device, precision=precision,
+                       input_shapes=(self.original.input_shapes or None)
+                       if path.suffix.lower() == ".tflite" else None)  # TFLite allocates shapes
         perms = self._perms(path)
         runner = session_runner(session, [s.name for s in self.original.specs],
                                 self.original.output_names)  # by name where names match
         outputs = run_batched(runner, self.data.eval.x,
-                              fixed_batch(session.inputs), perms)
+                              session_batch(session), perms)
         samples = Samples(self.data.eval.x, 0, len(self.data.eval), self.data.eval.source)
         report = check_parity(
             lambda _: self.reference, lambda _: outputs, samples,

@@ -209,6 +209,7 @@ def compress(
     warmup: int = 10,
     min_seconds: float = 1.0,
     example_input: Any = None,
+    input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
     progress: bool = True,
     seed: int = 0,
 ) -> CompressResult:
@@ -229,6 +230,8 @@ def compress(
         recipes: a YAML file or Recipe list to try instead of the planner's candidates.
         output: a directory to write (see ``edgeship.outdir``): the pick and its manifest,
             every candidate's benchmark JSON, report.html and summary.json.
+        input_shapes: ``{input name: shape}`` fixing dynamic dimensions (``--input-shape``), for
+            every pass: random inputs, conversion, parity, evaluation and the benchmark.
     """
     from edgeship.profiles import load_profile
 
@@ -245,7 +248,7 @@ def compress(
         check_output_dir(output, force)  # refuse now, not after a long search
     user_recipes = recipes if isinstance(recipes, list) else (
         load_recipes(recipes) if recipes is not None else None)
-    original = Original.open(model, example_input)
+    original = Original.open(model, example_input, input_shapes)
     split = load_data(original, data, train_data, seed)
     with tempfile.TemporaryDirectory(prefix="edgeship-compress-") as scratch, \
             _open_target(target) as tgt:
@@ -332,7 +335,7 @@ class _Search:
 
         facts = ModelFacts(self.original.kind, self.original_facts.get("conv_share"),
                            self.data.labelled, self.data.training_samples,
-                           self.budget.max_accuracy_drop)
+                           self.budget.max_accuracy_drop, quantized=_quantized(self.original))
         plan = plan_recipes(self.profile, facts)
         recipes = user if user is not None else plan.recipes
         skipped = [] if user is not None else plan.skipped
@@ -407,10 +410,24 @@ class _Search:
         bar.stage(f"benchmarking on {self.measured_on['label']}")
         cand.benchmark = benchmark(built.path, self.target, backend=recipe.runs_on,
                                    threads=self.threads, precision=recipe.precision,
-                                   input_shapes=self.original_facts.get("input_shapes"),
+                                   input_shapes=self.original_facts.get("input_shapes")
+                                   or self.original.input_shapes or None,
                                    **self.bench_options)
         cand.verdict = self.budget.evaluate(cand.benchmark, cand.evaluation.drop)
         cand.seconds = {"build": t1 - t0, "evaluate": t2 - t1, "benchmark": time.perf_counter() - t2}
+
+
+def _quantized(original: Original) -> Optional[str]:
+    """Why an ONNX original is integer-quantized already (its quantize candidates would be
+    no-ops), else None."""
+    if original.kind != "onnx" or original.path is None:
+        return None
+    import onnx
+    from edgeship.converters.onnx_shapes import is_quantized
+    from edgeship.converters.quantize.graph import int8_weights
+
+    proto = onnx.load(str(original.path), load_external_data=False)
+    return is_quantized(proto) or int8_weights(proto)
 
 
 def _mark_front(cands: list[Candidate], percentile: str) -> None:

@@ -135,6 +135,7 @@ class ModelFacts:
     labelled: bool = False
     training_samples: int = 0  # samples for calibration/distillation beside the evaluation set
     max_accuracy_drop: Optional[float] = None
+    quantized: Optional[str] = None  # why the model is integer-quantized already (None: it is not)
 
     @property
     def torch_possible(self) -> bool:
@@ -205,6 +206,8 @@ def _why_not(variant: Variant, engine: Engine, facts: ModelFacts) -> Optional[st
         return None
     if facts.source_format == "tflite":
         return "a .tflite model cannot be quantized again"
+    if facts.quantized:
+        return f"the model is already quantized ({facts.quantized}): quantizing it again is a no-op"
     if engine.quantizer == "tflite" and not facts.torch_possible:
         return "TFLite quantization starts from a torch model"
     if variant.quantizers is not None and engine.quantizer not in variant.quantizers:

@@ -160,7 +160,7 @@ def publish(staging: Path, names: list[str], directory: Path) -> None:
 def compare(source: Source, path: Path, exported: Exported, options: ExportOptions,
             data: Any) -> ParityReport:
     """Run the exported file and its source on the same samples; raise on a mismatch."""
-    from edgeship.converters.parity import fixed_batch, session_runner
+    from edgeship.converters.parity import session_batch, session_runner
     from edgeship.runtime import load
 
     fmt = get_format(options.to)
@@ -178,7 +178,7 @@ def compare(source: Source, path: Path, exported: Exported, options: ExportOptio
         reference_name=ref_name,
         candidate_name=f"{fmt.name} export ({session.info.backend} {session.info.version})",
         reference_batch=ref_batch,
-        candidate_batch=fixed_batch(session.inputs),
+        candidate_batch=session_batch(session),
         input_perms=exported.input_perms,
         output_perms=exported.output_perms,
     )

@@ -67,7 +67,7 @@ def _convert(env: Path, source: Source, directory: Path, stem: str, options: Exp
     from edgeship.converters.onnx_shapes import static_copy
 
     assert source.path is not None
-    model = static_copy(source.path, work / "model.onnx", source.input_shapes)
+    model = static_copy(source.path, work / "model.onnx", source.input_shapes, scope_names=True)
     (work / "tmp").mkdir()
     argv = [str(env / "bin" / "onnx2tf"), "-i", str(model), "-o", str(work / "out"), "-n",
             "-osd"]  # signature defs carry the ONNX tensor names (renamed onto the tensors below)

@@ -44,6 +44,7 @@ def compress(
         "-o", "--output", help="Output directory (default: MODEL-DEVICE).")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Replace an earlier compress output directory.")] = False,
+    input_shape: o.InputShape = None,
     json_out: o.Json = False,
 ) -> None:
     """Compress MODEL for a device: try candidates, keep the Pareto front, pick the best that
@@ -54,6 +55,7 @@ def compress(
     from edgeship.compressing import DEFAULT_MAX_ACCURACY_DROP
     from edgeship.compressing import compress as run_compress
     from edgeship.profiles import load_profile
+    from edgeship.runtime.inputs import parse_input_shapes
 
     profile = load_profile(device)
     defaults = {"max_accuracy_drop": DEFAULT_MAX_ACCURACY_DROP} | profile.default_budget_dict()
@@ -63,7 +65,8 @@ def compress(
     result = run_compress(model, str(device), target=target, data=data, train_data=train_data,
                           budget=budget, prefer=prefer, threads=threads, recipes=recipes,
                           output=out, force=force, runs=runs, warmup=warmup,
-                          min_seconds=min_seconds, progress=True)
+                          min_seconds=min_seconds, progress=True,
+                          input_shapes=parse_input_shapes(input_shape or []) or None)
     print_outcome(result, err_console)
     if json_out:
         typer.echo(json.dumps(result.summary))
