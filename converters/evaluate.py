@@ -130,13 +130,13 @@ class GraphCost:
 
     params: int
     nonzero_params: int
-    macs: int
+    macs: Optional[int]  # None: unknown, an input dimension it depends on was not given
     macs_by_op: dict[str, int] = field(default_factory=dict)
     uncounted: list[str] = field(default_factory=list)
 
     @property
-    def flops(self) -> int:
-        return 2 * self.macs
+    def flops(self) -> Optional[int]:
+        return None if self.macs is None else 2 * self.macs
 
     @property
     def sparsity(self) -> float:
@@ -313,9 +313,14 @@ def _load_onnx(path: Path) -> Any:
         ) from None
 
 
-def _fix_input_dims(graph: Any, input_shapes: Mapping[str, tuple[int, ...]]) -> None:
-    """Give every dynamic input dimension a size: the user's, or 1 for the batch axis."""
+def _fix_input_dims(graph: Any, input_shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """Give every dynamic input dimension a size: the user's, or 1 for the batch axis.
+    Returns the dynamic dimensions nobody sized (their MACs are unknown)."""
+    unsized = []
     weights = {t.name for t in graph.initializer}
+    bound = {d.dim_param: int(size) for inp in graph.input if inp.name in input_shapes
+             for d, size in zip(inp.type.tensor_type.shape.dim, input_shapes[inp.name])
+             if d.dim_param and d.dim_param != "?"}  # 'sequence' sized once sizes every input
     for inp in graph.input:
         if inp.name in weights:
             continue
@@ -329,13 +334,14 @@ def _fix_input_dims(graph: Any, input_shapes: Mapping[str, tuple[int, ...]]) -> 
         for i, dim in enumerate(dims):
             if fixed is not None:
                 dim.dim_value = int(fixed[i])
+            elif dim.dim_param in bound:
+                dim.dim_value = bound[dim.dim_param]
             elif not dim.HasField("dim_value") or dim.dim_value <= 0:
                 if i != 0:
-                    raise ConfigError(
-                        f"input '{inp.name}' has dynamic dimension {i}; MACs depend on it",
-                        f"pass input_shapes={{'{inp.name}': (...)}} (CLI: --input-shape)",
-                    )
+                    unsized.append(f"input '{inp.name}' dimension {i} (give it with --input-shape)")
+                    continue
                 dim.dim_value = 1
+    return unsized
 
 
 def _weights(graph: Any) -> dict[str, np.ndarray]:
@@ -438,8 +444,12 @@ def count_onnx(
     """
     path = Path(model)
     proto = _load_onnx(path)
-    _fix_input_dims(proto.graph, input_shapes or {})
+    unsized = _fix_input_dims(proto.graph, input_shapes or {})
     weights = _weights(proto.graph)
+    if unsized:  # a cost that needs a shape nobody gave is unknown, never a guess or an error
+        return GraphCost(params=sum(int(w.size) for w in weights.values()),
+                         nonzero_params=sum(int(np.count_nonzero(w)) for w in weights.values()),
+                         macs=None, uncounted=unsized)
     macs_by_op, uncounted = _count_macs(proto)
     if any("shape unknown" in u for u in uncounted):
         # ONNX shape inference cannot see through shapes computed at run time from constants

@@ -19,7 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from edgeship.runtime.inputs import InputFill
 
 SCHEMA = "edgeship.benchmark/1"
 DEFAULT_WARMUP = 10
@@ -171,12 +174,19 @@ def measure(
     precision: Optional[str] = None,
     seed: int = 0,
     coverage: bool = True,
+    fills: Optional[dict[str, InputFill]] = None,
 ) -> BenchmarkResult:
     """Measure ``model`` in this process.  Use the agent (a fresh process) for real numbers."""
     from edgeship.runtime import load, parse_backend, sysinfo
     from edgeship.runtime.backends import import_backend
     from edgeship.runtime.formats import format_for_path
-    from edgeship.runtime.inputs import load_samples, random_inputs
+    from edgeship.runtime.inputs import (
+        check_input_names,
+        load_samples,
+        random_inputs,
+        resolve_shapes,
+    )
+    from edgeship.runtime.session import inference_failed
 
     path = Path(model)
     fmt = format_for_path(path)
@@ -191,16 +201,28 @@ def measure(
                    input_shapes=input_shapes)
     load_ns = time.perf_counter_ns() - t0
 
-    if data is not None:
-        feeds = load_samples(data, session.inputs)
-        source = f"samples:{Path(data).name}"
-    else:
-        feeds = random_inputs(session.inputs, seed=seed, fixed=input_shapes)
-        source = f"random(seed={seed})"
+    fills = fills or {}
+    check_input_names(session.inputs, input_shapes or {}, "--input-shape")
+    check_input_names(session.inputs, fills, "--input-value/--input-range")
+    given = load_samples(data, session.inputs, partial=True) if data is not None else {}
+    rest = [s for s in session.inputs if s.name not in given]
+    # the samples' own shapes size the dimensions they share with the inputs made up here
+    shapes = resolve_shapes(session.inputs, {**(input_shapes or {}),
+                                             **{n: tuple(a.shape) for n, a in given.items()}})
+    feeds = {**given, **random_inputs(rest, seed=seed, fixed=_only(shapes, rest),
+                                      fills=_only(fills, rest))}
+    feeds = {s.name: feeds[s.name] for s in session.inputs}  # the model's order
+    data_name = Path(data).name if data is not None else ""
+    sources = {name: f"samples:{data_name}" if name in given else
+               fills[name].flag(name) if name in fills else f"random(seed={seed})" for name in feeds}
+    made_up = [name for name in feeds if sources[name].startswith("random")]
     call = session.prepare(feeds)
 
     t0 = time.perf_counter_ns()
-    call()
+    try:
+        call()
+    except Exception as exc:  # a backend's own error: say which inputs were made up
+        raise inference_failed(exc, path.name, session.inputs, made_up) from None
     first_ns = time.perf_counter_ns() - t0
 
     warmup_runs = _settle(call, warmup)
@@ -217,7 +239,7 @@ def measure(
 
     peak, peak_source = sysinfo.peak_rss_mb()
     thermal_after, freq_after = sysinfo.thermal(), sysinfo.cpu_frequency()
-    node_coverage = session.node_coverage() if coverage else None
+    node_coverage = session.node_coverage(feeds) if coverage else None
     stats = LatencyStats.from_ns(samples)
     batch = next((s for k, s in feeds.items()), None)
     batch_size = int(batch.shape[0]) if batch is not None and batch.ndim else 1
@@ -233,7 +255,7 @@ def measure(
         },
         backend=asdict(session.info),
         inputs=[
-            {"name": k, "shape": list(v.shape), "dtype": v.dtype.name, "source": source}
+            {"name": k, "shape": list(v.shape), "dtype": v.dtype.name, "source": sources[k]}
             for k, v in feeds.items()
         ],
         config={
@@ -270,6 +292,11 @@ def measure(
     )
 
 
+def _only(values: Optional[dict[str, Any]], specs: Sequence[Any]) -> dict[str, Any]:
+    names = {s.name for s in specs}
+    return {k: v for k, v in (values or {}).items() if k in names}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m edgeship.runtime.bench",
@@ -283,7 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=None, help="onnxruntime|openvino|tflite[:DEVICE]")
     p.add_argument("--precision", default=None, help="fp32|fp16|bf16 (OpenVINO)")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...")
-    p.add_argument("--data", default=None, help=".npz with model-ready samples")
+    p.add_argument("--input-value", action="append", default=[], metavar="NAME=VALUE",
+                   help="feed this value (broadcast to the input's shape), e.g. sr=16000")
+    p.add_argument("--input-range", action="append", default=[], metavar="NAME=LOW:HIGH",
+                   help="feed uniform random values in [LOW, HIGH], e.g. input_ids=0:30521")
+    p.add_argument("--data", default=None,
+                   help=".npz with model-ready samples: 'x', or one array per input name")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-coverage", action="store_true", help="skip the node-coverage pass")
     return p
@@ -300,7 +332,7 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from edgeship.runtime.errors import ConfigError, EdgeshipError
-    from edgeship.runtime.inputs import parse_input_shapes
+    from edgeship.runtime.inputs import parse_input_fills, parse_input_shapes
 
     # Backends print to fd 1 from C++; keep the real stdout for the one JSON object.
     sys.stdout.flush()
@@ -328,6 +360,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 precision=args.precision,
                 seed=args.seed,
                 coverage=not args.no_coverage,
+                fills=parse_input_fills(args.input_value, args.input_range),
             )
             payload, code = result.to_json(), 0
         except _UsageError as exc:

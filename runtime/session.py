@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
-from edgeship.runtime.errors import ConfigError
+from edgeship.runtime.errors import ConfigError, EdgeshipError
 
 Dim = Optional[Union[int, str]]  # None or a symbolic name for a dynamic dimension
 
@@ -70,8 +70,16 @@ class Session:
     manifest: Optional[dict[str, Any]] = None  # X.ext.manifest.json beside the model, if any
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one inference; returns a new dict of output name -> array."""
-        return self._run(self.check_feeds(feeds))
+        """Run one inference; returns a new dict of output name -> array.
+
+        A backend's own error (an index out of range, an unsupported sample rate) is raised as
+        a ``ConfigError`` carrying the backend's message.
+        """
+        checked = self.check_feeds(feeds)
+        try:
+            return self._run(checked)
+        except Exception as exc:
+            raise inference_failed(exc, self.path.name, self.inputs, []) from None
 
     def preprocess(self, images: Any) -> np.ndarray:
         """Raw image(s) (arrays or file paths) -> the model-ready batch, as the manifest says."""
@@ -92,8 +100,13 @@ class Session:
         checked = self.check_feeds(feeds)
         return lambda: self._run(checked)
 
-    def node_coverage(self) -> Optional[dict[str, Any]]:
-        """Which device/provider ran how many nodes; None where the backend cannot tell."""
+    def node_coverage(self, feeds: Optional[Mapping[str, np.ndarray]] = None) -> Optional[dict[str, Any]]:
+        """Which device/provider ran how many nodes (for one run on ``feeds``, the measured
+        inputs); None where the backend cannot tell."""
+        return None
+
+    def tensor_dtypes(self) -> Optional[dict[str, int]]:
+        """Elements per dtype over the model's tensors, where the backend lists them (TFLite)."""
         return None
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -139,6 +152,53 @@ def shape_fits(model_shape: tuple[Dim, ...], shape: tuple[int, ...]) -> bool:
 
 def format_shape(shape: tuple[Dim, ...]) -> str:
     return "(" + ", ".join(str(d) if isinstance(d, int) and d >= 0 else "?" for d in shape) + ")"
+
+
+_ORT_WRAPPER = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_ORT_NODE = re.compile(r"Non-zero status code returned while running (\w+) node\. Name:'([^']*)' "
+                       r"Status Message: ")
+
+
+def backend_message(exc: BaseException) -> str:
+    """A backend's error on one line, without wrappers: onnxruntime nests a failing node's
+    message in one "Non-zero status ... If node" layer per subgraph; keep the innermost."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _ORT_WRAPPER.sub("", text)
+    nodes = _ORT_NODE.findall(text)
+    if nodes:
+        op, name = nodes[-1]
+        text = f"{op} node '{name}': {_ORT_NODE.split(text)[-1]}"
+    return text[:300]
+
+
+def inference_failed(exc: BaseException, model: str, specs: list[TensorSpec],
+                     made_up: list[str]) -> EdgeshipError:
+    """The error for a backend that rejected the inputs, naming the flags that give real ones.
+
+    ``made_up`` are the inputs that got default random data; an index out of range is blamed
+    on the integer ones among them (token ids beyond the vocabulary, a sample rate of 42).
+    """
+    if isinstance(exc, EdgeshipError):
+        return exc
+    text = backend_message(exc)
+    kinds = {s.name: np.dtype(s.dtype).kind for s in specs}
+    ints = [n for n in made_up if kinds.get(n) in ("i", "u", "b")]
+    suspects = ints if ints and re.search(r"out of|bound|range|index|idx|invalid|unsupported",
+                                          text, re.IGNORECASE) else (ints or made_up)
+    if suspects:
+        example = _example_fill(suspects[0], kinds.get(suspects[0], "f"))
+        fix = (f"random data cannot drive {', '.join(repr(n) for n in suspects)}: give real "
+               f"values with --input-value NAME=V or --input-range NAME=LOW:HIGH (e.g. {example}), "
+               "or samples with --data FILE.npz (one array per input name)")
+    else:
+        fix = "check the input values and shapes (--data, --input-value, --input-shape)"
+    return ConfigError(f"inference failed on '{model}': {text}", fix)
+
+
+def _example_fill(name: str, kind: str) -> str:
+    if kind in "iub":
+        return f"--input-range {name}=0:1" if kind == "b" else f"--input-value {name}=0"
+    return f"--input-range {name}=-1:1"
 
 
 _NOISE = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at \S+)$")

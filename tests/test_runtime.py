@@ -115,7 +115,7 @@ def test_random_inputs_follow_dtypes_and_dynamic_batch(token_onnx: Path) -> None
 
 def test_dynamic_non_batch_dimension_needs_input_shape(token_onnx: Path) -> None:
     sess = runtime.load(token_onnx)
-    with pytest.raises(ConfigError, match="--input-shape ids=N,N"):
+    with pytest.raises(ConfigError, match="--input-shape ids=1,N"):
         random_inputs(sess.inputs)
 
 

@@ -77,7 +77,8 @@ class OnnxRuntimeSession(Session):
                 f"(available: {available})",
                 "install the onnxruntime build with that provider, or choose one that is available",
             )
-        self._sess = self._create(profile=False)
+        self._input_shapes = dict(input_shapes or {})
+        self._sess = self._create()
         active = self._sess.get_providers()
         self.inputs = [_spec(i) for i in self._sess.get_inputs()]
         self.outputs = [_spec(o) for o in self._sess.get_outputs()]
@@ -98,17 +99,17 @@ class OnnxRuntimeSession(Session):
         if self._threads:
             so.intra_op_num_threads = self._threads
             so.inter_op_num_threads = 1
-        so.log_severity_level = 3
+        so.log_severity_level = 4  # errors come back as exceptions; its own log would repeat them
         if self._providers != ["CPUExecutionProvider"]:
             # Nodes the chosen accelerator cannot run must fail loudly, not run on the CPU.
             so.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
         return so
 
-    def _create(self, profile: bool) -> Any:
+    def _create(self, profile_dir: Optional[str] = None) -> Any:
         so = self._options()
-        if profile:
+        if profile_dir:
             so.enable_profiling = True
-            so.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="edgeship-prof-"), "p")
+            so.profile_file_prefix = os.path.join(profile_dir, "p")
         try:
             with native_stderr_captured():
                 return self._ort.InferenceSession(str(self.path), so, providers=self._providers)
@@ -133,18 +134,22 @@ class OnnxRuntimeSession(Session):
         run, names = self._sess.run, self._output_names
         return lambda: run(names, checked)
 
-    def node_coverage(self) -> Optional[dict[str, Any]]:
-        """Nodes per execution provider, read from one profiled run of a second session."""
-        sess = self._create(profile=True)
+    def node_coverage(self, feeds: Optional[dict[str, np.ndarray]] = None) -> Optional[dict[str, Any]]:
+        """Nodes per execution provider, read from one profiled run of a second session on
+        ``feeds`` (the measured inputs; else inputs made at the session's input shapes)."""
         from edgeship.runtime.inputs import random_inputs
 
-        sess.run(None, random_inputs(self.inputs, seed=0))
-        profile = Path(sess.end_profiling())
-        try:
+        if feeds is None:
+            feeds = random_inputs(self.inputs, seed=0, fixed=self._input_shapes)
+        checked = self.check_feeds(feeds)
+        # The profile lands in a private folder that goes, whatever happens (on devices too).
+        with tempfile.TemporaryDirectory(prefix="edgeship-prof-") as folder:
+            sess = self._create(profile_dir=folder)
+            try:
+                sess.run(None, checked)
+            finally:
+                profile = Path(sess.end_profiling())
             events = json.loads(profile.read_text())
-        finally:
-            profile.unlink(missing_ok=True)
-            profile.parent.rmdir()
         per_node: dict[str, str] = {}
         for ev in events:
             args = ev.get("args", {})

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 from edgeship.runtime.backends import import_backend
-from edgeship.runtime.errors import ModelError, UnsupportedError
+from edgeship.runtime.errors import ConfigError, ModelError, UnsupportedError
 from edgeship.runtime.session import (
     BackendInfo,
     Session,
@@ -65,16 +65,13 @@ class TFLiteSession(Session):
         try:
             with native_stderr_captured():
                 self._interp = interpreter_cls(model_path=str(self.path), num_threads=threads)
-                shapes = input_shapes or {}
-                for d in self._interp.get_input_details():
-                    if d["name"] in shapes:
-                        self._interp.resize_tensor_input(d["index"], list(shapes[d["name"]]))
-                self._interp.allocate_tensors()
         except Exception as exc:
             raise ModelError(
                 f"the TFLite interpreter cannot load '{self.path.name}': {first_line(exc)}",
                 "check the file is a complete .tflite flatbuffer (re-export it if truncated)",
             ) from None
+        self._allocated = False
+        self._allocate(input_shapes or {})
         in_details = self._interp.get_input_details()
         out_details = self._interp.get_output_details()
         self.inputs = [_spec(d) for d in in_details]
@@ -94,12 +91,73 @@ class TFLiteSession(Session):
             details={"quantized_io": any(s.quantization for s in self.inputs + self.outputs)},
         )
 
+    def _allocate(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        """Resize the inputs the user sized and allocate; a model whose dynamic inputs cannot be
+        allocated at their default size (often 1) waits for the first feeds' shapes."""
+        from edgeship.runtime.inputs import check_input_names, resolve_shapes
+
+        details = self._interp.get_input_details()
+        specs = [_spec(d) for d in details]
+        check_input_names(specs, shapes, "--input-shape")
+        resolve_shapes([s for s in specs if s.name in shapes], shapes)  # each must fit
+        for d in details:
+            if d["name"] in shapes:
+                self._interp.resize_tensor_input(d["index"], list(shapes[d["name"]]))
+        try:
+            with native_stderr_captured():
+                self._interp.allocate_tensors()
+            self._allocated = True
+        except Exception as exc:
+            unsized = [s.name for s in specs if s.is_dynamic and s.name not in shapes]
+            if unsized:
+                return  # allocated on the first run, at its inputs' shapes
+            raise self._allocation_error(exc, shapes) from None
+
+    def _allocation_error(self, exc: BaseException, shapes: dict[str, tuple[int, ...]]) -> Exception:
+        at = ", ".join(f"{k}={','.join(map(str, v))}" for k, v in shapes.items())
+        if at:
+            return ConfigError(
+                f"the TFLite interpreter cannot prepare '{self.path.name}' at input shape {at}: "
+                f"{first_line(exc)}", "give other sizes for the dynamic dimensions (--input-shape)")
+        return UnsupportedError(
+            f"the TFLite interpreter cannot prepare '{self.path.name}': {first_line(exc)}",
+            "this interpreter cannot run the model's operators; try another TFLite runtime",
+        )
+
+    def _fit_shapes(self, feeds: dict[str, np.ndarray]) -> None:
+        """Resize dynamic inputs to the feeds' shapes (onnxruntime takes any size; so do we)."""
+        changed = {}
+        for d in self._interp.get_input_details():
+            shape = tuple(feeds[d["name"]].shape)
+            if not self._allocated or tuple(d["shape"]) != shape:
+                changed[d["name"]] = shape
+        if not changed:
+            return
+        for name, shape in changed.items():
+            self._interp.resize_tensor_input(self._in_index[name], list(shape))
+        try:
+            with native_stderr_captured():
+                self._interp.allocate_tensors()
+        except Exception as exc:
+            self._allocated = False
+            raise self._allocation_error(exc, changed) from None
+        self._allocated = True
+
     def _set_inputs(self, feeds: dict[str, np.ndarray]) -> None:
+        self._fit_shapes(feeds)
         for spec in self.inputs:
             arr = feeds[spec.name]
             if spec.quantization:
                 arr = _quantize(arr, spec)
             self._interp.set_tensor(self._in_index[spec.name], arr)
+
+    def tensor_dtypes(self) -> Optional[dict[str, int]]:
+        counts: dict[str, int] = {}
+        for t in self._interp.get_tensor_details():
+            name = np.dtype(t["dtype"]).name
+            size = int(np.prod(t["shape"])) if len(t["shape"]) else 1
+            counts[name] = counts.get(name, 0) + size
+        return counts
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._set_inputs(feeds)
