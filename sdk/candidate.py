@@ -483,7 +483,7 @@ class Judge:
         name, device = parse_backend(backend)
         session = load(path, backend=name, device=device, precision=precision,
                        input_shapes=(self.original.input_shapes or None)
-                       if path.suffix.lower() == ".tflite" else None)  # TFLite allocates shapes
+                       if path == self.original.path else None)  # the model as given
         perms = self._perms(path)
         runner = session_runner(session, [s.name for s in self.original.specs],
                                 self.original.output_names)  # by name where names match

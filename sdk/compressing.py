@@ -390,6 +390,11 @@ class _Search:
         bar.finish(cand)
         return cand
 
+    def _bench_shapes(self, path: Path) -> Optional[dict[str, tuple[int, ...]]]:
+        if _static_inputs(path):
+            return None
+        return self.original_facts.get("input_shapes") or self.original.input_shapes or None
+
     def _build_and_measure(self, cand: Candidate, bar: Any) -> None:
         from edgeship.bench import benchmark
         from edgeship.candidate import finish_manifest
@@ -410,11 +415,19 @@ class _Search:
         bar.stage(f"benchmarking on {self.measured_on['label']}")
         cand.benchmark = benchmark(built.path, self.target, backend=recipe.runs_on,
                                    threads=self.threads, precision=recipe.precision,
-                                   input_shapes=self.original_facts.get("input_shapes")
-                                   or self.original.input_shapes or None,
+                                   input_shapes=self._bench_shapes(built.path),
                                    **self.bench_options)
         cand.verdict = self.budget.evaluate(cand.benchmark, cand.evaluation.drop)
         cand.seconds = {"build": t1 - t0, "evaluate": t2 - t1, "benchmark": time.perf_counter() - t2}
+
+
+def _static_inputs(path: Path) -> bool:
+    """The candidate's manifest lists only fixed input dimensions (onnx2tf's TFLite, whose
+    layout may also differ from the original's): it needs no --input-shape to be measured."""
+    from edgeship.runtime.preprocess import read_manifest
+
+    ins = (read_manifest(path) or {}).get("inputs") or []
+    return bool(ins) and all(isinstance(d, int) and d > 0 for i in ins for d in i.get("shape") or [None])
 
 
 def _quantized(original: Original) -> Optional[str]:
