@@ -45,6 +45,7 @@ def export(
     precision: str = "fp32",
     data: Any = None,
     input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+    input_fills: Optional[dict[str, Any]] = None,
     input_names: Optional[Sequence[str]] = None,
     output_names: Optional[Sequence[str]] = None,
     dynamic_batch: bool = True,
@@ -67,6 +68,10 @@ def export(
             calibrated on ``data``).
         data: real model-ready samples (anything ``edgeship.Dataset`` reads): used for the
             parity check (up to ``parity_real``) and as the int8 representative dataset.
+        input_shapes: ``{name: shape}`` for dynamic dimensions (``--input-shape``): parity
+            inputs, onnx2tf's static copy, OpenVINO's conversion.
+        input_fills: ``{name: runtime.inputs.InputFill}`` (``--input-value``/``--input-range``):
+            the values random parity inputs take (a sample rate, a zero state, token ids).
         preprocessing, labels, task: recorded in the manifest (inherited from the source's
             manifest when the source has one).
 
@@ -81,6 +86,7 @@ def export(
                             parity_random=parity_random, parity_real=parity_real, check=check)
     source = resolve_source(model, example_input, input_shapes=input_shapes,
                             input_names=input_names, output_names=output_names)
+    source.input_fills = dict(input_fills or {})
     upstream = read_manifest(source.path) if source.path else None
     target = output_path(output, source, fmt)
     with staging_dir(target.parent) as staging:
@@ -168,7 +174,8 @@ def compare(source: Source, path: Path, exported: Exported, options: ExportOptio
     precision = "fp32" if "openvino" in fmt.backends[:1] else None
     session = load(path, backend=fmt.backends[0], precision=precision)
     samples = make_samples(source.inputs, random=options.parity_random, data=data,
-                           max_real=options.parity_real)
+                           max_real=options.parity_real, fixed=source.input_shapes or None,
+                           fills=source.input_fills or None)
     ref_name, reference, ref_batch = source.reference()
     return check_parity(
         reference, session_runner(session, [s.name for s in source.inputs], source.output_names),

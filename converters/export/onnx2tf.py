@@ -151,7 +151,8 @@ def _samples(source: Source, data: Any, options: ExportOptions) -> list[np.ndarr
     if data is not None:
         return make_samples(source.inputs, random=0, data=data,
                             max_real=options.calibration_samples).arrays
-    return make_samples(source.inputs, random=20, seed=1).arrays
+    return make_samples(source.inputs, random=20, seed=1, fixed=source.input_shapes or None,
+                        fills=source.input_fills or None).arrays
 
 
 def _write_sample_file(work: Path, source: Source, samples: list[np.ndarray]) -> None:

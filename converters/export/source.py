@@ -39,6 +39,7 @@ class Source:
     example_inputs: tuple[Any, ...] = ()  # kind "torch": torch tensors to trace with
     fixed_batch: Optional[int] = None  # the batch size the source insists on (static programs)
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # --input-shape
+    input_fills: dict[str, Any] = field(default_factory=dict)  # --input-value / --input-range
     notes: dict[str, Any] = field(default_factory=dict)
 
     def reference(self) -> tuple[str, Runner, Optional[int]]:

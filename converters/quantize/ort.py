@@ -16,7 +16,7 @@ from typing import Any, Optional
 import numpy as np
 from edgeship.converters.quantize.calib import CalibrationSet, to_stderr, warn
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
-from edgeship.errors import MissingBackendError, ModelError, UnsupportedError
+from edgeship.errors import ConfigError, MissingBackendError, ModelError, UnsupportedError
 
 _CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 CONV_DOMINATED = 0.5  # share of MACs in convolutions above which dynamic int8 does not pay
@@ -138,11 +138,19 @@ def quantize_static(
                     "WeightSymmetric": True,
                 },
             )
-    except (ValueError, RuntimeError, KeyError) as exc:
-        raise UnsupportedError(
-            f"onnxruntime could not quantize this model: {' '.join(str(exc).split())[:200]}",
-            "try --backend openvino, or exclude the failing layer type",
-        ) from None
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        text = " ".join(str(exc).split())
+        if "Non-zero status code returned while running" in text or "INVALID_ARGUMENT" in text:
+            # calibration runs the model: inputs it rejects are the user's to fix, not a bug
+            detail = text.split("Status Message:")[-1].strip()[:200]
+            raise ConfigError(
+                f"calibration could not run the model on {'RANDOM' if calib.random else 'the'} "
+                f"inputs: {detail}",
+                "pass --calib with real samples (an .npz with one array per input name)",
+            ) from None
+        raise UnsupportedError(f"onnxruntime could not quantize this model: {text[:200]}",
+                               "try --backend openvino, or exclude the failing layer type",
+                               ) from None
 
 
 def quantize_dynamic(pre: Path, out: Path, cfg: QuantizeConfig, conv_share: float) -> dict[str, Any]:
