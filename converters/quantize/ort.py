@@ -6,10 +6,8 @@ onnxruntime's arguments (and its ``extra_options`` keys, which never leak out of
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -40,34 +38,23 @@ def preprocess(src: Path, dst: Path) -> Path:
 
     Its symbolic shape inference writes ``sym_shape_infer_temp.onnx`` and a ``<uuid>.data``
     file into the *current directory* when it gives up (dynamic dimensions it cannot follow):
-    it runs with the private work directory as the cwd, so those go with it, and is retried
-    without the symbolic pass, which a model with dynamic dimensions often does not need."""
+    it runs in a private cwd, and is retried without the symbolic pass, which a model with
+    dynamic dimensions often does not need."""
+    from edgeship.workdir import private_cwd
+
     q = _quantization()
     errors = []
     src, dst = src.resolve(), dst.resolve()
     for skip_symbolic in (False, True):
         try:
-            with _cwd(dst.parent):
-                q.quant_pre_process(str(src), str(dst),
-                                    skip_symbolic_shape=skip_symbolic)
+            with private_cwd():
+                q.quant_pre_process(str(src), str(dst), skip_symbolic_shape=skip_symbolic)
             return dst
         except Exception as exc:  # noqa: BLE001 - the fallback is the model as it is
             errors.append(" ".join(str(exc).split())[:120] or type(exc).__name__)
     warn(f"onnxruntime's quant_pre_process failed ({errors[-1]}); quantizing the model without "
          "it (fewer fusions, possibly slower)")
     return src
-
-
-@contextlib.contextmanager
-def _cwd(directory: Path) -> Iterator[None]:
-    """Run a library that writes into the cwd inside ``directory`` (process-wide: the CLI and
-    the compress search quantize one model at a time)."""
-    previous = os.getcwd()
-    os.chdir(directory)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
 
 
 class _Reader:

@@ -40,6 +40,9 @@ def bench(
         float, typer.Option("--min-seconds", help="Time the runs for at least this long.")
     ] = 1.0,
     input_shape: o.InputShape = None,
+    input_value: o.InputValue = None,
+    input_range: o.InputRange = None,
+    data: o.InputData = None,
     provision: Provision = False,
     output: Annotated[
         Optional[Path], typer.Option("-o", "--output", help="Also write the result JSON here.")
@@ -51,7 +54,6 @@ def bench(
     from edgeship.cli.render import err_console, result_table
     from edgeship.errors import ConfigError
     from edgeship.io import write_atomic
-    from edgeship.runtime.inputs import parse_input_shapes
 
     defaults = None
     if device:
@@ -63,10 +65,12 @@ def bench(
     if runs < 1 or warmup < 0 or min_seconds < 0:
         raise ConfigError("--runs must be ≥ 1, --warmup and --min-seconds ≥ 0",
                           "pass non-negative counts")
-    shapes = parse_input_shapes(input_shape or [])
+    shapes, fills = o.input_flags(input_shape, input_value, input_range)
+    o.refuse_output_over_inputs(output, model, data, hosts_file)
     targets = r.collect_targets(target, hosts_file)
     options = dict(backend=backend, threads=threads, warmup=warmup, runs=runs,
-                   min_seconds=min_seconds, input_shapes=shapes, precision=precision)
+                   min_seconds=min_seconds, input_shapes=shapes, precision=precision,
+                   fills=fills, data=data)
     if provision and (len(targets) > 1 or targets[0] == "local"):
         raise ConfigError("--provision works on one device (--target HOST) at a time",
                           "run edgeship bench --provision --target HOST for each device")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -45,3 +46,52 @@ def make_budget(
         else d.get("max_accuracy_drop"),
         percentile=percentile,
     )
+
+
+InputValue = Annotated[
+    Optional[list[str]],
+    typer.Option("--input-value", help="NAME=VALUE feeds this value, broadcast to the input's "
+                 "shape (a sample rate sr=16000, a zero state state=0); repeatable."),
+]
+InputRange = Annotated[
+    Optional[list[str]],
+    typer.Option("--input-range", help="NAME=LOW:HIGH feeds uniform random values in [LOW, HIGH] "
+                 "(integers include HIGH: token ids input_ids=0:30521); repeatable."),
+]
+InputData = Annotated[
+    Optional[Path],
+    typer.Option("--data", help=".npz of model-ready inputs: 'x', or one array per input name "
+                 "(rank-0 scalars and state tensors too); inputs it lacks are made up."),
+]
+
+
+def input_flags(
+    input_shape: Optional[list[str]],
+    input_value: Optional[list[str]] = None,
+    input_range: Optional[list[str]] = None,
+):  # type: ignore[no-untyped-def]
+    """``(shapes, fills)`` from the shared input flags: {name: shape}, {name: InputFill}."""
+    from edgeship.runtime.inputs import parse_input_fills, parse_input_shapes
+
+    return (parse_input_shapes(input_shape or []),
+            parse_input_fills(input_value or [], input_range or []))
+
+
+def refuse_output_over_inputs(output: Optional[Path], *inputs: Optional[Path]) -> None:
+    """``-o`` must not name a file the command reads (the model, its weights or manifest, the
+    data): writing it would destroy the user's input."""
+    if output is None:
+        return
+    from edgeship.errors import ConfigError
+    from edgeship.runtime.bench import model_files
+
+    out = Path(output).resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        given = Path(given)
+        files = [*model_files(given), given.with_name(given.name + ".manifest.json")]
+        for f in files:
+            if f.resolve() == out or (f.exists() and out.exists() and out.samefile(f)):
+                raise ConfigError(f"-o {output} is the input file '{f}': writing it would "
+                                  "destroy it", "write the output to another path")
