@@ -38,6 +38,7 @@ class Original:
     source: Any = None  # converters.export.source.Source for torch and ONNX models
     _torch: Any = None
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # --input-shape
+    input_fills: dict[str, Any] = field(default_factory=dict)  # --input-value/--input-range
 
     @classmethod
     def open(cls, model: Any, example_input: Any = None,
@@ -179,7 +180,8 @@ def load_data(original: Original, data: Any, train_data: Any, seed: int = 0) -> 
         if train_data is not None:
             raise ConfigError("--train-data without --data", "pass --data for evaluation too")
         specs = [TensorSpec(s.name, (1, *s.shape[1:]), s.dtype) for s in original.specs]
-        feeds = [random_inputs(specs, seed=seed + i) for i in range(RANDOM_EVAL_SAMPLES)]
+        feeds = [random_inputs(specs, seed=seed + i, fills=original.input_fills or None)
+                 for i in range(RANDOM_EVAL_SAMPLES)]
         x = [np.concatenate([f[s.name] for f in feeds]) for s in specs]
         return Data(Split(x, None, "random inputs"), None,
                     f"no --data: {RANDOM_EVAL_SAMPLES} seeded random inputs, judged by top-1 "
@@ -355,6 +357,7 @@ class Builder:
         meta = self.original.manifest or {}
         artifact = export(model, step.to, out, precision=step.precision, data=self._calibration(),
                           example_input=example, input_shapes=self._shapes(model),
+                          input_fills=self.original.input_fills or None,
                           preprocessing=meta.get("preprocessing"), labels=meta.get("labels"),
                           task=meta.get("task"))
         record = {"step": "export", "config": asdict(step)}
@@ -382,7 +385,8 @@ class Builder:
             calib=self._calibration() if step.mode == "static" else None,
             per_channel=step.per_channel, calibration=step.calibration,
             max_accuracy_drop=self.max_accuracy_drop if aware else None,
-            data=labelled, example_input=example, input_shapes=self._shapes(model))
+            data=labelled, example_input=example, input_shapes=self._shapes(model),
+            input_fills=self.original.input_fills or None)
         config: dict[str, Any] = asdict(step) | {"params": result.params}
         if aware:
             config["search_labels"] = ("the training split's labels" if self.data.train

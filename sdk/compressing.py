@@ -210,6 +210,7 @@ def compress(
     min_seconds: float = 1.0,
     example_input: Any = None,
     input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+    input_fills: Optional[dict[str, Any]] = None,
     progress: bool = True,
     seed: int = 0,
 ) -> CompressResult:
@@ -232,6 +233,8 @@ def compress(
             every candidate's benchmark JSON, report.html and summary.json.
         input_shapes: ``{input name: shape}`` fixing dynamic dimensions (``--input-shape``), for
             every pass: random inputs, conversion, parity, evaluation and the benchmark.
+        input_fills: ``{input name: runtime.inputs.InputFill}`` (``--input-value``/
+            ``--input-range``): the values of random evaluation and parity inputs.
     """
     from edgeship.profiles import load_profile
 
@@ -249,6 +252,7 @@ def compress(
     user_recipes = recipes if isinstance(recipes, list) else (
         load_recipes(recipes) if recipes is not None else None)
     original = Original.open(model, example_input, input_shapes)
+    original.input_fills = dict(input_fills or {})
     split = load_data(original, data, train_data, seed)
     with tempfile.TemporaryDirectory(prefix="edgeship-compress-") as scratch, \
             _open_target(target) as tgt:
@@ -416,7 +420,7 @@ class _Search:
         cand.benchmark = benchmark(built.path, self.target, backend=recipe.runs_on,
                                    threads=self.threads, precision=recipe.precision,
                                    input_shapes=self._bench_shapes(built.path),
-                                   **self.bench_options)
+                                   fills=self.original.input_fills or None, **self.bench_options)
         cand.verdict = self.budget.evaluate(cand.benchmark, cand.evaluation.drop)
         cand.seconds = {"build": t1 - t0, "evaluate": t2 - t1, "benchmark": time.perf_counter() - t2}
 

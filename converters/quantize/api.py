@@ -83,6 +83,7 @@ def quantize_file(
     calib: CalibData = None,
     data: Any = None,
     input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+    input_fills: Optional[dict[str, Any]] = None,
 ) -> QuantizeResult:
     """Quantize an ONNX (or, for OpenVINO, IR) file; see ``edgeship.quantize``."""
     if not model.is_file():
@@ -109,7 +110,8 @@ def quantize_file(
 
     with collect_warnings() as notes, staging_dir(out.parent) as work:
         src, specs, clip, cfg = _prepare_source(model, cfg, work, input_shapes)
-        calib_set = (calibration_feeds(calib, specs, limit=cfg.calib_samples, seed=cfg.seed)
+        calib_set = (calibration_feeds(calib, specs, limit=cfg.calib_samples, seed=cfg.seed,
+                                       fixed=input_shapes, fills=input_fills)
                      if cfg.mode == "static" and not cfg.weights_only else None)
         if calib_set is None and calib is not None:
             warn(f"--calib is ignored: {cfg.weights_only or cfg.mode} quantization needs no "

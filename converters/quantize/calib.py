@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 from edgeship.errors import ConfigError
@@ -98,12 +98,15 @@ def as_dataset(data: Any) -> Any:
 
 
 def calibration_feeds(
-    data: CalibData, inputs: Sequence[TensorSpec], *, limit: int, seed: int = 0
+    data: CalibData, inputs: Sequence[TensorSpec], *, limit: int, seed: int = 0,
+    fixed: Optional[Mapping[str, tuple[int, ...]]] = None,
+    fills: Optional[Mapping[str, Any]] = None,
 ) -> CalibrationSet:
     """Up to ``limit`` checked samples for ``inputs``; random data (with a loud warning) if
-    ``data`` is None."""
+    ``data`` is None, shaped by ``fixed`` (``--input-shape``) and valued by ``fills``
+    (``--input-value``/``--input-range``)."""
     if data is None:
-        return _random_set(inputs, limit, seed)
+        return _random_set(inputs, limit, seed, fixed, fills)
     dataset = as_dataset(data)
     _check_kinds(dataset, inputs)
     bound = dataset.for_model(list(inputs))
@@ -140,7 +143,9 @@ def _check_kinds(dataset: Any, inputs: Sequence[TensorSpec]) -> None:
             )
 
 
-def _random_set(inputs: Sequence[TensorSpec], limit: int, seed: int) -> CalibrationSet:
+def _random_set(inputs: Sequence[TensorSpec], limit: int, seed: int,
+                fixed: Optional[Mapping[str, tuple[int, ...]]] = None,
+                fills: Optional[Mapping[str, Any]] = None) -> CalibrationSet:
     from edgeship.runtime.inputs import random_inputs
 
     warn(
@@ -148,5 +153,6 @@ def _random_set(inputs: Sequence[TensorSpec], limit: int, seed: int) -> Calibrat
         "match real data and accuracy can collapse; pass --calib DATA with real samples. "
         "This is recorded in the model's manifest."
     )
-    feeds = [random_inputs(inputs, seed=seed + i) for i in range(min(limit, 32))]
+    feeds = [random_inputs(inputs, seed=seed + i, fixed=fixed, fills=fills)
+             for i in range(min(limit, 32))]
     return CalibrationSet(feeds, "random")

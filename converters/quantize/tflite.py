@@ -61,7 +61,8 @@ def _onnx2tf() -> Optional[Path]:
 
 def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeConfig, *,
                     calib: CalibData = None, data: Any = None, example_input: Any = None,
-                    input_shapes: Optional[dict[str, tuple[int, ...]]] = None) -> QuantizeResult:
+                    input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+                    input_fills: Optional[dict[str, Any]] = None) -> QuantizeResult:
     """int8 (static) or fp16 TFLite from a torch model (litert-torch) or an ONNX file (onnx2tf);
     see the module docstring."""
     from edgeship.converters.export import export
@@ -80,7 +81,7 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
         calib_set = None
         if precision == "int8":
             calib_set = calibration_feeds(calib, source.inputs, limit=cfg.calib_samples,
-                                          seed=cfg.seed)
+                                          seed=cfg.seed, fixed=input_shapes, fills=input_fills)
         if output is None and isinstance(model, (str, Path)):
             output = Path(model).with_name(f"{Path(model).stem}.{precision}.tflite")
         if output is None:
@@ -89,7 +90,8 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
         # an ONNX file goes to onnx2tf as it is (a private copy); torch through litert-torch
         artifact = export(source.path if source.kind == "onnx" else source.module, "tflite",
                           output, example_input=source.example_inputs or None,
-                          input_shapes=source.input_shapes or None, precision=precision,
+                          input_shapes=source.input_shapes or None, input_fills=input_fills,
+                          precision=precision,
                           data=_calibration(calib_set, source) if calib_set else None)
     accuracy = _accuracy(source, artifact.path, data) if data is not None else None
     files = artifact.files

@@ -45,6 +45,8 @@ def compress(
     force: Annotated[bool, typer.Option(
         "--force", help="Replace an earlier compress output directory.")] = False,
     input_shape: o.InputShape = None,
+    input_value: o.InputValue = None,
+    input_range: o.InputRange = None,
     json_out: o.Json = False,
 ) -> None:
     """Compress MODEL for a device: try candidates, keep the Pareto front, pick the best that
@@ -55,8 +57,8 @@ def compress(
     from edgeship.compressing import DEFAULT_MAX_ACCURACY_DROP
     from edgeship.compressing import compress as run_compress
     from edgeship.profiles import load_profile
-    from edgeship.runtime.inputs import parse_input_shapes
 
+    shapes, fills = o.input_flags(input_shape, input_value, input_range)
     profile = load_profile(device)
     defaults = {"max_accuracy_drop": DEFAULT_MAX_ACCURACY_DROP} | profile.default_budget_dict()
     budget = o.make_budget(max_latency_ms, max_memory_mb, max_size_mb, max_accuracy_drop,
@@ -66,7 +68,7 @@ def compress(
                           budget=budget, prefer=prefer, threads=threads, recipes=recipes,
                           output=out, force=force, runs=runs, warmup=warmup,
                           min_seconds=min_seconds, progress=True,
-                          input_shapes=parse_input_shapes(input_shape or []) or None)
+                          input_shapes=shapes or None, input_fills=fills or None)
     print_outcome(result, err_console)
     if json_out:
         typer.echo(json.dumps(result.summary))

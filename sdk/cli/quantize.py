@@ -51,6 +51,8 @@ def quantize(
     calib_samples: Annotated[int, typer.Option(
         "--calib-samples", help="Use at most this many calibration samples.")] = 300,
     input_shape: o.InputShape = None,
+    input_value: o.InputValue = None,
+    input_range: o.InputRange = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output model path.")
                       ] = None,
     json_out: o.Json = False,
@@ -67,9 +69,8 @@ def quantize(
         except ValueError:
             raise ConfigError(f"--max-accuracy-drop '{max_accuracy_drop}' is not a number",
                               "pass accuracy points, e.g. --max-accuracy-drop 1") from None
-    from edgeship.runtime.inputs import parse_input_shapes
-
-    shapes = parse_input_shapes(input_shape or []) or None
+    o.refuse_output_over_inputs(output, model, calib, data)
+    shapes, fills = o.input_flags(input_shape, input_value, input_range)
     torch_file = model.suffix.lower() in (".pt", ".pth", ".pt2", ".ts")
     example = _example_input(input_shape) if torch_file else None
     with err_console.status(f"quantizing {model.name}…"):
@@ -79,7 +80,7 @@ def quantize(
             reduce_range=reduce_range, clip_percentile=clip_percentile,
             weights_only=weights_only, group_size=group_size, max_accuracy_drop=drop, sensitivity=sensitivity,  # type: ignore[arg-type]
             activations=activations, ort_format=ort_format, calib_samples=calib_samples,  # type: ignore[arg-type]
-            example_input=example, input_shapes=shapes,
+            example_input=example, input_shapes=shapes or None, input_fills=fills or None,
         )
     if json_out:
         import json
