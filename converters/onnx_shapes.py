@@ -85,28 +85,21 @@ def static_copy(source: Path, target: Path, shapes: Optional[Shapes] = None,
     ``scope_names``: also rename nodes and inner tensors to names TensorFlow accepts as scopes
     (PaddlePaddle exports call nodes ``Softmax@0``); the model's inputs and outputs keep theirs."""
     import onnx
+    from edgeship.runtime.inputs import resolve_shapes
 
     proto = onnx.load(str(source))
     weights = {t.name for t in proto.graph.initializer}
-    for value in proto.graph.input:
-        if value.name in weights:
-            continue
-        dims = value.type.tensor_type.shape.dim
-        given = (shapes or {}).get(value.name)
-        for i, dim in enumerate(dims):
-            if given is not None:
-                dim.ClearField("dim_param")
-                dim.dim_value = int(given[i])
-            elif not dim.HasField("dim_value") or dim.dim_value <= 0:
-                if i != 0:
-                    declared = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-                    spec = TensorSpec(value.name, tuple(declared), "float32")
-                    raise ConfigError(
-                        f"input '{value.name}' has dynamic dimension {i} in "
-                        f"{format_shape(spec.shape)}; the converter needs static shapes",
-                        f"fix it with {input_shape_hint([spec])}")
-                dim.ClearField("dim_param")
-                dim.dim_value = 1
+    values = [v for v in proto.graph.input if v.name not in weights]
+    specs = [TensorSpec(v.name, tuple(d.dim_value if d.HasField("dim_value") else
+                                      (d.dim_param or None) for d in v.type.tensor_type.shape.dim),
+                        "float32") for v in values]
+    # the runtime's rules: a dynamic batch is 1, dimensions sharing a name share a size, and a
+    # dimension nobody sized is a ConfigError naming the --input-shape that sizes it
+    resolved = resolve_shapes(specs, dict(shapes or {}))
+    for value in values:
+        for dim, size in zip(value.type.tensor_type.shape.dim, resolved[value.name]):
+            dim.ClearField("dim_param")
+            dim.dim_value = int(size)
     for value in proto.graph.output:  # re-inferred below from the now static inputs
         for dim in value.type.tensor_type.shape.dim:
             if not dim.HasField("dim_value"):

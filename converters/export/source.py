@@ -130,7 +130,9 @@ def _onnx_spec(value: Any) -> TensorSpec:
     if dtype is None:
         raise UnsupportedError(f"ONNX input '{value.name}' has element type {tensor.elem_type}",
                                "export the model with float, integer or bool inputs")
-    shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
+    # a symbolic name ("batch") is kept: inputs that share one share one size (resolve_shapes)
+    shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                  for d in tensor.shape.dim)
     return TensorSpec(value.name, shape, dtype)
 
 
