@@ -174,6 +174,17 @@ def _bind(data: Any, original: Original) -> Split:
 def load_data(original: Original, data: Any, train_data: Any, seed: int = 0) -> Data:
     """Bind the user's data to the model (shape, dtype, labels are checked here, before any
     candidate runs) and decide which samples evaluate and which train/calibrate."""
+    from edgeship.converters.parity import batchable
+    from edgeship.errors import UnsupportedError
+
+    if not batchable(original.specs, {}):
+        odd = next(s for s in original.specs if not s.shape or (isinstance(s.shape[0], int)
+                                                                 and s.shape[0] > 1))
+        raise UnsupportedError(
+            f"compress evaluates samples stacked along axis 0, and input '{odd.name}' of shape "
+            f"{list(odd.shape)} has no batch axis there (a scalar or a recurrent state)",
+            "quantize or export the model (edgeship quantize/export run it sample by sample) "
+            "and measure it with edgeship bench")
     if data is None:
         from edgeship.runtime.inputs import random_inputs
 

@@ -30,7 +30,7 @@ from edgeship.converters.export.base import (
 )
 from edgeship.converters.export.source import Source
 from edgeship.converters.export.tools import tool_env, tool_version
-from edgeship.converters.parity import NCHW_TO_NHWC, NHWC_TO_NCHW, make_samples
+from edgeship.converters.parity import NCHW_TO_NHWC, NHWC_TO_NCHW, Perm, make_samples
 from edgeship.errors import MissingBackendError, UnsupportedError
 
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"  # what onnx2tf looks for
@@ -87,7 +87,7 @@ def _convert(env: Path, source: Source, directory: Path, stem: str, options: Exp
     path = directory / f"{stem}.tflite"
     renamed = _rename_tensors(env, produced, path, source, work)
     in_ranks = [len(s.shape) for s in source.inputs]
-    out_ranks = _output_ranks(path, source.output_names if renamed else None)
+    out_perms = _output_perms(path, model, source.output_names if renamed else None)
     version = tool_version(env)
     return Exported(
         file=path.name,
@@ -95,9 +95,9 @@ def _convert(env: Path, source: Source, directory: Path, stem: str, options: Exp
         tolerance=options.precision,
         converter=f"onnx2tf {version} (own venv {env})",
         input_layouts=[("NHWC" if r == 4 else None) for r in in_ranks],
-        output_layouts=[("NHWC" if r == 4 else None) for r in out_ranks],
+        output_layouts=[("NHWC" if p == NHWC_TO_NCHW else None) for p in out_perms],
         input_perms=[NCHW_TO_NHWC if r == 4 else None for r in in_ranks],
-        output_perms=[NHWC_TO_NCHW if r == 4 else None for r in out_ranks],
+        output_perms=out_perms,
         quantization=_quantization(options, samples, data) if options.precision != "fp32" else None,
         notes={"layout": "NHWC (onnx2tf transposes 4-D tensors)",
                "tensor_names": "the ONNX model's" if renamed else "onnx2tf's own"},
@@ -173,15 +173,38 @@ def _env(env: Path, tmp: Path) -> dict[str, str]:
             "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PYTHONNOUSERSITE": "1"}
 
 
-def _output_ranks(path: Path, names: Optional[list[str]]) -> list[int]:
-    """The rank of each output, in the source's order when the names match, else the file's."""
+def _output_perms(path: Path, model: Path, names: Optional[list[str]]) -> list[Perm]:
+    """For each output (the source's order when the names match, else the file's): the
+    transpose that turns the TFLite output into the ONNX one.  onnx2tf usually writes 4-D
+    outputs NHWC, but not always (audio front ends come out in other orders): the perm is read
+    off the shapes of the static ONNX copy, not assumed."""
+    import itertools
+
+    import onnx
     from edgeship.runtime import load
 
+    graph = onnx.load(str(model), load_external_data=False).graph
+    want = {o.name: tuple(d.dim_value for d in o.type.tensor_type.shape.dim) for o in graph.output}
     outputs = load(path).outputs
-    if names is None:
-        return [len(s.shape) for s in outputs]
-    ranks = {s.name: len(s.shape) for s in outputs}
-    return [ranks[n] for n in names]
+    if names is not None:
+        by_name = {s.name: s for s in outputs}
+        outputs = [by_name[n] for n in names]
+        targets = [want.get(n) for n in names]
+    else:
+        targets = [want.get(o.name) for o in graph.output]
+    perms: list[Perm] = []
+    for spec, target in zip(outputs, [*targets, *[None] * len(outputs)]):
+        got = tuple(spec.shape)
+        if target is None or got == target or len(got) != len(target) or 0 in target:
+            perms.append(NHWC_TO_NCHW if target is None and len(got) == 4 else None)
+            continue
+        if tuple(got[i] for i in NHWC_TO_NCHW) == target and len(got) == 4:
+            perms.append(NHWC_TO_NCHW)
+            continue
+        # size-1 axes carry no order, so any perm that places the other sizes right is the one
+        perms.append(next((p for p in itertools.permutations(range(len(got)))
+                           if tuple(got[i] for i in p) == target), None))
+    return perms
 
 
 def _quantization(options: ExportOptions, samples: list[np.ndarray], data: Any) -> dict[str, Any]:
