@@ -22,7 +22,6 @@ from tests.fixtures.corpus_outcomes import (
     small_profile,
 )
 
-
 # `import onnxruntime` (1.32) writes its telemetry SDK's session file $TMPDIR/.ses (a first-launch
 # time and a uuid), once per $TMPDIR, in every process that imports it: no edgeship command's
 # doing, and reported to the runtime's owners; everything else in $TMPDIR fails the test.
