@@ -97,7 +97,8 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
     files = artifact.files
     result = QuantizeResult(
         path=artifact.path, files=files, config=cfg, params=artifact.manifest.quantization or {},
-        calibration=({**calib_set.describe(), "method": "minmax (PT2E observers)"}
+        calibration=({**calib_set.describe(), "method": "TFLite converter (onnx2tf)"
+                      if source.kind == "onnx" else "minmax (PT2E observers)"}
                      if calib_set else None),
         size_bytes=sum(f.stat().st_size for f in files),
         source_size_bytes=(source.path.stat().st_size if source.kind == "onnx" and source.path
