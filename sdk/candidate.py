@@ -285,14 +285,33 @@ class Builder:
         return self._apply(ExportStep(to="onnx"), state)
 
     def _onnx_for_tflite(self, state: _State) -> Optional[Path]:
-        """An ONNX file that onnx2tf converts as it is (when installed): TFLite without the
-        detour through onnx2torch and litert-torch, as ``edgeship export`` does."""
+        """An ONNX file that onnx2tf can convert as it is (when installed), for a TFLite step
+        whose torch route (onnx2torch + litert-torch, which keeps NCHW) fails."""
         from edgeship.converters.export.tools import tool_env
 
         if state.module is None and state.path is not None and \
                 state.path.suffix.lower() == ".onnx" and tool_env("onnx2tf") is not None:
             return state.path
         return None
+
+    def _tflite_route(self, state: _State, convert: Callable[[Any, Any], Any]) -> Any:
+        """``convert(model, example)`` through torch first, then through onnx2tf when the
+        torch route fails on an ONNX file (EfficientNet-Lite0's program, Paddle graphs)."""
+        from edgeship.errors import EdgeshipError
+
+        onnx_file = self._onnx_for_tflite(state)
+        try:
+            return convert(*self._torch_input(state))
+        except (EdgeshipError, Exception) as exc:  # noqa: BLE001 - onnx2tf is the fallback
+            if onnx_file is None:
+                raise
+            torch_error = exc
+        try:
+            return convert(onnx_file, None)
+        except EdgeshipError as exc:
+            raise ModelError(f"{exc.one_line()} (and through torch: "
+                             f"{' '.join(str(torch_error).split())[:120]})",
+                             "export the model to ONNX/OpenVINO instead") from None
 
     def _torch_input(self, state: _State) -> tuple[Any, Optional[np.ndarray]]:
         """What a torch-only converter (TFLite) takes: a torch file as it is, else a module
@@ -359,18 +378,23 @@ class Builder:
         from edgeship.converters.export import export
         from edgeship.runtime.formats import get_format
 
-        onnx_file = self._onnx_for_tflite(state) if step.to == "tflite" else None
-        if onnx_file is not None or (state.path is not None and step.to != "tflite"):
-            model, example = onnx_file or state.path, None
-        else:
-            model, example = self._torch_input(state)
         out = self._workdir() / f"{self.original.stem}{get_format(step.to).suffixes[0]}"
         meta = self.original.manifest or {}
-        artifact = export(model, step.to, out, precision=step.precision, data=self._calibration(),
-                          example_input=example, input_shapes=self._shapes(model),
+
+        def convert(model: Any, example: Any) -> Any:
+            return export(model, step.to, out, precision=step.precision,
+                          data=self._calibration(), example_input=example,
+                          input_shapes=self._shapes(model),
                           input_fills=self.original.input_fills or None,
                           preprocessing=meta.get("preprocessing"), labels=meta.get("labels"),
                           task=meta.get("task"))
+
+        if state.path is not None and step.to != "tflite":
+            artifact = convert(state.path, None)
+        elif step.to == "tflite":
+            artifact = self._tflite_route(state, convert)
+        else:
+            artifact = convert(*self._torch_input(state))
         record = {"step": "export", "config": asdict(step)}
         return _State(path=artifact.path, steps=[*state.steps, record], macs=state.macs)
 
@@ -378,26 +402,23 @@ class Builder:
         from edgeship.converters.quantize import quantize
         from edgeship.runtime.formats import get_format
 
-        example: Optional[np.ndarray] = None
-        model: Any
-        onnx_file = self._onnx_for_tflite(state) if step.backend == "tflite" else None
-        if onnx_file is not None:
-            model = onnx_file
-        elif step.backend == "tflite":
-            model, example = self._torch_input(state)
-        else:
+        if step.backend != "tflite":
             state = self._file(state)
-            model = state.path
         out = self._workdir() / f"{self.original.stem}{get_format(step.format).suffixes[0]}"
         aware = step.accuracy_aware
         labelled = self._search_labels() if aware else None
-        result = quantize(
-            model, out, mode=step.mode, backend=step.backend,
-            calib=self._calibration() if step.mode == "static" else None,
-            per_channel=step.per_channel, calibration=step.calibration,
-            max_accuracy_drop=self.max_accuracy_drop if aware else None,
-            data=labelled, example_input=example, input_shapes=self._shapes(model),
-            input_fills=self.original.input_fills or None)
+
+        def convert(model: Any, example: Any) -> Any:
+            return quantize(
+                model, out, mode=step.mode, backend=step.backend,
+                calib=self._calibration() if step.mode == "static" else None,
+                per_channel=step.per_channel, calibration=step.calibration,
+                max_accuracy_drop=self.max_accuracy_drop if aware else None,
+                data=labelled, example_input=example, input_shapes=self._shapes(model),
+                input_fills=self.original.input_fills or None)
+
+        result = (self._tflite_route(state, convert) if step.backend == "tflite"
+                  else convert(state.path, None))
         config: dict[str, Any] = asdict(step) | {"params": result.params}
         if aware:
             config["search_labels"] = ("the training split's labels" if self.data.train

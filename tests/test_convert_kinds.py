@@ -151,7 +151,7 @@ def test_static_int8_of_an_opset_11_model_upgrades_the_opset_and_says_so(tmp_pat
 
 @pytest.mark.timeout(900)
 @pytest.mark.slow
-def test_compress_builds_tflite_candidates_from_onnx_with_onnx2tf(tmp_path: Path) -> None:
+def test_compress_builds_tflite_candidates_from_an_onnx_model(tmp_path: Path) -> None:
     cwd, tmpdir = dirs(tmp_path)
     profile = small_profile(tmp_path, "tflite")
     proc = edgeship("compress", str(corpus_model("ppocr_mobile_cls")), "--device", str(profile),
@@ -163,10 +163,6 @@ def test_compress_builds_tflite_candidates_from_onnx_with_onnx2tf(tmp_path: Path
     assert fp32["status"] == "fits every budget", fp32["status"]
     export = next(s for s in fp32["steps"] if s["step"] == "export")
     assert export["config"]["to"] == "tflite"
-    manifest = json.loads(next((tmp_path / "out").glob("*.tflite.manifest.json")).read_text()) \
-        if summary["pick"] == "fp32-tflite" else None
-    if manifest is not None:
-        assert "onnx2tf" in manifest["provenance"]["steps"][0]["config"].get("converter", "onnx2tf")
     assert left_in(cwd) == [] and left_in(tmpdir) == []
 
 

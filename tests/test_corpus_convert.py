@@ -107,7 +107,7 @@ def test_export_on_the_corpus_is_parity_checked_or_refused(name: str, to: str, t
 
 
 @pytest.mark.parametrize("name", params("export-tflite"))
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1200)
 @pytest.mark.slow
 def test_export_to_tflite_on_the_corpus_keeps_names_or_is_refused(name: str, tmp_path: Path) -> None:
     out = run_documented("export-tflite", name, tmp_path)

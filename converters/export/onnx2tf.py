@@ -134,7 +134,8 @@ def _rename_tensors(env: Path, produced: Path, path: Path, source: Source, work:
 
     wanted = [s.name for s in source.inputs] + list(source.output_names)
     # onnx2tf's signature keys are the ONNX names with characters TF rejects replaced by '_'
-    keys = {re.sub(r"[^A-Za-z0-9_.\-]", "_", n): n for n in wanted} | {n: n for n in wanted}
+    keys = ({re.sub(r"[^A-Za-z0-9_]", "_", n): n for n in wanted}
+            | {re.sub(r"[^A-Za-z0-9_.\-]", "_", n): n for n in wanted} | {n: n for n in wanted})
     done = subprocess.run([str(env / "bin" / "python"), "-c", _RENAME, str(produced), str(path),
                            json.dumps(keys)], cwd=work, capture_output=True, text=True,
                           check=False, env=_env(env, work / "tmp"), stdin=subprocess.DEVNULL,
@@ -198,7 +199,7 @@ def _output_perms(path: Path, model: Path, names: Optional[list[str]]) -> list[P
         if target is None or got == target or len(got) != len(target) or 0 in target:
             perms.append(NHWC_TO_NCHW if target is None and len(got) == 4 else None)
             continue
-        if tuple(got[i] for i in NHWC_TO_NCHW) == target and len(got) == 4:
+        if len(got) == 4 and tuple(got[i] for i in NHWC_TO_NCHW) == target:
             perms.append(NHWC_TO_NCHW)
             continue
         # size-1 axes carry no order, so any perm that places the other sizes right is the one
