@@ -127,8 +127,9 @@ class OpenVINOSession(Session):
             self._request.set_tensor(name, self._ov.Tensor(arr))
         return self._request.infer
 
-    def node_coverage(self) -> Optional[dict[str, Any]]:
-        """Runtime precision of each executed layer, from the compiled (runtime) model."""
+    def node_coverage(self, feeds: Any = None) -> Optional[dict[str, Any]]:
+        """Runtime precision of each executed layer, from the compiled (runtime) model (the
+        same for any inputs: ``feeds`` is not needed)."""
         precisions: Counter[str] = Counter()
         for op in self._compiled.get_runtime_model().get_ordered_ops():
             info = op.get_rt_info()
