@@ -121,6 +121,13 @@ for sig in model.signatureDefs or []:
         if name is not None and item.tensorIndex is not None:
             graph.tensors[item.tensorIndex].name = name.encode()
             done += 1
+single = json.loads(sys.argv[4])  # [input, output] of a one-in, one-out source, else null
+if done < len(set(names.values())) and single and len(graph.inputs) == 1 \
+        and len(graph.outputs) == 1:
+    # one tensor each way: position is unambiguous when the signature keys are onnx2tf's own
+    graph.tensors[graph.inputs[0]].name = single[0].encode()
+    graph.tensors[graph.outputs[0]].name = single[1].encode()
+    done = len(set(names.values()))
 fb.write_model(model, dst)
 print(done)
 """
@@ -136,8 +143,10 @@ def _rename_tensors(env: Path, produced: Path, path: Path, source: Source, work:
     # onnx2tf's signature keys are the ONNX names with characters TF rejects replaced by '_'
     keys = ({re.sub(r"[^A-Za-z0-9_]", "_", n): n for n in wanted}
             | {re.sub(r"[^A-Za-z0-9_.\-]", "_", n): n for n in wanted} | {n: n for n in wanted})
+    single = ([source.inputs[0].name, source.output_names[0]]
+              if len(source.inputs) == 1 and len(source.output_names) == 1 else None)
     done = subprocess.run([str(env / "bin" / "python"), "-c", _RENAME, str(produced), str(path),
-                           json.dumps(keys)], cwd=work, capture_output=True, text=True,
+                           json.dumps(keys), json.dumps(single)], cwd=work, capture_output=True, text=True,
                           check=False, env=_env(env, work / "tmp"), stdin=subprocess.DEVNULL,
                           timeout=600)
     count = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
