@@ -78,13 +78,16 @@ def two_in_three_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_efficientnet_lite0_exports_to_tflite_fp32_and_int8_without_touching_its_source(
         efficientnet: Path, tmp_path: Path) -> None:
     from edgeship.runtime import load
+    from edgeship.runtime.preprocess import Preprocessing
 
-    from examples.models_zoo.efficientnet_lite0 import write_photo_folder
+    from examples.models_zoo.efficientnet_lite0 import PHOTOS, PREPROCESSING, photos
 
-    photos = write_photo_folder(tmp_path / "photos")
+    spec = Preprocessing.from_dict(PREPROCESSING)  # model-ready real photos, NCHW like the ONNX
+    calib = tmp_path / "photos.npz"
+    np.savez(calib, x=np.concatenate([spec.batch(image) for image in photos(PHOTOS).values()]))
     before = sha256(efficientnet)
     cwd, tmpdir = dirs(tmp_path)
-    for precision, extra in (("fp32", []), ("int8", ["--data", str(photos)])):
+    for precision, extra in (("fp32", []), ("int8", ["--data", str(calib)])):
         proc = edgeship("export", str(efficientnet), "--to", "tflite", "--precision", precision,
                         *extra, "-o", f"out/{precision}.tflite", cwd=cwd, tmpdir=tmpdir)
         assert proc.returncode == 0, proc.stderr[-2000:]
