@@ -61,12 +61,17 @@ TOLERANCES: dict[str, Tolerance] = {
 
 @dataclass
 class Samples:
-    """Parity inputs, one array per model input with samples along axis 0 (reference layout)."""
+    """Parity inputs, one array per model input with samples along axis 0 (reference layout).
+
+    ``per_sample``: the model cannot take a batch along axis 0 (a rank-0 input such as a sample
+    rate, a recurrent state shaped ``[2, batch, 128]``): each array then holds the samples
+    stacked along a NEW leading axis, and runners are fed one sample at a time."""
 
     arrays: list[np.ndarray]
     random: int
     real: int
     source: Optional[str] = None  # where the real samples came from
+    per_sample: bool = False
 
     def __len__(self) -> int:
         return self.random + self.real
@@ -117,15 +122,23 @@ def make_samples(
     data: Any = None,
     max_real: int = 64,
     seed: int = 0,
+    fixed: Optional[dict[str, tuple[int, ...]]] = None,
+    fills: Optional[dict[str, Any]] = None,
 ) -> Samples:
     """``random`` seeded random samples plus up to ``max_real`` real ones from ``data``
-    (anything ``edgeship.Dataset`` reads: an .npz path, an array, an iterable)."""
-    from edgeship.runtime.inputs import random_inputs
+    (anything ``edgeship.Dataset`` reads: an .npz path, an array, an iterable).
 
-    specs = [TensorSpec(s.name, (1, *s.shape[1:]), s.dtype) for s in inputs]
+    Random samples have the shapes ``fixed`` gives (``--input-shape``; a dynamic batch is 1) and
+    the values ``fills`` says (``--input-value``/``--input-range``: runtime.inputs.InputFill)."""
+    from edgeship.runtime.inputs import random_inputs, resolve_shapes
+
+    shapes = resolve_shapes(inputs, fixed) if random else {}
+    per_sample = not batchable(inputs, shapes)
+    specs = [TensorSpec(s.name, (1, *s.shape[1:]), s.dtype) if s.shape and not per_sample
+             else s for s in inputs]
     columns: list[list[np.ndarray]] = [[] for _ in specs]
     for i in range(random):
-        feeds = random_inputs(specs, seed=seed + i)
+        feeds = random_inputs(inputs, seed=seed + i, fixed=shapes, fills=fills)
         for col, spec in zip(columns, specs):
             col.append(feeds[spec.name])
     real, source = 0, None
@@ -138,17 +151,40 @@ def make_samples(
             if real >= max_real:
                 break
             for col, spec in zip(columns, specs):
-                col.append(feeds[spec.name][None])
+                col.append(feeds[spec.name] if per_sample else feeds[spec.name][None])
             real += 1
     if random + real == 0:
         raise ConfigError("parity needs at least one sample", "ask for random samples or pass data")
-    return Samples([np.concatenate(col) for col in columns], random, real, source)
+    join = np.stack if per_sample else np.concatenate
+    return Samples([join(col) for col in columns], random, real, source, per_sample)
+
+
+def batchable(inputs: Sequence[TensorSpec], shapes: dict[str, tuple[int, ...]]) -> bool:
+    """Samples can be stacked along axis 0: every input has a batch axis there (dynamic, or a
+    fixed batch of 1) -- not a rank-0 scalar nor a fixed leading dimension such as an RNN's
+    layer axis."""
+    for spec in inputs:
+        if not spec.shape:
+            return False
+        d = spec.shape[0]
+        if isinstance(d, int) and d > 1:
+            return False
+    return True
 
 
 def run_batched(runner: Runner, arrays: list[np.ndarray], batch: Optional[int],
-                perms: Sequence[Perm] = ()) -> list[np.ndarray]:
+                perms: Sequence[Perm] = (), per_sample: bool = False) -> list[np.ndarray]:
     """Run all samples through ``runner`` in chunks of ``batch`` (all at once when None); a
-    last short chunk is padded with its final sample and the padding dropped again."""
+    last short chunk is padded with its final sample and the padding dropped again.
+    ``per_sample`` (see ``Samples``): one sample per run, outputs stacked on a new axis."""
+    if per_sample:
+        outs = []
+        for i in range(len(arrays[0])):
+            part = [a[i].transpose(perm) if perm else a[i]
+                    for a, perm in zip(arrays, _pad(perms, len(arrays)))]
+            # np.ascontiguousarray would turn a rank-0 scalar (a sample rate) into shape (1,)
+            outs.append(runner([np.require(p, requirements="C") for p in part]))
+        return [np.stack(parts) for parts in zip(*outs)]
     total = len(arrays[0])
     step = batch or total
     chunks: list[list[np.ndarray]] = []
@@ -181,8 +217,10 @@ def check_parity(
     """Compare ``candidate`` with ``reference`` output by output (positionally)."""
     from edgeship.converters.evaluate import agreement_of
 
-    expected = run_batched(reference, samples.arrays, reference_batch)
-    got = run_batched(candidate, samples.arrays, candidate_batch, input_perms)
+    expected = run_batched(reference, samples.arrays, reference_batch,
+                           per_sample=samples.per_sample)
+    got = run_batched(candidate, samples.arrays, candidate_batch, input_perms,
+                      per_sample=samples.per_sample)
     if len(got) != len(expected):
         raise OutputMismatchError(
             f"{candidate_name} has {len(got)} outputs, {reference_name} has {len(expected)}",
@@ -223,10 +261,20 @@ def _judge(name: str, agreement: Any, ref: np.ndarray, tol: Tolerance) -> Output
                         agreement.cosine_mean, top1, not failed, failed)
 
 
-def session_runner(session: Any) -> Runner:
-    """A runtime Session as a positional Runner."""
-    in_names = [s.name for s in session.inputs]
-    out_names = [s.name for s in session.outputs]
+def session_runner(session: Any, input_names: Optional[Sequence[str]] = None,
+                   output_names: Optional[Sequence[str]] = None) -> Runner:
+    """A runtime Session as a positional Runner.
+
+    With ``input_names``/``output_names`` (the reference's, in its order) tensors are matched
+    by NAME whenever the session has the same names: a converter may reorder inputs and
+    outputs (onnx2tf sorts them), and position would then pair the wrong tensors.  A session
+    with other names (a converter that renamed them) is matched by position."""
+    own_in = [s.name for s in session.inputs]
+    own_out = [s.name for s in session.outputs]
+    in_names = list(input_names) if input_names is not None and sorted(input_names) == sorted(
+        own_in) else own_in
+    out_names = list(output_names) if output_names is not None and sorted(output_names) == sorted(
+        own_out) else own_out
 
     def run(arrays: list[np.ndarray]) -> list[np.ndarray]:
         out = session.run(dict(zip(in_names, arrays)))
@@ -239,6 +287,16 @@ def fixed_batch(specs: Sequence[TensorSpec]) -> Optional[int]:
     """The batch size a model insists on, or None for a dynamic batch."""
     dim = specs[0].shape[0] if specs and specs[0].shape else None
     return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def session_batch(session: Any) -> Optional[int]:
+    """The batch to run a Session with: the one it insists on, else all at once -- except a
+    TFLite model, whose interpreter keeps the batch its tensors were allocated with (1 for a
+    dynamic batch): it runs sample by sample."""
+    fixed = fixed_batch(session.inputs)
+    if fixed is None and session.info.backend == "tflite":
+        return 1
+    return fixed
 
 
 def _pad(perms: Sequence[Perm], n: int) -> list[Perm]:

@@ -38,27 +38,35 @@ class Original:
     manifest: Optional[dict[str, Any]]
     source: Any = None  # converters.export.source.Source for torch and ONNX models
     _torch: Any = None
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # --input-shape
+    input_fills: dict[str, Any] = field(default_factory=dict)  # --input-value/--input-range
 
     @classmethod
-    def open(cls, model: Any, example_input: Any = None) -> Original:
+    def open(cls, model: Any, example_input: Any = None,
+             input_shapes: Optional[dict[str, tuple[int, ...]]] = None) -> Original:
+        from edgeship.converters.onnx_shapes import fix_specs
         from edgeship.runtime.preprocess import read_manifest
 
+        shapes = dict(input_shapes or {})
         if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".xml", ".tflite"):
             from edgeship.artifact import sha256_file
             from edgeship.runtime import load
 
             path = Path(model)
-            session = load(path, precision="fp32" if path.suffix.lower() == ".xml" else None)
+            session = load(path, precision="fp32" if path.suffix.lower() == ".xml" else None,
+                           input_shapes=shapes or None)
             kind = "openvino" if path.suffix.lower() == ".xml" else "tflite"
-            return cls(kind, path, list(session.inputs), [s.name for s in session.outputs],
-                       sha256_file(path), str(path), read_manifest(path))
+            return cls(kind, path, fix_specs(list(session.inputs), shapes),
+                       [s.name for s in session.outputs], sha256_file(path), str(path),
+                       read_manifest(path), input_shapes=shapes)
         from edgeship.converters.export.source import resolve_source
 
-        src = resolve_source(model, example_input)
+        src = resolve_source(model, example_input, input_shapes=shapes or None)
         manifest = read_manifest(src.path) if src.path is not None else None
         return cls(src.kind, src.path, list(src.inputs), list(src.output_names), src.sha256,
                    src.description, manifest, source=src,
-                   _torch=src.module if src.path is None else None)  # files: see torch()
+                   _torch=src.module if src.path is None else None,  # files: see torch()
+                   input_shapes=shapes)
 
     @property
     def stem(self) -> str:
@@ -78,13 +86,14 @@ class Original:
         if self.source is not None:
             name, runner, batch = self.source.reference()
             return name, runner, batch
-        from edgeship.converters.parity import fixed_batch, session_runner
+        from edgeship.converters.parity import session_batch, session_runner
         from edgeship.runtime import load
 
         assert self.path is not None
-        session = load(self.path, precision="fp32" if self.kind == "openvino" else None)
+        session = load(self.path, precision="fp32" if self.kind == "openvino" else None,
+                       input_shapes=self.input_shapes or None)
         return (f"{session.info.backend} {session.info.version}", session_runner(session),
-                fixed_batch(session.inputs))
+                session_batch(session))
 
     def torch(self, example: np.ndarray) -> Any:
         """The original as a trainable torch module (ONNX through onnx2torch, parity-checked)."""
@@ -166,13 +175,25 @@ def _bind(data: Any, original: Original) -> Split:
 def load_data(original: Original, data: Any, train_data: Any, seed: int = 0) -> Data:
     """Bind the user's data to the model (shape, dtype, labels are checked here, before any
     candidate runs) and decide which samples evaluate and which train/calibrate."""
+    from edgeship.converters.parity import batchable
+    from edgeship.errors import UnsupportedError
+
+    if not batchable(original.specs, {}):
+        odd = next(s for s in original.specs if not s.shape or (isinstance(s.shape[0], int)
+                                                                 and s.shape[0] > 1))
+        raise UnsupportedError(
+            f"compress evaluates samples stacked along axis 0, and input '{odd.name}' of shape "
+            f"{list(odd.shape)} has no batch axis there (a scalar or a recurrent state)",
+            "quantize or export the model (edgeship quantize/export run it sample by sample) "
+            "and measure it with edgeship bench")
     if data is None:
         from edgeship.runtime.inputs import random_inputs
 
         if train_data is not None:
             raise ConfigError("--train-data without --data", "pass --data for evaluation too")
         specs = [TensorSpec(s.name, (1, *s.shape[1:]), s.dtype) for s in original.specs]
-        feeds = [random_inputs(specs, seed=seed + i) for i in range(RANDOM_EVAL_SAMPLES)]
+        feeds = [random_inputs(specs, seed=seed + i, fills=original.input_fills or None)
+                 for i in range(RANDOM_EVAL_SAMPLES)]
         x = [np.concatenate([f[s.name] for f in feeds]) for s in specs]
         return Data(Split(x, None, "random inputs"), None,
                     f"no --data: {RANDOM_EVAL_SAMPLES} seeded random inputs, judged against the "
@@ -290,6 +311,35 @@ class Builder:
             return state
         return self._apply(ExportStep(to="onnx"), state)
 
+    def _onnx_for_tflite(self, state: _State) -> Optional[Path]:
+        """An ONNX file that onnx2tf can convert as it is (when installed), for a TFLite step
+        whose torch route (onnx2torch + litert-torch, which keeps NCHW) fails."""
+        from edgeship.converters.export.tools import tool_env
+
+        if state.module is None and state.path is not None and \
+                state.path.suffix.lower() == ".onnx" and tool_env("onnx2tf") is not None:
+            return state.path
+        return None
+
+    def _tflite_route(self, state: _State, convert: Callable[[Any, Any], Any]) -> Any:
+        """``convert(model, example)`` through torch first, then through onnx2tf when the
+        torch route fails on an ONNX file (EfficientNet-Lite0's program, Paddle graphs)."""
+        from edgeship.errors import EdgeshipError
+
+        onnx_file = self._onnx_for_tflite(state)
+        try:
+            return convert(*self._torch_input(state))
+        except (EdgeshipError, Exception) as exc:  # noqa: BLE001 - onnx2tf is the fallback
+            if onnx_file is None:
+                raise
+            torch_error = exc
+        try:
+            return convert(onnx_file, None)
+        except EdgeshipError as exc:
+            raise ModelError(f"{exc.one_line()} (and through torch: "
+                             f"{' '.join(str(torch_error).split())[:120]})",
+                             "export the model to ONNX/OpenVINO instead") from None
+
     def _torch_input(self, state: _State) -> tuple[Any, Optional[np.ndarray]]:
         """What a torch-only converter (TFLite) takes: a torch file as it is, else a module
         (and the example input to trace it with)."""
@@ -355,19 +405,24 @@ class Builder:
         from edgeship.converters.export import export
         from edgeship.runtime.formats import get_format
 
-        if state.path is not None and step.to != "tflite":
-            model, example = state.path, None
-        else:
-            model, example = self._torch_input(state)
         out = self._workdir() / f"{self.original.stem}{get_format(step.to).suffixes[0]}"
         meta = self.original.manifest or {}
         # the exporter's parity check runs its real samples as one batch: a few bound its memory
         # (64 EfficientNet-Lite0 crops at once peaked at 3 GB); the Judge checks every sample
-        artifact = export(model, step.to, out, precision=step.precision,
-                          data=self._calibration(EXPORT_PARITY_SAMPLES),
-                          example_input=example,
+        def convert(model: Any, example: Any) -> Any:
+            return export(model, step.to, out, precision=step.precision,
+                          data=self._calibration(EXPORT_PARITY_SAMPLES), example_input=example,
+                          input_shapes=self._shapes(model),
+                          input_fills=self.original.input_fills or None,
                           preprocessing=meta.get("preprocessing"), labels=meta.get("labels"),
                           task=meta.get("task"))
+
+        if state.path is not None and step.to != "tflite":
+            artifact = convert(state.path, None)
+        elif step.to == "tflite":
+            artifact = self._tflite_route(state, convert)
+        else:
+            artifact = convert(*self._torch_input(state))
         record = {"step": "export", "config": asdict(step)}
         return _State(path=artifact.path, steps=[*state.steps, record], macs=state.macs)
 
@@ -375,23 +430,25 @@ class Builder:
         from edgeship.converters.quantize import quantize
         from edgeship.runtime.formats import get_format
 
-        example: Optional[np.ndarray] = None
-        if step.backend == "tflite":
-            model, example = self._torch_input(state)
-        else:
+        if step.backend != "tflite":
             state = self._file(state)
-            model = state.path
         out = self._workdir() / f"{self.original.stem}{get_format(step.format).suffixes[0]}"
         aware = step.accuracy_aware
         labelled = self._search_labels() if aware else None
-        result = quantize(
-            model, out, mode=step.mode, backend=step.backend,
-            calib=self._calibration() if step.mode == "static" else None,
-            per_channel=step.per_channel, calibration=step.calibration,
-            **({"activations": step.activations, "reduce_range": step.reduce_range}
-               if step.backend == "onnxruntime" else {}),
-            max_accuracy_drop=self.max_accuracy_drop if aware else None,
-            data=labelled, example_input=example)
+
+        def convert(model: Any, example: Any) -> Any:
+            return quantize(
+                model, out, mode=step.mode, backend=step.backend,
+                calib=self._calibration() if step.mode == "static" else None,
+                per_channel=step.per_channel, calibration=step.calibration,
+                **({"activations": step.activations, "reduce_range": step.reduce_range}
+                   if step.backend == "onnxruntime" else {}),
+                max_accuracy_drop=self.max_accuracy_drop if aware else None,
+                data=labelled, example_input=example, input_shapes=self._shapes(model),
+                input_fills=self.original.input_fills or None)
+
+        result = (self._tflite_route(state, convert) if step.backend == "tflite"
+                  else convert(state.path, None))
         config: dict[str, Any] = asdict(step) | {"params": result.params}
         if aware:
             config["search_labels"] = ("the training split's labels" if self.data.train
@@ -401,6 +458,11 @@ class Builder:
         _copy_manifest_fields(result.path, self.original.manifest)
         return _State(path=result.path, steps=[*state.steps, record], macs=state.macs)
 
+
+    def _shapes(self, model: Any) -> Optional[dict[str, tuple[int, ...]]]:
+        """``--input-shape`` for a converter reading the original's file (names match there)."""
+        shapes = self.original.input_shapes
+        return shapes or None if isinstance(model, Path) and model == self.original.path else None
 
     def _search_labels(self) -> tuple[np.ndarray, np.ndarray]:
         """Labelled samples for an accuracy-aware search, never the evaluation ones: the training

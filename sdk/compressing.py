@@ -115,6 +115,8 @@ def compress(
     warmup: int = 10,
     min_seconds: float = 1.0,
     example_input: Any = None,
+    input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+    input_fills: Optional[dict[str, Any]] = None,
     progress: bool = True,
     seed: int = 0,
     task: Optional[str] = None,
@@ -157,6 +159,10 @@ def compress(
             None searches in this process.  Needs ``pip install 'edgeship[ray]'``.
         lab: a Ray cluster address whose device lab (``edgeship.lab``) leases ``target``: no
             other measurement runs on that device meanwhile.
+        input_shapes: ``{input name: shape}`` fixing dynamic dimensions (``--input-shape``), for
+            every pass: random inputs, conversion, parity, evaluation and the benchmark.
+        input_fills: ``{input name: runtime.inputs.InputFill}`` (``--input-value``/
+            ``--input-range``): the values of random evaluation and parity inputs.
     """
     from edgeship.profiles import load_profile
 
@@ -179,7 +185,8 @@ def compress(
         check_output_dir(output, force)  # refuse now, not after a long search
     user_recipes = recipes if isinstance(recipes, list) else (
         load_recipes(recipes) if recipes is not None else None)
-    original = Original.open(model, example_input)
+    original = Original.open(model, example_input, input_shapes)
+    original.input_fills = dict(input_fills or {})
     split = load_data(original, data, train_data, seed)
     with tempfile.TemporaryDirectory(prefix="edgeship-compress-") as scratch, \
             _open_target(target) as tgt:
@@ -325,7 +332,8 @@ class _Search:
                            self.data.labelled, self.data.training_samples,
                            self.budget.max_accuracy_drop,
                            params=self.original_facts.get("params"),
-                           class_scores=self.judge.spec.task == "classification")
+                           class_scores=self.judge.spec.task == "classification",
+                           quantized=_quantized(self.original))
         plan = plan_recipes(self.profile, facts, self.cpu_flags)
         recipes = user if user is not None else plan.recipes
         skipped = [] if user is not None else plan.skipped
@@ -411,6 +419,11 @@ class _Search:
     def deadline_passed(self) -> bool:
         return self.deadline is not None and time.perf_counter() > self.deadline
 
+    def _bench_shapes(self, path: Path) -> Optional[dict[str, tuple[int, ...]]]:
+        if _static_inputs(path):
+            return None
+        return self.original_facts.get("input_shapes") or self.original.input_shapes or None
+
     def _not_now(self, recipe: Recipe, done: list[Candidate]) -> Optional[str]:
         """Why a candidate is skipped: the time budget is spent, or it is a fallback that has
         nothing to answer (see ``fallback_needed``)."""
@@ -443,13 +456,37 @@ class _Search:
             with self.lease():
                 cand.benchmark = benchmark(cand.path, self.target, backend=recipe.runs_on,
                                            threads=self.threads, precision=recipe.precision,
-                                           input_shapes=self.original_facts.get("input_shapes"),
+                                           input_shapes=self._bench_shapes(cand.path),
+                                           fills=self.original.input_fills or None,
                                            **self.bench_options)
         except Exception as exc:  # a failed measurement is this candidate's, not the search's
             cand.error = failure(exc, recipe.name, self.scratch)
             return
         cand.verdict = self.budget.evaluate(cand.benchmark, fidelity=cand.evaluation.fidelity)
         cand.seconds["benchmark"] = time.perf_counter() - t2
+
+
+def _static_inputs(path: Path) -> bool:
+    """The candidate's manifest lists only fixed input dimensions (onnx2tf's TFLite, whose
+    layout may also differ from the original's): it needs no --input-shape to be measured."""
+    from edgeship.runtime.preprocess import read_manifest
+
+    ins = (read_manifest(path) or {}).get("inputs") or []
+    return bool(ins) and all(isinstance(d, int) and d > 0 for i in ins for d in i.get("shape") or [None])
+
+
+def _quantized(original: Original) -> Optional[str]:
+    """Why an ONNX original is integer-quantized already (its quantize candidates would be
+    no-ops), else None."""
+    if original.kind != "onnx" or original.path is None:
+        return None
+    import onnx
+    from edgeship.converters.onnx_shapes import is_quantized
+    from edgeship.converters.quantize.graph import int8_weights
+
+    proto = onnx.load(str(original.path), load_external_data=False)
+    return is_quantized(proto) or int8_weights(proto)
+
 
 
 def build_summary(result: CompressResult) -> dict[str, Any]:

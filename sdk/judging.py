@@ -90,17 +90,21 @@ class Judge:
             TOLERANCES,
             Samples,
             check_parity,
-            fixed_batch,
             run_batched,
+            session_batch,
             session_runner,
         )
         from edgeship.runtime import load, parse_backend
 
         name, device = parse_backend(backend)
-        session = load(path, backend=name, device=device, precision=precision)
+        session = load(path, backend=name, device=device, precision=precision,
+                       input_shapes=(self.original.input_shapes or None)
+                       if path == self.original.path else None)  # the model as given
         perms = self._perms(path)
-        outputs = run_batched(session_runner(session), self.data.eval.x,
-                              fixed_batch(session.inputs) or EVAL_BATCH, perms)
+        runner = session_runner(session, [s.name for s in self.original.specs],
+                                self.original.output_names)  # by name where names match
+        outputs = run_batched(runner, self.data.eval.x, session_batch(session) or EVAL_BATCH,
+                              perms)
         samples = Samples(self.data.eval.x, 0, len(self.data.eval), self.data.eval.source)
         report = check_parity(
             lambda _: self.reference, lambda _: outputs, samples,

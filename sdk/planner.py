@@ -143,6 +143,7 @@ class ModelFacts:
     max_accuracy_drop: Optional[float] = None
     params: Optional[int] = None  # weights in the model (None: unknown)
     class_scores: bool = True  # the fidelity judge is classification (accuracy means something)
+    quantized: Optional[str] = None  # why the model is integer-quantized already (None: it is not)
 
     @property
     def samples_to_recover(self) -> int:
@@ -222,6 +223,8 @@ def _why_not(variant: Variant, engine: Engine, facts: ModelFacts) -> Optional[st
         return None
     if facts.source_format == "tflite":
         return "a .tflite model cannot be quantized again"
+    if facts.quantized:
+        return f"the model is already quantized ({facts.quantized}): quantizing it again is a no-op"
     if engine.quantizer == "tflite" and not facts.torch_possible:
         return "TFLite quantization starts from a torch model"
     if variant.quantizers is not None and engine.quantizer not in variant.quantizers:

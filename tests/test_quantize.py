@@ -281,13 +281,16 @@ def test_tflite_full_int8_from_torch_keeps_accuracy_at_under_30_percent_size(
     assert doc["quantization"]["calibration"]["samples"] == 200
 
 
-def test_tflite_backend_refuses_onnx_input_and_says_what_it_needs(
-        wide_onnx: Path, tmp_path: Path) -> None:
+def test_tflite_backend_without_onnx2tf_refuses_onnx_input_and_says_what_it_needs(
+        wide_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import edgeship
     from edgeship.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="quantizes from torch"):
+    monkeypatch.setenv("EDGESHIP_CACHE_DIR", str(tmp_path / "no-tools"))  # onnx2tf not installed
+    with pytest.raises(ConfigError, match="quantizes from torch.*onnx2tf .not installed.") as err:
         edgeship.quantize(wide_onnx, tmp_path / "x.tflite", backend="tflite")
+    assert "edgeship tools install onnx2tf" in err.value.one_line()
+    assert not (tmp_path / "x.tflite").exists()
 
 
 def test_quantize_step_applies_its_config_and_returns_the_artifact(

@@ -45,6 +45,7 @@ def export(
     precision: str = "fp32",
     data: Any = None,
     input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+    input_fills: Optional[dict[str, Any]] = None,
     input_names: Optional[Sequence[str]] = None,
     output_names: Optional[Sequence[str]] = None,
     dynamic_batch: bool = True,
@@ -67,6 +68,10 @@ def export(
             calibrated on ``data``).
         data: real model-ready samples (anything ``edgeship.Dataset`` reads): used for the
             parity check (up to ``parity_real``) and as the int8 representative dataset.
+        input_shapes: ``{name: shape}`` for dynamic dimensions (``--input-shape``): parity
+            inputs, onnx2tf's static copy, OpenVINO's conversion.
+        input_fills: ``{name: runtime.inputs.InputFill}`` (``--input-value``/``--input-range``):
+            the values random parity inputs take (a sample rate, a zero state, token ids).
         preprocessing, labels, task: recorded in the manifest (inherited from the source's
             manifest when the source has one).
 
@@ -81,6 +86,7 @@ def export(
                             parity_random=parity_random, parity_real=parity_real, check=check)
     source = resolve_source(model, example_input, input_shapes=input_shapes,
                             input_names=input_names, output_names=output_names)
+    source.input_fills = dict(input_fills or {})
     upstream = read_manifest(source.path) if source.path else None
     target = output_path(output, source, fmt)
     with staging_dir(target.parent) as staging:
@@ -140,7 +146,8 @@ def staging_dir(parent: Path) -> Iterator[Path]:
     """A temporary directory beside the output, removed whatever happens."""
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".edgeship-export-", dir=parent))
+        # absolute: converters run with another cwd, and a relative path would resolve twice
+        staging = Path(tempfile.mkdtemp(prefix=".edgeship-export-", dir=parent)).resolve()
     except OSError as exc:
         raise ConfigError(f"cannot write to '{parent}': {exc.strerror or exc}",
                           "choose a writable output path with -o") from None
@@ -159,7 +166,7 @@ def publish(staging: Path, names: list[str], directory: Path) -> None:
 def compare(source: Source, path: Path, exported: Exported, options: ExportOptions,
             data: Any) -> ParityReport:
     """Run the exported file and its source on the same samples; raise on a mismatch."""
-    from edgeship.converters.parity import fixed_batch, session_runner
+    from edgeship.converters.parity import session_batch, session_runner
     from edgeship.runtime import load
 
     fmt = get_format(options.to)
@@ -167,16 +174,18 @@ def compare(source: Source, path: Path, exported: Exported, options: ExportOptio
     precision = "fp32" if "openvino" in fmt.backends[:1] else None
     session = load(path, backend=fmt.backends[0], precision=precision)
     samples = make_samples(source.inputs, random=options.parity_random, data=data,
-                           max_real=options.parity_real)
+                           max_real=options.parity_real, fixed=source.input_shapes or None,
+                           fills=source.input_fills or None)
     ref_name, reference, ref_batch = source.reference()
     return check_parity(
-        reference, session_runner(session), samples,
+        reference, session_runner(session, [s.name for s in source.inputs], source.output_names),
+        samples,
         tolerance=TOLERANCES[exported.tolerance],
         output_names=source.output_names,
         reference_name=ref_name,
         candidate_name=f"{fmt.name} export ({session.info.backend} {session.info.version})",
         reference_batch=ref_batch,
-        candidate_batch=fixed_batch(session.inputs),
+        candidate_batch=session_batch(session),
         input_perms=exported.input_perms,
         output_perms=exported.output_perms,
     )
@@ -201,6 +210,9 @@ def build_manifest(
     up = upstream or {}
     if isinstance(preprocessing, Preprocessing):
         preprocessing = preprocessing.to_dict()
+    if preprocessing is None:
+        preprocessing = up.get("preprocessing")
+    preprocessing = _with_layout(preprocessing, exported.input_layouts)
     step = StepRecord(step="export", config={
         **options.to_dict(), "from": source.description, "from_sha256": source.sha256,
         "converter": exported.converter, **exported.notes})
@@ -210,10 +222,12 @@ def build_manifest(
         file=model_path.name,
         files=exported.files,
         inputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype, layout=layout)
-                for s, layout in _zip_pad(session.inputs, exported.input_layouts)],
+                for s, layout in _zip_pad(_in_order(session.inputs, [i.name for i in source.inputs]),
+                                          exported.input_layouts)],
         outputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype, layout=layout)
-                 for s, layout in _zip_pad(session.outputs, exported.output_layouts)],
-        preprocessing=preprocessing if preprocessing is not None else up.get("preprocessing"),
+                 for s, layout in _zip_pad(_in_order(session.outputs, source.output_names),
+                                           exported.output_layouts)],
+        preprocessing=preprocessing,
         labels=list(labels) if labels is not None else up.get("labels"),
         task=task if task is not None else up.get("task"),  # type: ignore[arg-type]
         provenance=Provenance(
@@ -225,6 +239,25 @@ def build_manifest(
         quantization=exported.quantization or up.get("quantization"),
         parity=parity.to_dict() if parity else None,
     )
+
+
+def _with_layout(preprocessing: Optional[dict[str, Any]], layouts: Sequence[Optional[str]]
+                 ) -> Optional[dict[str, Any]]:
+    """The preprocessing spec with the layout the export really takes (onnx2tf: NHWC), so an app
+    preparing inputs from the manifest feeds the exported model the right arrays."""
+    image = [layout for layout in layouts if layout]
+    if not preprocessing or not image or preprocessing.get("layout") in (None, image[0]):
+        return preprocessing
+    return {**preprocessing, "layout": image[0]}
+
+
+def _in_order(specs: Sequence[Any], names: Sequence[str]) -> list[Any]:
+    """The exported model's tensors in the source's order when they carry the source's names
+    (exporters record layouts in that order; a converter may have sorted the tensors)."""
+    by_name = {s.name: s for s in specs}
+    if sorted(by_name) != sorted(names):
+        return list(specs)
+    return [by_name[n] for n in names]
 
 
 def _zip_pad(specs: Sequence[Any], layouts: Sequence[Optional[str]]) -> list[tuple[Any, Optional[str]]]:

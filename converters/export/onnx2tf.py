@@ -20,19 +20,18 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 from edgeship.converters.export.base import (
     Exported,
     ExportOptions,
-    image_layouts,
     require_calibration_data,
 )
 from edgeship.converters.export.source import Source
 from edgeship.converters.export.tools import tool_env, tool_version
-from edgeship.converters.parity import NCHW_TO_NHWC, NHWC_TO_NCHW, make_samples
-from edgeship.errors import MissingBackendError, ModelError, UnsupportedError
+from edgeship.converters.parity import NCHW_TO_NHWC, NHWC_TO_NCHW, Perm, make_samples
+from edgeship.errors import MissingBackendError, UnsupportedError
 
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"  # what onnx2tf looks for
 OUTPUT_SUFFIX = {"fp32": "_float32.tflite", "fp16": "_float16.tflite",
@@ -53,12 +52,25 @@ def onnx_to_tflite(source: Source, directory: Path, stem: str, options: ExportOp
         )
     require_calibration_data(options, data)
     assert source.path is not None
-    work = directory / ".onnx2tf"
+    # Everything onnx2tf touches lives here, absolute (it runs with this as its cwd), and goes:
+    # it rewrites its input in place (onnxsim), so it only ever sees a private copy.
+    work = (directory / ".onnx2tf").resolve()
     work.mkdir()
-    argv = [str(env / "bin" / "onnx2tf"), "-i", str(source.path.resolve()), "-o", str(work / "out"),
-            "-n"]
-    if any(not isinstance(s.shape[0], int) for s in source.inputs):
-        argv += ["-b", "1"]  # a fixed batch, as the litert-torch path writes
+    try:
+        return _convert(env, source, directory.resolve(), stem, options, data, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _convert(env: Path, source: Source, directory: Path, stem: str, options: ExportOptions,
+             data: Any, work: Path) -> Exported:
+    from edgeship.converters.onnx_shapes import static_copy
+
+    assert source.path is not None
+    model = static_copy(source.path, work / "model.onnx", source.input_shapes, scope_names=True)
+    (work / "tmp").mkdir()
+    argv = [str(env / "bin" / "onnx2tf"), "-i", str(model), "-o", str(work / "out"), "-n",
+            "-osd"]  # signature defs carry the ONNX tensor names (renamed onto the tensors below)
     samples = _samples(source, data, options)
     _write_sample_file(work, source, samples)
     if options.precision == "int8":
@@ -67,31 +79,81 @@ def onnx_to_tflite(source: Source, directory: Path, stem: str, options: ExportOp
             path = work / f"calib_{i}.npy"
             np.save(path, _to_nhwc(arr).astype(np.float32))
             argv += ["-cind", spec.name, str(path), "0.0", "1.0"]  # data is model-ready already
-    elif options.precision == "fp16":
-        pass  # onnx2tf writes the float16 flatbuffer next to the float32 one anyway
     run = subprocess.run(argv, cwd=work, capture_output=True, text=True, check=False,
-                         env=_env(env), stdin=subprocess.DEVNULL, timeout=3600)
-    produced = work / "out" / (source.path.stem + OUTPUT_SUFFIX[options.precision])
+                         env=_env(env, work / "tmp"), stdin=subprocess.DEVNULL, timeout=3600)
+    produced = work / "out" / (model.stem + OUTPUT_SUFFIX[options.precision])
     if run.returncode != 0 or not produced.is_file():
         raise _error(run.stdout + run.stderr, source.path.name)
     path = directory / f"{stem}.tflite"
-    shutil.copyfile(produced, path)
-    shutil.rmtree(work, ignore_errors=True)
-    in_shapes = [s.shape for s in source.inputs]
-    out_ranks = _output_ranks(path)
+    renamed = _rename_tensors(env, produced, path, source, work)
+    in_ranks = [len(s.shape) for s in source.inputs]
+    out_perms = _output_perms(path, model, source.output_names if renamed else None)
     version = tool_version(env)
     return Exported(
         file=path.name,
         files=[path.name],
         tolerance=options.precision,
         converter=f"onnx2tf {version} (own venv {env})",
-        input_layouts=image_layouts(in_shapes, "NHWC"),
-        output_layouts=[("NHWC" if r == 4 else None) for r in out_ranks],
-        input_perms=[NCHW_TO_NHWC if len(s) == 4 else None for s in in_shapes],
-        output_perms=[NHWC_TO_NCHW if r == 4 else None for r in out_ranks],
+        input_layouts=[("NHWC" if r == 4 else None) for r in in_ranks],
+        output_layouts=[("NHWC" if p == NHWC_TO_NCHW else None) for p in out_perms],
+        input_perms=[NCHW_TO_NHWC if r == 4 else None for r in in_ranks],
+        output_perms=out_perms,
         quantization=_quantization(options, samples, data) if options.precision != "fp32" else None,
-        notes={"layout": "NHWC (onnx2tf transposes 4-D tensors)"},
+        notes={"layout": "NHWC (onnx2tf transposes 4-D tensors)",
+               "tensor_names": "the ONNX model's" if renamed else "onnx2tf's own"},
     )
+
+
+# Run in onnx2tf's venv (TensorFlow's flatbuffer tools): the signature def maps each ONNX input
+# and output name to a tensor; give those tensors the ONNX names, so the TFLite model takes the
+# same feed dict as its source and outputs come back under the same names.
+_RENAME = """
+import json, sys
+from tensorflow.lite.tools import flatbuffer_utils as fb
+src, dst, names = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+model = fb.read_model(src)
+graph = model.subgraphs[0]
+done = 0
+for sig in model.signatureDefs or []:
+    for item in list(sig.inputs or []) + list(sig.outputs or []):
+        key = item.name.decode() if isinstance(item.name, bytes) else item.name
+        name = names.get(key)
+        if name is not None and item.tensorIndex is not None:
+            graph.tensors[item.tensorIndex].name = name.encode()
+            done += 1
+single = json.loads(sys.argv[4])  # [input, output] of a one-in, one-out source, else null
+if done < len(set(names.values())) and single and len(graph.inputs) == 1 \
+        and len(graph.outputs) == 1:
+    # one tensor each way: position is unambiguous when the signature keys are onnx2tf's own
+    graph.tensors[graph.inputs[0]].name = single[0].encode()
+    graph.tensors[graph.outputs[0]].name = single[1].encode()
+    done = len(set(names.values()))
+fb.write_model(model, dst)
+print(done)
+"""
+
+
+def _rename_tensors(env: Path, produced: Path, path: Path, source: Source, work: Path) -> bool:
+    """Copy ``produced`` to ``path`` with the source's tensor names; False when onnx2tf's
+    signature did not name them all (the file is then copied as onnx2tf wrote it)."""
+    import json
+    import re
+
+    wanted = [s.name for s in source.inputs] + list(source.output_names)
+    # onnx2tf's signature keys are the ONNX names with characters TF rejects replaced by '_'
+    keys = ({re.sub(r"[^A-Za-z0-9_]", "_", n): n for n in wanted}
+            | {re.sub(r"[^A-Za-z0-9_.\-]", "_", n): n for n in wanted} | {n: n for n in wanted})
+    single = ([source.inputs[0].name, source.output_names[0]]
+              if len(source.inputs) == 1 and len(source.output_names) == 1 else None)
+    done = subprocess.run([str(env / "bin" / "python"), "-c", _RENAME, str(produced), str(path),
+                           json.dumps(keys), json.dumps(single)], cwd=work, capture_output=True, text=True,
+                          check=False, env=_env(env, work / "tmp"), stdin=subprocess.DEVNULL,
+                          timeout=600)
+    count = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
+    if not count or int(count[0]) != len(wanted):
+        shutil.copyfile(produced, path)
+        return False
+    return True
 
 
 def _samples(source: Source, data: Any, options: ExportOptions) -> list[np.ndarray]:
@@ -99,7 +161,8 @@ def _samples(source: Source, data: Any, options: ExportOptions) -> list[np.ndarr
     if data is not None:
         return make_samples(source.inputs, random=0, data=data,
                             max_real=options.calibration_samples).arrays
-    return make_samples(source.inputs, random=20, seed=1).arrays
+    return make_samples(source.inputs, random=20, seed=1, fixed=source.input_shapes or None,
+                        fills=source.input_fills or None).arrays
 
 
 def _write_sample_file(work: Path, source: Source, samples: list[np.ndarray]) -> None:
@@ -113,16 +176,45 @@ def _to_nhwc(arr: np.ndarray) -> np.ndarray:
     return arr.transpose(NCHW_TO_NHWC) if arr.ndim == 4 else arr
 
 
-def _env(env: Path) -> dict[str, str]:
-    return {**os.environ, **NO_NETWORK, "NO_PROXY": "", "no_proxy": "",
+def _env(env: Path, tmp: Path) -> dict[str, str]:
+    # TMPDIR inside the private work dir: TensorFlow's scratch files go when it goes
+    return {**os.environ, **NO_NETWORK, "NO_PROXY": "", "no_proxy": "", "TMPDIR": str(tmp),
             "PATH": f"{env / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
             "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PYTHONNOUSERSITE": "1"}
 
 
-def _output_ranks(path: Path) -> list[int]:
+def _output_perms(path: Path, model: Path, names: Optional[list[str]]) -> list[Perm]:
+    """For each output (the source's order when the names match, else the file's): the
+    transpose that turns the TFLite output into the ONNX one.  onnx2tf usually writes 4-D
+    outputs NHWC, but not always (audio front ends come out in other orders): the perm is read
+    off the shapes of the static ONNX copy, not assumed."""
+    import itertools
+
+    import onnx
     from edgeship.runtime import load
 
-    return [len(s.shape) for s in load(path).outputs]
+    graph = onnx.load(str(model), load_external_data=False).graph
+    want = {o.name: tuple(d.dim_value for d in o.type.tensor_type.shape.dim) for o in graph.output}
+    outputs = load(path).outputs
+    if names is not None:
+        by_name = {s.name: s for s in outputs}
+        outputs = [by_name[n] for n in names]
+        targets = [want.get(n) for n in names]
+    else:
+        targets = [want.get(o.name) for o in graph.output]
+    perms: list[Perm] = []
+    for spec, target in zip(outputs, [*targets, *[None] * len(outputs)]):
+        got = tuple(spec.shape)
+        if target is None or got == target or len(got) != len(target) or 0 in target:
+            perms.append(NHWC_TO_NCHW if target is None and len(got) == 4 else None)
+            continue
+        if len(got) == 4 and tuple(got[i] for i in NHWC_TO_NCHW) == target:
+            perms.append(NHWC_TO_NCHW)
+            continue
+        # size-1 axes carry no order, so any perm that places the other sizes right is the one
+        perms.append(next((p for p in itertools.permutations(range(len(got)))
+                           if tuple(got[i] for i in p) == target), None))
+    return perms
 
 
 def _quantization(options: ExportOptions, samples: list[np.ndarray], data: Any) -> dict[str, Any]:
@@ -134,19 +226,36 @@ def _quantization(options: ExportOptions, samples: list[np.ndarray], data: Any) 
             "calibration": {"source": str(data), "samples": int(len(samples[0]))}}
 
 
+_ADVICE = ("The trace log is below", "Read this and deal with it", "Alternatively,",
+           "If the input OP", "Also, for models", "input_onnx_file_path")
+
+
 def _error(output: str, name: str) -> Exception:
-    """onnx2tf names the ONNX op it could not convert as 'onnx_op_type: X'."""
+    """The converter's own error: the exception it raised (with the line that explains a Keras
+    layer failure), and the ONNX node it was converting; never a TensorFlow log line."""
     import re
 
     text = re.sub(r"\x1b\[[0-9;]*m", "", output)  # drop colour codes
-    ops = re.findall(r"onnx_op_type:\s*([\w.]+)", text)
-    errors = [line.strip() for line in text.splitlines() if "ERROR" in line or "Error" in line]
-    if ops:
-        return UnsupportedError(
-            f"onnx2tf cannot convert the ONNX operator '{ops[-1]}' of '{name}'"
-            + (f" ({errors[-1][:160]})" if errors else ""),
-            "replace that operation, or export the torch model with litert-torch instead",
-        )
-    return ModelError(f"onnx2tf failed on '{name}': {(errors or text.splitlines() or ['?'])[-1][:240]}",
-                      "check the ONNX model runs with onnxruntime; onnx2tf's full log is printed "
-                      "by running it by hand from ~/.cache/edgeship/tools/onnx2tf/bin")
+    lines = [line.strip() for line in text.splitlines()]
+    node = [n.removeprefix("wa/") for n in re.findall(r"onnx_op_name:\s*(\S+)", text)]
+    op = re.findall(r"onnx_op_type:\s*([\w.]+)", text)
+    where = (f" at {op[-1] + ' ' if op else ''}node '{node[-1]}'" if node else
+             f" at an ONNX {op[-1]}" if op else "")
+    exc_at = [i for i, line in enumerate(lines)
+              if re.match(r"^[\w.]*(Error|Exception)(: |$)", line)]
+    if exc_at:
+        i = exc_at[-1]
+        detail = lines[i]
+        if "Exception encountered when calling layer" in detail:  # Keras: the cause follows
+            detail = next((f"{detail.split(':')[0]}: {line}" for line in lines[i + 1:i + 6]
+                           if line), detail)
+    else:
+        errors = [line.removeprefix("ERROR:").strip() for line in lines
+                  if line.startswith("ERROR:") and not any(a in line for a in _ADVICE)]
+        detail = errors[-1] if errors else "no error message (exit without a result)"
+    detail = re.sub(r"for '\{\{node [^']*'", "", detail)  # TF's graph-node dump
+    return UnsupportedError(
+        f"onnx2tf could not convert '{name}'{where}: {' '.join(detail.split())[:300]}",
+        "export the torch model with litert-torch instead, or to ONNX/OpenVINO; fix dynamic "
+        "dimensions with --input-shape",
+    )

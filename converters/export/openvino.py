@@ -20,7 +20,6 @@ from edgeship.converters.export.onnx import torch_to_onnx
 from edgeship.converters.export.source import Source
 from edgeship.errors import ModelError, UnsupportedError
 from edgeship.runtime.backends import import_backend
-from edgeship.runtime.session import first_line
 
 
 def export_openvino(source: Source, directory: Path, stem: str, options: ExportOptions,
@@ -41,9 +40,9 @@ def export_openvino(source: Source, directory: Path, stem: str, options: ExportO
     try:
         with captured_output(), _no_telemetry():
             try:
-                model = ov.convert_model(str(onnx_path))
+                model = ov.convert_model(str(onnx_path), **_shapes(source))
             except Exception as exc:
-                raise _convert_error(exc, onnx_path) from None
+                raise _convert_error(exc, onnx_path, source) from None
             ov.save_model(model, str(xml), compress_to_fp16=options.precision == "fp16")
     finally:
         if onnx_path != source.path:
@@ -89,16 +88,55 @@ def _no_telemetry() -> Iterator[None]:
         impl.tm, utils.tm = saved
 
 
-def _convert_error(exc: Exception, onnx_path: Path) -> Exception:
-    text = " ".join(str(exc).split())
-    # OpenVINO lists what it cannot convert as "No conversion rule found for operations: A, B"
-    # or names the op in a "... of type <Op> ..." / "[ONNX Frontend] ... <Op>" message.
-    match = re.search(r"No conversion rule found for operations?:\s*(\S.*?)(?: --|$)", text)
-    if match or "OpConversionFailure" in type(exc).__name__ or "conversion rule" in text:
-        ops = match.group(1).strip(" .") if match else first_line(exc)
+def _shapes(source: Source) -> dict[str, Any]:
+    """``--input-shape`` as convert_model's ``input``: only the inputs the user fixed."""
+    if not source.input_shapes:
+        return {}
+    return {"input": [(name, list(shape)) for name, shape in source.input_shapes.items()]}
+
+
+# What OpenVINO says when a dimension it needs is unknown at conversion time
+_DYNAMIC = re.compile(r"dynamic|is_static|get_shape|Dimension|rank|partial shape", re.I)
+
+
+def _convert_error(exc: Exception, onnx_path: Path, source: Source) -> Exception:
+    """One line with the real cause: the operations OpenVINO has no rule for, or the node that
+    failed and why (a dynamic dimension comes with the --input-shape that fixes it)."""
+    from edgeship.converters.onnx_shapes import input_shape_hint
+
+    text = str(exc)
+    flat = " ".join(text.split())
+    match = re.search(r"No conversion rule found for operations?:\s*(\S.*?)(?: --|\. |$)", flat)
+    if match:
         return UnsupportedError(
-            f"OpenVINO cannot express the operation(s) {ops} of '{onnx_path.name}'",
-            "replace those operations in the model, or export to ONNX and run it with onnxruntime",
+            f"OpenVINO has no conversion rule for the operation(s) {match.group(1).strip(' .')} "
+            f"of '{onnx_path.name}'",
+            "run the ONNX model with onnxruntime instead (edgeship bench --backend onnxruntime)",
         )
-    return ModelError(f"OpenVINO cannot convert '{onnx_path.name}': {text[:240]}",
+    node = re.search(r"(?:Conversion failed for|Error during conversion of) (\S+?)[-\s]node "
+                     r"with name (\S+)", flat)
+    cause = _cause(text)
+    where = f" at {node.group(1)} node '{node.group(2).strip(':')}'" if node else ""
+    hint = input_shape_hint(source.inputs)
+    if hint and _DYNAMIC.search(flat):
+        return UnsupportedError(
+            f"OpenVINO cannot convert '{onnx_path.name}'{where} with its dynamic input "
+            f"dimensions: {cause}", f"fix them: {hint}")
+    if node or "OpConversionFailure" in type(exc).__name__:
+        return UnsupportedError(f"OpenVINO cannot convert '{onnx_path.name}'{where}: {cause}",
+                                "run the ONNX model with onnxruntime instead, or report the model")
+    return ModelError(f"OpenVINO cannot convert '{onnx_path.name}': {cause}",
                       "check the model is a valid ONNX file (re-export it)")
+
+
+def _cause(text: str) -> str:
+    """The most specific line of OpenVINO's multi-line message: not its source locations, not
+    the generic advice it appends."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines
+              if not re.match(r"^(Exception from \S+|Check '.*' failed at \S+|\[ *(ERROR|INFO)"
+                              r" *\]|Summary:|-- |Please|Traceback)", line)
+              and "conversion rule" not in line and "FrameworkNode" not in line]
+    best = next((line for line in reversed(useful) if not line.startswith("OpConversionFailure")),
+                None) or (lines[0] if lines else "no message")
+    return " ".join(best.split())[:240]

@@ -82,6 +82,8 @@ class Source:
     module: Any = None  # kind "torch": an nn.Module in eval mode
     example_inputs: tuple[Any, ...] = ()  # kind "torch": torch tensors to trace with
     fixed_batch: Optional[int] = None  # the batch size the source insists on (static programs)
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # --input-shape
+    input_fills: dict[str, Any] = field(default_factory=dict)  # --input-value / --input-range
     notes: dict[str, Any] = field(default_factory=dict)
 
     def reference(self) -> tuple[str, Runner, Optional[int]]:
@@ -113,7 +115,7 @@ def resolve_source(
             raise ModelError(f"model file '{path}' is empty", "re-export or re-copy the model")
         suffix = path.suffix.lower()
         if suffix == ".onnx":
-            return _onnx_source(path)
+            return _onnx_source(path, input_shapes)
         if suffix in TORCH_SUFFIXES:
             check_trusted(path)
             module, examples, batch = _load_torch_file(path, example_input, input_shapes)
@@ -138,12 +140,15 @@ def resolve_source(
 
 
 # -- ONNX ------------------------------------------------------------------------------------------
-def _onnx_source(path: Path) -> Source:
+def _onnx_source(path: Path, input_shapes: Optional[dict[str, tuple[int, ...]]] = None) -> Source:
+    from edgeship.converters.onnx_shapes import fix_specs
+
     proto = read_onnx(path)
     initializers = {i.name for i in proto.graph.initializer}
     inputs = [_onnx_spec(v) for v in proto.graph.input if v.name not in initializers]
-    return Source("onnx", str(path), sha256_file(path), inputs,
-                  [o.name for o in proto.graph.output], path=path)
+    return Source("onnx", str(path), sha256_file(path), fix_specs(inputs, input_shapes),
+                  [o.name for o in proto.graph.output], path=path,
+                  input_shapes=dict(input_shapes or {}))
 
 
 def read_onnx(path: Path) -> Any:
@@ -170,7 +175,9 @@ def _onnx_spec(value: Any) -> TensorSpec:
     if dtype is None:
         raise UnsupportedError(f"ONNX input '{value.name}' has element type {tensor.elem_type}",
                                "export the model with float, integer or bool inputs")
-    shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
+    # a symbolic name ("batch") is kept: inputs that share one share one size (resolve_shapes)
+    shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                  for d in tensor.shape.dim)
     return TensorSpec(value.name, shape, dtype)
 
 

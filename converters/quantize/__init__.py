@@ -55,6 +55,8 @@ def quantize(
     ort_format: OrtFormat = "qdq",
     calib_samples: int = 300,
     example_input: Any = None,
+    input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+    input_fills: Optional[dict[str, Any]] = None,
 ) -> QuantizeResult:
     """Quantize ``model`` and write the result (and its manifest) to ``output``.
 
@@ -85,6 +87,10 @@ def quantize(
         ort_format: qdq (default, portable) or qoperator (onnxruntime).
         calib_samples: use at most this many calibration samples.
         example_input: for torch modules (tflite backend): an input tensor to trace with.
+        input_shapes: ``{input name: shape}`` for dynamic dimensions (``--input-shape``): the
+            shapes of random calibration inputs and of the TFLite trace.
+        input_fills: ``{input name: runtime.inputs.InputFill}`` (``--input-value``/
+            ``--input-range``): the values random calibration inputs take.
     """
     if backend is None:
         backend = _default_backend(model)
@@ -95,17 +101,21 @@ def quantize(
         activations=activations, ort_format=ort_format, calib_samples=calib_samples,
         int4_group_size=group_size,
     )
-    return run(model, output, cfg, calib=calib, data=data, example_input=example_input)
+    return run(model, output, cfg, calib=calib, data=data, example_input=example_input,
+               input_shapes=input_shapes, input_fills=input_fills)
 
 
 def run(model: Union[str, Path, Any], output: Union[str, Path, None], cfg: QuantizeConfig, *,
-        calib: CalibData = None, data: Any = None, example_input: Any = None) -> QuantizeResult:
+        calib: CalibData = None, data: Any = None, example_input: Any = None,
+        input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+        input_fills: Optional[dict[str, Any]] = None) -> QuantizeResult:
     """``quantize`` with a ready config."""
     if cfg.backend == "tflite":
         from edgeship.converters.quantize.tflite import quantize_tflite
 
         return quantize_tflite(model, output, cfg, calib=calib, data=data,
-                               example_input=example_input)
+                               example_input=example_input, input_shapes=input_shapes,
+                               input_fills=input_fills)
     if not isinstance(model, (str, Path)):
         from edgeship.errors import ConfigError
 
@@ -114,7 +124,7 @@ def run(model: Union[str, Path, Any], output: Union[str, Path, None], cfg: Quant
                           "export the model to ONNX first (edgeship.export), or use "
                           "backend='tflite' for torch modules")
     return quantize_file(Path(model), Path(output) if output else None, cfg, calib=calib,
-                         data=data)
+                         data=data, input_shapes=input_shapes, input_fills=input_fills)
 
 
 def _default_backend(model: Any) -> QuantBackend:

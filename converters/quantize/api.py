@@ -6,6 +6,7 @@ moved into place, so a failure at any point leaves no partial output behind.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -82,11 +83,18 @@ def quantize_file(
     *,
     calib: CalibData = None,
     data: Any = None,
+    input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+    input_fills: Optional[dict[str, Any]] = None,
 ) -> QuantizeResult:
     """Quantize an ONNX (or, for OpenVINO, IR) file; see ``edgeship.quantize``."""
     if not model.is_file():
         raise ModelError(f"model file '{model}' does not exist", "check the path")
     suffix = model.suffix.lower()
+    if suffix == ".tflite":
+        raise ConfigError(
+            f"'{model.name}' is a TFLite model: it runs in the precision it was converted to "
+            "and edgeship does not quantize it again",
+            "use it as it is (edgeship bench), or quantize the ONNX/torch model it came from")
     if suffix not in (".onnx", ".xml") or (suffix == ".xml" and cfg.backend != "openvino"):
         kinds = ".onnx and OpenVINO .xml files" if cfg.backend == "openvino" else ".onnx files"
         raise ModelError(
@@ -102,9 +110,10 @@ def quantize_file(
     from edgeship.converters.export import staging_dir
 
     with collect_warnings() as notes, staging_dir(out.parent) as work:
-        src, specs, clip = _prepare_source(model, cfg, work)
+        src, specs, clip, cfg = _prepare_source(model, cfg, work, input_shapes)
         bound = model_inputs(model, specs)  # the manifest's preprocessing reads image folders
-        calib_set = (calibration_feeds(calib, bound, limit=cfg.calib_samples, seed=cfg.seed)
+        calib_set = (calibration_feeds(calib, bound, limit=cfg.calib_samples, seed=cfg.seed,
+                                       fixed=input_shapes, fills=input_fills)
                      if cfg.mode == "static" and not cfg.weights_only else None)
         if calib_set is None and calib is not None:
             warn(f"--calib is ignored: {cfg.weights_only or cfg.mode} quantization needs no "
@@ -125,29 +134,44 @@ def quantize_file(
     return result
 
 
-def _prepare_source(model: Path, cfg: QuantizeConfig, work: Path
-                    ) -> tuple[Path, list[Any], Optional[dict[str, Any]]]:
-    """Validate the model (a corrupt file fails here) and apply weight clipping; returns the
-    file to quantize, the model's input specs and what clipping changed."""
+def _prepare_source(model: Path, cfg: QuantizeConfig, work: Path,
+                    input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+                    ) -> tuple[Path, list[Any], Optional[dict[str, Any]], QuantizeConfig]:
+    """Validate the model (a corrupt file fails here), refuse one that is quantized already,
+    bring an old opset up for static per-channel int8 and apply weight clipping; returns the
+    file to quantize (``model`` itself or a private copy in ``work``), the input specs (with
+    ``--input-shape`` applied), what clipping changed and the config (per-tensor when an old
+    opset could not be upgraded)."""
+    from edgeship.converters.onnx_shapes import fix_specs
+
     if model.suffix.lower() == ".xml":
         if cfg.clip_percentile is not None:
             raise ConfigError("--clip-percentile works on ONNX models", "pass the .onnx model")
         from edgeship.runtime import load
 
-        return model, list(load(model, backend="openvino").inputs), None  # bad IR: ModelError
+        specs = list(load(model, backend="openvino").inputs)  # bad IR: ModelError
+        return model, fix_specs(specs, input_shapes), None, cfg
     import onnx
     from edgeship.converters.export.source import read_onnx, resolve_source
+    from edgeship.converters.quantize.graph import refuse_quantized, upgrade_opset
 
-    specs = list(resolve_source(model).inputs)  # validates the file: corrupt ONNX fails here
+    # validates the file (corrupt ONNX fails here) and the --input-shape names
+    specs = list(resolve_source(model, input_shapes=input_shapes).inputs)
+    proto = read_onnx(model)
+    refuse_quantized(proto, model.name)
+    src = model
+    if cfg.mode == "static" and not cfg.weights_only:
+        src, per_channel = upgrade_opset(proto, model, work, cfg.per_channel)
+        cfg = dataclasses.replace(cfg, per_channel=per_channel)
     if cfg.clip_percentile is None:
-        return model, specs, None
+        return src, specs, None, cfg
     from edgeship.converters.quantize.graph import clip_weights
 
-    proto = read_onnx(model)
+    proto = read_onnx(src)
     report = clip_weights(proto, cfg.clip_percentile, cfg.per_channel)
     clipped = work / "clipped.onnx"
     onnx.save(proto, str(clipped))
-    return clipped, specs, report.to_dict()
+    return clipped, specs, report.to_dict(), cfg
 
 
 def _finish(model: Path, out: Path, staged: Path, cfg: QuantizeConfig,

@@ -125,14 +125,16 @@ def _binding(data: Any, inputs: Union[Sequence[TensorSpec], ModelInputs]) -> Mod
 
 def calibration_feeds(
     data: CalibData, inputs: Union[Sequence[TensorSpec], ModelInputs], *, limit: int,
-    seed: int = 0
+    seed: int = 0, fixed: Optional[Mapping[str, tuple[int, ...]]] = None,
+    fills: Optional[Mapping[str, Any]] = None,
 ) -> CalibrationSet:
     """Up to ``limit`` checked samples for ``inputs``; random data (with a loud warning) if
-    ``data`` is None.  Pass ``ModelInputs`` (``model_inputs(path, specs)``) so an image folder
-    is read with the model's preprocessing."""
+    ``data`` is None, shaped by ``fixed`` (``--input-shape``) and valued by ``fills``
+    (``--input-value``/``--input-range``).  Pass ``ModelInputs`` (``model_inputs(path,
+    specs)``) so an image folder is read with the model's preprocessing."""
     model = _binding(data, inputs)
     if data is None:
-        return _random_set(model.inputs, limit, seed)
+        return _random_set(model.inputs, limit, seed, fixed, fills)
     bound = as_dataset(data).for_model(model)  # binds the preprocessing before reading a file
     _check_kinds(bound, model.inputs)
     dataset = bound
@@ -171,7 +173,9 @@ def _check_kinds(dataset: Any, inputs: Sequence[TensorSpec]) -> None:
             )
 
 
-def _random_set(inputs: Sequence[TensorSpec], limit: int, seed: int) -> CalibrationSet:
+def _random_set(inputs: Sequence[TensorSpec], limit: int, seed: int,
+                fixed: Optional[Mapping[str, tuple[int, ...]]] = None,
+                fills: Optional[Mapping[str, Any]] = None) -> CalibrationSet:
     from edgeship.runtime.inputs import random_inputs
 
     warn(
@@ -179,5 +183,6 @@ def _random_set(inputs: Sequence[TensorSpec], limit: int, seed: int) -> Calibrat
         "match real data and accuracy can collapse; pass --calib DATA with real samples. "
         "This is recorded in the model's manifest."
     )
-    feeds = [random_inputs(inputs, seed=seed + i) for i in range(min(limit, 32))]
+    feeds = [random_inputs(inputs, seed=seed + i, fixed=fixed, fills=fills)
+             for i in range(min(limit, 32))]
     return CalibrationSet(feeds, "random")

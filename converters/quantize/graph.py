@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -21,10 +21,19 @@ def weighted_nodes(model: Any) -> list[Any]:
 
 
 def conv_share(path: Path) -> float:
-    """The share of the model's multiply-accumulates spent in convolutions (0..1)."""
+    """The share of the model's multiply-accumulates spent in convolutions (0..1); with shapes
+    too dynamic to count MACs, the share of convolutions among the weighted nodes (a warning's
+    figure must never block the job)."""
     from edgeship.converters.evaluate import count_onnx
+    from edgeship.errors import EdgeshipError
 
-    cost = count_onnx(path)
+    try:
+        cost = count_onnx(path)
+    except EdgeshipError:
+        import onnx
+
+        nodes = weighted_nodes(onnx.load(str(path)))
+        return sum(n.op_type.startswith("Conv") for n in nodes) / len(nodes) if nodes else 0.0
     conv = sum(v for k, v in cost.macs_by_op.items() if "Conv" in k)
     return conv / cost.macs if cost.macs else 0.0
 
@@ -152,3 +161,62 @@ def add_outputs(model: Any, names: list[str]) -> None:
     for name in names:
         if name not in have:
             model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+
+
+PER_CHANNEL_OPSET = 13  # QuantizeLinear/DequantizeLinear take an axis (per-channel) from 13 on
+
+
+def refuse_quantized(model: Any, name: str) -> None:
+    """A model that is integer-quantized already (quantize ops, or int8 weights cast to float at
+    run time) is refused: quantizing it again changes nothing or stacks a second rounding."""
+    from edgeship.converters.onnx_shapes import is_quantized
+    from edgeship.errors import ConfigError
+
+    why = is_quantized(model) or int8_weights(model)
+    if why:
+        raise ConfigError(f"'{name}' is already quantized ({why}); quantizing it again would "
+                          "change nothing or round twice",
+                          "use it as it is (edgeship bench), or quantize its fp32 original")
+
+
+def int8_weights(model: Any) -> Optional[str]:
+    """'N int8 weight tensors' when large int8/uint8 initializers feed Cast or Dequantize nodes
+    (weight-only int8 stored as integers and widened at run time), else None."""
+    from onnx import TensorProto
+
+    small = 256  # index tables and masks are small; weight matrices are not
+    ints = {t.name for t in model.graph.initializer
+            if t.data_type in (TensorProto.INT8, TensorProto.UINT8)
+            and int(np.prod(t.dims)) >= small}
+    fed = {i for n in model.graph.node if n.op_type in ("Cast", "DequantizeLinear")
+           for i in n.input if i in ints}
+    return f"{len(fed)} int8 weight tensors widened at run time" if fed else None
+
+
+def upgrade_opset(model: Any, path: Path, work: Path, per_channel: bool) -> tuple[Path, bool]:
+    """Static int8 writes per-channel QuantizeLinear (axis: opset 13): a model below that is
+    converted to opset 13 in a private copy (``onnx.version_converter``), said in a warning; if
+    the converter cannot, per-channel falls back to per-tensor, said too.  Returns the file to
+    quantize and whether per-channel scales still apply."""
+    from edgeship.converters.onnx_shapes import opset_of
+    from edgeship.converters.quantize.calib import warn
+
+    opset = opset_of(model)
+    if opset >= PER_CHANNEL_OPSET or not per_channel:
+        return path, per_channel
+    import onnx
+    from onnx import version_converter
+
+    try:
+        upgraded = version_converter.convert_version(model, PER_CHANNEL_OPSET)
+        onnx.checker.check_model(upgraded)
+    except Exception as exc:  # noqa: BLE001 - the fallback is per-tensor, said below
+        warn(f"the model is ONNX opset {opset} and onnx's version converter cannot bring it to "
+             f"{PER_CHANNEL_OPSET} ({' '.join(str(exc).split())[:100]}): quantizing with "
+             "PER-TENSOR weight scales (per-channel needs opset 13)")
+        return path, False
+    warn(f"the model is ONNX opset {opset}: converted to opset {PER_CHANNEL_OPSET} (onnx "
+         "version converter) in a private copy, because per-channel int8 needs opset 13")
+    target = work / "opset13.onnx"
+    onnx.save(upgraded, str(target))
+    return target, True

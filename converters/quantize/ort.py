@@ -14,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 from edgeship.converters.quantize.calib import CalibrationSet, to_stderr, warn
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
-from edgeship.errors import MissingBackendError, ModelError, UnsupportedError
+from edgeship.errors import ConfigError, MissingBackendError, ModelError, UnsupportedError
 
 _CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 CONV_DOMINATED = 0.5  # share of MACs in convolutions above which dynamic int8 does not pay
@@ -34,19 +34,27 @@ def _quantization() -> Any:
 
 def preprocess(src: Path, dst: Path) -> Path:
     """onnxruntime's quant_pre_process (shape inference + graph optimisation), which lets the
-    quantizer fold and fuse more; a model it cannot handle is quantized as it is, with a warning."""
+    quantizer fold and fuse more; a model it cannot handle is quantized as it is, with a warning.
+
+    Its symbolic shape inference writes ``sym_shape_infer_temp.onnx`` and a ``<uuid>.data``
+    file into the *current directory* when it gives up (dynamic dimensions it cannot follow):
+    it runs in a private cwd, and is retried without the symbolic pass, which a model with
+    dynamic dimensions often does not need."""
     from edgeship.workdir import private_cwd
 
     q = _quantization()
-    try:
-        # its shape inference leaves sym_shape_infer_temp.onnx and <uuid>.data in the cwd
-        with private_cwd():
-            q.quant_pre_process(str(Path(src).resolve()), str(Path(dst).resolve()))
-        return dst
-    except Exception as exc:
-        warn(f"onnxruntime's quant_pre_process failed ({' '.join(str(exc).split())[:120]}); "
-             "quantizing the model without it (fewer fusions, possibly slower)")
-        return src
+    errors = []
+    src, dst = src.resolve(), dst.resolve()
+    for skip_symbolic in (False, True):
+        try:
+            with private_cwd():
+                q.quant_pre_process(str(src), str(dst), skip_symbolic_shape=skip_symbolic)
+            return dst
+        except Exception as exc:  # noqa: BLE001 - the fallback is the model as it is
+            errors.append(" ".join(str(exc).split())[:120] or type(exc).__name__)
+    warn(f"onnxruntime's quant_pre_process failed ({errors[-1]}); quantizing the model without "
+         "it (fewer fusions, possibly slower)")
+    return src
 
 
 class _Reader:
@@ -117,11 +125,19 @@ def quantize_static(
                     "WeightSymmetric": True,
                 },
             )
-    except (ValueError, RuntimeError, KeyError) as exc:
-        raise UnsupportedError(
-            f"onnxruntime could not quantize this model: {' '.join(str(exc).split())[:200]}",
-            "try --backend openvino, or exclude the failing layer type",
-        ) from None
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        text = " ".join(str(exc).split())
+        if "Non-zero status code returned while running" in text or "INVALID_ARGUMENT" in text:
+            # calibration runs the model: inputs it rejects are the user's to fix, not a bug
+            detail = text.split("Status Message:")[-1].strip()[:200]
+            raise ConfigError(
+                f"calibration could not run the model on {'RANDOM' if calib.random else 'the'} "
+                f"inputs: {detail}",
+                "pass --calib with real samples (an .npz with one array per input name)",
+            ) from None
+        raise UnsupportedError(f"onnxruntime could not quantize this model: {text[:200]}",
+                               "try --backend openvino, or exclude the failing layer type",
+                               ) from None
 
 
 def quantize_dynamic(pre: Path, out: Path, cfg: QuantizeConfig, conv_share: float) -> dict[str, Any]:

@@ -22,11 +22,20 @@ from edgeship.errors import ConfigError
 
 
 def _check(model: Any, cfg: QuantizeConfig) -> None:
-    if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".onnx", ".xml"):
+    suffix = Path(model).suffix.lower() if isinstance(model, (str, Path)) else ""
+    if suffix == ".tflite":
         raise ConfigError(
-            f"--backend tflite quantizes from torch (litert-torch), not '{Path(model).name}'",
-            "pass the torch model (.pt2/.pt file, or an nn.Module from Python), or use "
-            "--backend onnxruntime/openvino for ONNX",
+            f"'{Path(model).name}' is a TFLite model: it runs in the precision it was converted "
+            "to and edgeship does not quantize it again",
+            "use it as it is (edgeship bench), or quantize the ONNX/torch model it came from")
+    if suffix == ".xml" or (suffix == ".onnx" and _onnx2tf() is None):
+        raise ConfigError(
+            "--backend tflite quantizes from torch (litert-torch)"
+            + (" or from ONNX with onnx2tf (not installed)" if suffix == ".onnx" else "")
+            + f", not '{Path(model).name}'",
+            ("run edgeship tools install onnx2tf, or " if suffix == ".onnx" else "")
+            + "pass the torch model (.pt2/.pt file, or an nn.Module from Python), or use "
+            "--backend onnxruntime/openvino",
         )
     fixed = {
         "--per-tensor": not cfg.per_channel,
@@ -44,38 +53,58 @@ def _check(model: Any, cfg: QuantizeConfig) -> None:
         )
 
 
+def _onnx2tf() -> Optional[Path]:
+    from edgeship.converters.export.tools import tool_env
+
+    return tool_env("onnx2tf")
+
+
 def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeConfig, *,
-                    calib: CalibData = None, data: Any = None,
-                    example_input: Any = None) -> QuantizeResult:
-    """int8 (static) or fp16 TFLite from a torch model; see the module docstring."""
+                    calib: CalibData = None, data: Any = None, example_input: Any = None,
+                    input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+                    input_fills: Optional[dict[str, Any]] = None) -> QuantizeResult:
+    """int8 (static) or fp16 TFLite from a torch model (litert-torch) or an ONNX file (onnx2tf);
+    see the module docstring."""
     from edgeship.converters.export import export
     from edgeship.converters.export.source import resolve_source
     from edgeship.io import write_atomic
 
     _check(model, cfg)
-    source = resolve_source(model, example_input)
+    source = resolve_source(model, example_input, input_shapes=input_shapes)
+    if source.kind == "onnx":
+        from edgeship.converters.export.source import read_onnx
+        from edgeship.converters.quantize.graph import refuse_quantized
+
+        refuse_quantized(read_onnx(source.path), source.path.name)  # type: ignore[arg-type]
     precision = "int8" if cfg.mode == "static" else "fp16"
     with collect_warnings() as notes:
         calib_set = None
         if precision == "int8":
             calib_set = calibration_feeds(calib, _bound(model, source), limit=cfg.calib_samples,
-                                          seed=cfg.seed)
+                                          seed=cfg.seed, fixed=input_shapes, fills=input_fills)
         if output is None and isinstance(model, (str, Path)):
             output = Path(model).with_name(f"{Path(model).stem}.{precision}.tflite")
         if output is None:
             raise ConfigError("quantizing a torch module needs an output path",
                               "pass output='model.int8.tflite'")
-        artifact = export(source.module, "tflite", output, example_input=source.example_inputs,
-                          precision=precision, data=_stack(calib_set) if calib_set else None)
+        # an ONNX file goes to onnx2tf as it is (a private copy); torch through litert-torch
+        artifact = export(source.path if source.kind == "onnx" else source.module, "tflite",
+                          output, example_input=source.example_inputs or None,
+                          input_shapes=source.input_shapes or None, input_fills=input_fills,
+                          precision=precision,
+                          data=_calibration(calib_set, source) if calib_set else None)
     accuracy = (_accuracy(source, artifact.path, data, _bound(model, source))
                 if data is not None else None)
     files = artifact.files
     result = QuantizeResult(
         path=artifact.path, files=files, config=cfg, params=artifact.manifest.quantization or {},
-        calibration=({**calib_set.describe(), "method": "minmax (PT2E observers)"}
+        calibration=({**calib_set.describe(), "method": "TFLite converter (onnx2tf)"
+                      if source.kind == "onnx" else "minmax (PT2E observers)"}
                      if calib_set else None),
         size_bytes=sum(f.stat().st_size for f in files),
-        source_size_bytes=_fp32_bytes(source.module), warnings=list(notes), accuracy=accuracy,
+        source_size_bytes=(source.path.stat().st_size if source.kind == "onnx" and source.path
+                           else _fp32_bytes(source.module)),
+        warnings=list(notes), accuracy=accuracy,
         manifest_path=artifact.manifest_path)
     manifest = artifact.manifest
     manifest.quantization = result.record()
@@ -86,12 +115,16 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
     return result
 
 
-def _stack(calib: Any) -> np.ndarray:
-    (name,) = calib.feeds[0].keys() if len(calib.feeds[0]) == 1 else (None,)
-    if name is None:
-        raise ConfigError("TFLite int8 here takes single-input models",
+def _calibration(calib: Any, source: Any) -> Any:
+    """The calibration feeds as export's data: one array (single input), else arrays by name
+    (onnx2tf calibrates each input; litert-torch's PT2E path takes single-input models)."""
+    names = list(calib.feeds[0])
+    if len(names) == 1:
+        return np.concatenate([f[names[0]] for f in calib.feeds])
+    if source.kind != "onnx":
+        raise ConfigError("TFLite int8 from torch here takes single-input models",
                           "quantize multi-input models with --backend onnxruntime")
-    return np.concatenate([f[name] for f in calib.feeds])
+    return {n: np.concatenate([f[n] for f in calib.feeds]) for n in names}
 
 
 def _fp32_bytes(module: Any) -> int:

@@ -75,6 +75,9 @@ def compress(
     lab: Annotated[Optional[str], typer.Option(
         "--lab", help="Ray cluster address of a device lab (edgeship lab): each measurement "
         "on --target leases the device.")] = None,
+    input_shape: o.InputShape = None,
+    input_value: o.InputValue = None,
+    input_range: o.InputRange = None,
     json_out: o.Json = False,
     wide: o.Wide = False,
     trust_model_code: o.TrustModelCode = False,
@@ -91,6 +94,7 @@ def compress(
     from edgeship.compressing import compress as run_compress
     from edgeship.profiles import load_profile
 
+    shapes, fills = o.input_flags(input_shape, input_value, input_range)
     profile = load_profile(device)
     defaults = {"max_accuracy_drop": DEFAULT_MAX_ACCURACY_DROP} | profile.default_budget_dict()
     budget = dataclasses.replace(
@@ -104,7 +108,8 @@ def compress(
                           output=out, force=force, runs=runs, warmup=warmup,
                           min_seconds=min_seconds, progress=True, task=task, metric=metric,
                           time_budget=time_budget,
-                          cache=False if no_cache else cache_dir, ray=ray, lab=lab)
+                          cache=False if no_cache else cache_dir, ray=ray, lab=lab,
+                          input_shapes=shapes or None, input_fills=fills or None)
     print_outcome(result, err_console, wide=wide)
     if json_out:
         typer.echo(json.dumps(result.summary))

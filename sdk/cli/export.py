@@ -28,6 +28,8 @@ def export(
         "--data", help="Real model-ready samples (.npz with x, or an image folder): parity "
         "inputs and the int8 representative dataset.")] = None,
     input_shape: o.InputShape = None,
+    input_value: o.InputValue = None,
+    input_range: o.InputRange = None,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (TorchScript exporter).")] = 17,
     static_batch: Annotated[bool, typer.Option(
         "--static-batch", help="Keep the example's batch size instead of a dynamic batch.")] = False,
@@ -47,11 +49,11 @@ def export(
     from edgeship.cli.render import err_console
     from edgeship.converters.export import export as run_export
     from edgeship.errors import ConfigError
-    from edgeship.runtime.inputs import parse_input_shapes
-
     if fp16 and precision not in ("fp32", "fp16"):
         raise ConfigError(f"--fp16 and --precision {precision} contradict each other",
                           "pass one of them")
+    o.refuse_output_over_inputs(output, model, data)
+    shapes, fills = o.input_flags(input_shape, input_value, input_range)
     from edgeship.io import resolve_output
     from edgeship.runtime.formats import get_format
 
@@ -61,7 +63,7 @@ def export(
     err_console.print(f"exporting {model.name} to {to}…")
     artifact = run_export(
         model, to, target, precision="fp16" if fp16 else precision, data=data,
-        input_shapes=parse_input_shapes(input_shape or []) or None, opset=opset,
+        input_shapes=shapes or None, input_fills=fills or None, opset=opset,
         dynamic_batch=not static_batch, dynamo=dynamo,
     )
     manifest = artifact.manifest

@@ -51,6 +51,8 @@ def quantize(
     calib_samples: Annotated[int, typer.Option(
         "--calib-samples", help="Use at most this many calibration samples.")] = 300,
     input_shape: o.InputShape = None,
+    input_value: o.InputValue = None,
+    input_range: o.InputRange = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output model path.")
                       ] = None,
     force: o.Force = False,
@@ -70,7 +72,10 @@ def quantize(
         except ValueError:
             raise ConfigError(f"--max-accuracy-drop '{max_accuracy_drop}' is not a number",
                               "pass accuracy points, e.g. --max-accuracy-drop 1") from None
-    example = _example_input(input_shape)
+    o.refuse_output_over_inputs(output, model, calib, data)
+    shapes, fills = o.input_flags(input_shape, input_value, input_range)
+    torch_file = model.suffix.lower() in (".pt", ".pth", ".pt2", ".ts")
+    example = _example_input(input_shape) if torch_file else None
     output = _output(model, output, mode, backend, weights_only, force)
     with err_console.status(f"quantizing {model.name}…"):
         result = run_quantize(
@@ -79,7 +84,7 @@ def quantize(
             reduce_range=reduce_range, clip_percentile=clip_percentile,
             weights_only=weights_only, group_size=group_size, max_accuracy_drop=drop, sensitivity=sensitivity,  # type: ignore[arg-type]
             activations=activations, ort_format=ort_format, calib_samples=calib_samples,  # type: ignore[arg-type]
-            example_input=example,
+            example_input=example, input_shapes=shapes or None, input_fills=fills or None,
         )
     if json_out:
         import json
