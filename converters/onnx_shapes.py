@@ -46,17 +46,26 @@ def check_shape_names(specs: Sequence[TensorSpec], shapes: Optional[Shapes]) -> 
 
 def fix_specs(specs: Sequence[TensorSpec], shapes: Optional[Shapes]) -> list[TensorSpec]:
     """The specs with the user's shapes in place of the declared ones (the batch axis stays as
-    declared, so a dynamic batch is still dynamic for parity and evaluation)."""
+    declared, so a dynamic batch is still dynamic for parity and evaluation).  A symbolic
+    dimension a given shape sizes ("sequence") takes that size in every input that names it,
+    as ``runtime.inputs.resolve_shapes`` does: ``input_ids=1,128`` sizes the attention mask."""
     check_shape_names(specs, shapes)
+    given = dict(shapes or {})
+    bound = {d: n for spec in specs if spec.name in given
+             for d, n in zip(spec.shape[1:], given[spec.name][1:]) if _named(d)}
     out = []
     for spec in specs:
-        given = (shapes or {}).get(spec.name)
-        if given is None:
-            out.append(spec)
+        if not spec.shape:
+            out.append(TensorSpec(spec.name, given.get(spec.name, spec.shape), spec.dtype))
             continue
-        out.append(TensorSpec(spec.name, (spec.shape[0], *given[1:]) if spec.shape else given,
-                              spec.dtype))
+        rest = given[spec.name][1:] if spec.name in given else tuple(
+            bound.get(d, d) if _named(d) else d for d in spec.shape[1:])  # type: ignore[arg-type]
+        out.append(TensorSpec(spec.name, (spec.shape[0], *rest), spec.dtype))
     return out
+
+
+def _named(d: object) -> bool:
+    return isinstance(d, str) and d not in ("", "?")
 
 
 def dynamic_dims(specs: Sequence[TensorSpec]) -> list[str]:

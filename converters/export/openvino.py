@@ -43,6 +43,10 @@ def export_openvino(source: Source, directory: Path, stem: str, options: ExportO
                 model = ov.convert_model(str(onnx_path), **_shapes(source))
             except Exception as exc:
                 raise _convert_error(exc, onnx_path, source) from None
+            if model.has_rt_info(["conversion_parameters", "input_model"]):
+                # the converter records where it read the file: a path on this machine (a temp
+                # copy, a Ray worker's folder) that would make the same model's IR differ
+                model.set_rt_info(onnx_path.name, ["conversion_parameters", "input_model"])
             ov.save_model(model, str(xml), compress_to_fp16=options.precision == "fp16")
     finally:
         if onnx_path != source.path:

@@ -34,6 +34,9 @@ def provision_command(
         bool, typer.Option("--upgrade", help="Install the newest wheels even if the venv "
                            "already has the packages.")
     ] = False,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help="The device's profile (name or YAML): its software facts (the OS's "
+        "Python, a vendor wheel index such as Jetson's) shape what is installed.")] = None,
     accept_new_host_key: r.AcceptNewHostKey = False,
     json_out: o.Json = False,
 ) -> None:
@@ -42,11 +45,13 @@ def provision_command(
     import json
 
     from edgeship.cli.render import err_console
+    from edgeship.profiles import load_profile
     from edgeship.provisioning import provision
 
+    profile = load_profile(device) if device else None
     with r.open_cli_target(target, accept_new_host_key) as tgt, \
             err_console.status(f"provisioning {target} (wheels for its platform)…"):
-        done = provision(tgt, backend or ["onnxruntime"], upgrade=upgrade)
+        done = provision(tgt, backend or ["onnxruntime"], upgrade=upgrade, profile=profile)
     if json_out:
         typer.echo(json.dumps(done.to_dict()))
     err_console.print(f"✅ {done.summary()}")
