@@ -70,10 +70,19 @@ def _summary_core(result: object) -> dict:
     s = result.summary  # type: ignore[attr-defined]
     return {"pick": s["pick"], "pick_reason": s["pick_reason"].split("; least")[0],
             "candidates": [(c["name"], c.get("status"), c.get("fits"), c.get("accuracy"),
-                            c.get("size_bytes"))
-                           for c in s["candidates"]],
-            "fidelity": {n: (d["status"], d.get("size_bytes")) for n, d in s["details"].items()},
+                            _size(c["name"], c)) for c in s["candidates"]],
+            "fidelity": {n: (d["status"], _size(n, d)) for n, d in s["details"].items()},
             "not_planned": s["not_planned"], "original": s["original"], "data": s["data"]}
+
+
+def _size(name: str, c: dict) -> object:
+    """The built model's size; an OpenVINO IR's to 0.1 %: its XML names generated nodes with a
+    process-wide counter (Constant_25543), so one model's IR differs by a few bytes from one
+    process to the next (the weights, in the .bin, are the same)."""
+    size = c.get("size_bytes")
+    if size is None or "openvino" not in name:
+        return size
+    return pytest.approx(size, rel=1e-3)
 
 
 @pytest.mark.slow
