@@ -16,8 +16,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -232,18 +231,12 @@ def measure(
                fills[name].flag(name) if name in fills else f"random(seed={seed})" for name in feeds}
     made_up = [name for name in feeds if sources[name].startswith("random")]
     check_min_seconds(min_seconds)
-    try:
+    try:  # the first run, the warmup and the timed runs alike
         call = session.prepare(feeds)
         t0 = time.perf_counter_ns()
         call()
         first_ns = time.perf_counter_ns() - t0
-    except (MemoryError, EdgeshipError):
-        raise
-    except Exception as exc:  # a backend's own error: say which inputs were made up
-        raise inference_failed(exc, path.name, session.inputs, made_up,
-                               session.info.backend) from None
 
-    with _inference_errors(session.info.backend, path.name):  # a later run failing
         warmup_runs = _settle(call, warmup)
 
         samples: list[int] = []
@@ -255,6 +248,11 @@ def measure(
             call()
             samples.append(clock() - t0)
         timed_ns = clock() - timed_start
+    except (MemoryError, EdgeshipError):
+        raise
+    except Exception as exc:  # a backend's own error: say which inputs were made up
+        raise inference_failed(exc, path.name, session.inputs, made_up,
+                               session.info.backend) from None
 
     peak, peak_source = sysinfo.peak_rss_mb()
     thermal_after, freq_after = sysinfo.thermal(), sysinfo.cpu_frequency()
@@ -318,25 +316,6 @@ def check_min_seconds(value: float) -> None:
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"--min-seconds must be a finite number of seconds >= 0, got {value}",
                           "pass e.g. --min-seconds 1")
-
-
-@contextmanager
-def _inference_errors(backend: str, model: str) -> Iterator[None]:
-    """An error the backend raises while running the model is the model's (or its inputs')
-    problem: one ModelError with the backend's own message, not a traceback."""
-    from edgeship.runtime.errors import EdgeshipError, ModelError
-
-    try:
-        yield
-    except EdgeshipError:
-        raise
-    except Exception as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        if len(message) > 400:  # backends put the useful part (shapes, op) at the end
-            message = f"{message[:120]} ... {message[-260:]}"
-        raise ModelError(f"{backend} failed running '{model}': {message}",
-                         "check that the inputs (--input-shape, --data) fit the model; "
-                         "the model may not run on this backend") from None
 
 
 def _only(values: Optional[dict[str, Any]], specs: Sequence[Any]) -> dict[str, Any]:
