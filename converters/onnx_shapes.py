@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from edgeship.errors import ConfigError
+from edgeship.runtime.inputs import shared_dim
 from edgeship.runtime.session import TensorSpec, format_shape, shape_fits
 
 Shapes = Mapping[str, tuple[int, ...]]
@@ -52,20 +53,16 @@ def fix_specs(specs: Sequence[TensorSpec], shapes: Optional[Shapes]) -> list[Ten
     check_shape_names(specs, shapes)
     given = dict(shapes or {})
     bound = {d: n for spec in specs if spec.name in given
-             for d, n in zip(spec.shape[1:], given[spec.name][1:]) if _named(d)}
+             for d, n in zip(spec.shape[1:], given[spec.name][1:]) if shared_dim(d)}
     out = []
     for spec in specs:
         if not spec.shape:
             out.append(TensorSpec(spec.name, given.get(spec.name, spec.shape), spec.dtype))
             continue
         rest = given[spec.name][1:] if spec.name in given else tuple(
-            bound.get(d, d) if _named(d) else d for d in spec.shape[1:])  # type: ignore[arg-type]
+            bound.get(d, d) if shared_dim(d) else d for d in spec.shape[1:])  # type: ignore[arg-type]
         out.append(TensorSpec(spec.name, (spec.shape[0], *rest), spec.dtype))
     return out
-
-
-def _named(d: object) -> bool:
-    return isinstance(d, str) and d not in ("", "?")
 
 
 def dynamic_dims(specs: Sequence[TensorSpec]) -> list[str]:

@@ -68,15 +68,16 @@ def resolve_shapes(
                     f"model's {format_shape(spec.shape)}",
                     "keep the fixed dimensions and give only the dynamic ones new sizes",
                 )
-            bound.update((d, s) for d, s in zip(spec.shape, shape) if _bindable(d))
+            bound.update((d, s) for d, s in zip(spec.shape, shape) if shared_dim(d))
     for spec in specs:  # a dynamic batch axis not given is 1, and so is every dim named like it
-        if spec.name not in fixed and spec.shape and _bindable(spec.shape[0]):
+        if spec.name not in fixed and spec.shape and shared_dim(spec.shape[0]):
             bound.setdefault(spec.shape[0], 1)  # type: ignore[arg-type]
     return {spec.name: fixed[spec.name] if spec.name in fixed else _resolve(spec, bound)
             for spec in specs}
 
 
-def _bindable(d: Dim) -> bool:
+def shared_dim(d: Dim) -> bool:
+    """A symbolic dimension every input naming it shares ("batch", "sequence")."""
     return isinstance(d, str) and d not in ("", "?")  # '?' is anonymous, not one shared size
 
 
@@ -85,13 +86,13 @@ def _resolve(spec: TensorSpec, bound: Mapping[str, int]) -> tuple[int, ...]:
     for i, d in enumerate(spec.shape):
         if _is_static(d):
             out.append(int(d))  # type: ignore[arg-type]
-        elif _bindable(d) and d in bound:
+        elif shared_dim(d) and d in bound:
             out.append(bound[d])  # type: ignore[index]
         elif i == 0:
             out.append(1)  # dynamic batch
         else:
             hint = ",".join(
-                str(x) if _is_static(x) else str(bound[x]) if _bindable(x) and x in bound  # type: ignore[index]
+                str(x) if _is_static(x) else str(bound[x]) if shared_dim(x) and x in bound  # type: ignore[index]
                 else "1" if j == 0 else "N" for j, x in enumerate(spec.shape))
             raise ConfigError(
                 f"input '{spec.name}' has dynamic dimension {i} in {format_shape(spec.shape)}",
