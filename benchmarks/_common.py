@@ -31,7 +31,7 @@ def _fmt(value: Any) -> str:
 
 def write_results(name: str, payload: dict[str, Any]) -> Path:
     sys.path.insert(0, str(ROOT))
-    from edgeship.io import write_atomic
+    from edgeship.core.io import write_atomic
     from edgeship.runtime.sysinfo import cpu_model
 
     payload = {

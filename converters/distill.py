@@ -26,7 +26,7 @@ from typing import Any, Optional, Union
 import numpy as np
 from edgeship.converters.evaluate import DataLike, Labelled, ModelStats, accuracy_of, load_labelled
 from edgeship.converters.onnx_to_torch import check_output
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -441,8 +441,8 @@ class Distill:
 
     def apply(self, artifact: Any, ctx: Any = None, output: Union[str, Path, None] = None,
               data: Optional[DataLike] = None) -> Any:
-        from edgeship.artifact import ModelArtifact
         from edgeship.converters.prune import default_output
+        from edgeship.core.artifact import ModelArtifact
 
         if data is None:
             raise ConfigError("distillation needs training data", "pass data (CLI: --data)")

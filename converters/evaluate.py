@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
-from edgeship.errors import ConfigError, ModelError
+from edgeship.core.errors import ConfigError, ModelError
 
 ModelLike = Union[str, Path, Any]  # a model path, or an already-loaded edgeship Session
 Inputs = Union[np.ndarray, Mapping[str, np.ndarray]]
@@ -70,7 +70,7 @@ def load_labelled(data: DataLike) -> Labelled:
     elif isinstance(data, np.ndarray):
         x, y = data, None
     else:
-        from edgeship.data import Dataset
+        from edgeship.core.data import Dataset
 
         dataset = data if isinstance(data, Dataset) else Dataset(data)
         feeds, y = dataset.arrays()

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Optional
 
 import numpy as np
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 
 Task = Literal["classification", "regression", "embedding", "detection"]
 TASKS: tuple[str, ...] = ("classification", "regression", "embedding", "detection")

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 from edgeship.runtime.inputs import shared_dim
 from edgeship.runtime.session import TensorSpec, format_shape, shape_fits
 

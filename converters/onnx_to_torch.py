@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
-from edgeship.errors import MissingBackendError, ModelError, UnsupportedError
+from edgeship.core.errors import MissingBackendError, ModelError, UnsupportedError
 
 # torchvision names onnx2torch binds at import time, and the ONNX op each one serves
 _TORCHVISION_OPS = {
@@ -226,7 +226,7 @@ def check_output(output: Union[str, Path, None]) -> Optional[Path]:
     """Refuse an output path that cannot be written before any training starts."""
     import os
 
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
 
     if output is None:
         return None
@@ -259,8 +259,8 @@ def save_torch(module: Any, output: Union[str, Path], example: np.ndarray, *,
 def _save_onnx(module: Any, output: Path, example: np.ndarray, origin: Optional[Path],
                step: Optional[dict[str, Any]]) -> Path:
     import torch
-    from edgeship.artifact import Provenance, StepRecord, sha256_file
     from edgeship.converters.export import export
+    from edgeship.core.artifact import Provenance, StepRecord, sha256_file
     from edgeship.runtime.preprocess import read_manifest
 
     upstream = (read_manifest(origin) if origin else None) or {}

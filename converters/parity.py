@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 import numpy as np
-from edgeship.errors import ConfigError, OutputMismatchError
+from edgeship.core.errors import ConfigError, OutputMismatchError
 from edgeship.runtime.session import TensorSpec
 
 Runner = Callable[[list[np.ndarray]], list[np.ndarray]]  # positional inputs -> positional outputs
@@ -143,7 +143,7 @@ def make_samples(
             col.append(feeds[spec.name])
     real, source = 0, None
     if data is not None:
-        from edgeship.data import Dataset
+        from edgeship.core.data import Dataset
 
         dataset = (data if isinstance(data, Dataset) else Dataset(data)).for_model(specs)
         source = dataset.source

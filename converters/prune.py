@@ -41,7 +41,7 @@ from edgeship.converters.evaluate import (
 )
 from edgeship.converters.onnx_to_torch import check_output, save_torch
 from edgeship.converters.onnx_to_torch import origin_of as _origin
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 
 METHODS = ("unstructured", "channels", "neurons")
 IMPORTANCES = ("l1", "l2", "taylor")
@@ -265,7 +265,7 @@ def _torch_pruning() -> Any:
     try:
         import torch_pruning
     except ImportError:
-        from edgeship.errors import MissingBackendError
+        from edgeship.core.errors import MissingBackendError
 
         raise MissingBackendError("structured pruning needs torch-pruning, which is not installed",
                                   "pip install torch-pruning") from None
@@ -489,7 +489,7 @@ class Prune:
 
     def apply(self, artifact: Any, ctx: Any = None, output: Union[str, Path, None] = None,
               data: Optional[DataLike] = None) -> Any:
-        from edgeship.artifact import ModelArtifact
+        from edgeship.core.artifact import ModelArtifact
 
         c = self.config
         source = getattr(artifact, "path", artifact)  # a ModelArtifact, a path or a module

@@ -126,7 +126,7 @@ def main(out: Path = HERE) -> int:
 def _export_all(model: Any, data: DigitsData, out: Path) -> int:
     import edgeship
     import torch
-    from edgeship.io import write_atomic
+    from edgeship.core.io import write_atomic
 
     buffer = io.BytesIO()
     np.savez(buffer, x=data.x_test, y=data.y_test)

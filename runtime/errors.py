@@ -1,7 +1,7 @@
 """The error hierarchy's on-device half.
 
 The runtime is copied to devices without the rest of edgeship, so the root of the hierarchy lives
-here and ``edgeship.errors`` extends it.  Every error carries the problem and the fix, and the
+here and ``edgeship.core.errors`` extends it.  Every error carries the problem and the fix, and the
 CLI exit code it maps to (DESIGN.md: 1 budget, 2 bad input, 3 target, 4 dependency/unsupported;
 70 for an unexpected exception, 130 interrupted).
 """

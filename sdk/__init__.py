@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from edgeship.core import __version__ as __version__
 
 # public name -> "module:attribute"; every CLI command is a thin wrapper over one of these
 _EXPORTS = {
@@ -27,7 +27,7 @@ _EXPORTS = {
     "bench_fleet": "edgeship.fleet:bench_fleet",
     "SSHTarget": "edgeship.targets.ssh:SSHTarget",
     "quantize": "edgeship.converters.quantize:quantize",
-    "Dataset": "edgeship.data:Dataset",
+    "Dataset": "edgeship.core.data:Dataset",
     "report": "edgeship.reporting:report",
     "prune": "edgeship.converters.prune:prune",
     "distill": "edgeship.converters.distill:distill",
@@ -43,14 +43,14 @@ _EXPORTS = {
     "local_profile": "edgeship.profiles:local_profile",
     "match_profile": "edgeship.profiles:match_profile",
     "detect_profile": "edgeship.profiles:detect_profile",
-    "EdgeshipError": "edgeship.errors:EdgeshipError",
-    "ConfigError": "edgeship.errors:ConfigError",
-    "ModelError": "edgeship.errors:ModelError",
-    "UnsupportedError": "edgeship.errors:UnsupportedError",
-    "MissingBackendError": "edgeship.errors:MissingBackendError",
-    "OutputMismatchError": "edgeship.errors:OutputMismatchError",
-    "TargetError": "edgeship.errors:TargetError",
-    "BudgetExceeded": "edgeship.errors:BudgetExceeded",
+    "EdgeshipError": "edgeship.core.errors:EdgeshipError",
+    "ConfigError": "edgeship.core.errors:ConfigError",
+    "ModelError": "edgeship.core.errors:ModelError",
+    "UnsupportedError": "edgeship.core.errors:UnsupportedError",
+    "MissingBackendError": "edgeship.core.errors:MissingBackendError",
+    "OutputMismatchError": "edgeship.core.errors:OutputMismatchError",
+    "TargetError": "edgeship.core.errors:TargetError",
+    "BudgetExceeded": "edgeship.core.errors:BudgetExceeded",
 }
 
 

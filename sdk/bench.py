@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from edgeship import errors
+from edgeship.core import errors
 from edgeship.runtime.bench import (
     DEFAULT_MIN_SECONDS,
     DEFAULT_RUNS,

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 
 PERCENTILES = {"50": "p50", "90": "p90", "99": "p99", "p50": "p50", "p90": "p90", "p99": "p99"}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
-from edgeship.errors import ConfigError, ModelError
+from edgeship.core.errors import ConfigError, ModelError
 from edgeship.recipe import DistillStep, ExportStep, PruneStep, QuantizeStep, Recipe, Step
 from edgeship.runtime.session import TensorSpec
 
@@ -49,7 +49,7 @@ class Original:
 
         shapes = dict(input_shapes or {})
         if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".xml", ".tflite"):
-            from edgeship.artifact import sha256_file
+            from edgeship.core.artifact import sha256_file
             from edgeship.runtime import load
 
             path = Path(model)
@@ -165,7 +165,7 @@ class Data:
 
 
 def _bind(data: Any, original: Original) -> Split:
-    from edgeship.data import Dataset
+    from edgeship.core.data import Dataset
 
     dataset = data if isinstance(data, Dataset) else Dataset(data)
     feeds, labels = dataset.for_model(original.view).arrays()
@@ -176,7 +176,7 @@ def load_data(original: Original, data: Any, train_data: Any, seed: int = 0) -> 
     """Bind the user's data to the model (shape, dtype, labels are checked here, before any
     candidate runs) and decide which samples evaluate and which train/calibrate."""
     from edgeship.converters.parity import batchable
-    from edgeship.errors import UnsupportedError
+    from edgeship.core.errors import UnsupportedError
 
     if not batchable(original.specs, {}):
         odd = next(s for s in original.specs if not s.shape or (isinstance(s.shape[0], int)
@@ -324,7 +324,7 @@ class Builder:
     def _tflite_route(self, state: _State, convert: Callable[[Any, Any], Any]) -> Any:
         """``convert(model, example)`` through torch first, then through onnx2tf when the
         torch route fails on an ONNX file (EfficientNet-Lite0's program, Paddle graphs)."""
-        from edgeship.errors import EdgeshipError
+        from edgeship.core.errors import EdgeshipError
 
         onnx_file = self._onnx_for_tflite(state)
         try:
@@ -487,7 +487,7 @@ class Builder:
 def _copy_manifest_fields(path: Path, meta: Optional[dict[str, Any]]) -> None:
     """A model quantized from a torch module has no upstream manifest: give it the original's
     preprocessing, labels and task so the edge app gets what accuracy was measured with."""
-    from edgeship.artifact import ModelArtifact
+    from edgeship.core.artifact import ModelArtifact
 
     if not meta:
         return
@@ -509,7 +509,7 @@ def finish_manifest(path: Path, original: Original, steps: list[dict[str, Any]],
                     evaluation: Any) -> Optional[Path]:
     """Record the whole chain (from the user's model) and the parity/accuracy figures in the
     candidate's manifest; returns the manifest path (None when the file has none)."""
-    from edgeship.artifact import ModelArtifact, Provenance, StepRecord, created_by
+    from edgeship.core.artifact import ModelArtifact, Provenance, StepRecord, created_by
 
     try:
         artifact = ModelArtifact.load(path)

@@ -34,7 +34,7 @@ from typing import Any, Callable, Optional, Union
 
 from edgeship.budget import Budget, Verdict
 from edgeship.candidate import Builder, Data, Original, load_data
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 from edgeship.judging import Judge
 from edgeship.recipe import DistillStep, ExportStep, PruneStep, QuantizeStep, Recipe, load_recipes
 from edgeship.selection import (

@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from edgeship.errors import ConfigError, MissingBackendError, ModelError, RemoteCommandFailed
+from edgeship.core.errors import ConfigError, MissingBackendError, ModelError, RemoteCommandFailed
 from edgeship.runtime.formats import format_for_path
 
 MANIFEST = ".edgeship-files.json"

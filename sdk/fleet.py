@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar, Union
 
-from edgeship.errors import ConfigError, EdgeshipError
+from edgeship.core.errors import ConfigError, EdgeshipError
 from edgeship.targets import Target, open_target
 
 DEFAULT_JOBS = 32  # concurrent hosts; each costs two threads and one SSH connection here
@@ -201,7 +201,7 @@ def bench_fleet(
 
     path = Path(model)
     if not path.is_file():
-        from edgeship.errors import ModelError
+        from edgeship.core.errors import ModelError
 
         raise ModelError(f"model file '{path}' does not exist", "check the path")
 

@@ -24,7 +24,7 @@ def inspect_model(
         >>> inspect_model("examples/models/digits_cnn.onnx")["inputs"][0]["shape"]  # doctest: +SKIP
         [1, 1, 8, 8]
     """
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
     from edgeship.precision import model_precision
     from edgeship.runtime import load
     from edgeship.runtime.bench import model_files

@@ -39,7 +39,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 
 NAMESPACE = "edgeship"
 REGISTRY = "edgeship-lab"
@@ -186,7 +186,7 @@ def lease(address: Optional[str], device: str, what: str = "measurement",
             if stop is not None and stop.is_set():
                 raise KeyboardInterrupt
             if timeout is not None and time.perf_counter() - asked > timeout:
-                from edgeship.errors import TargetError
+                from edgeship.core.errors import TargetError
 
                 raise TargetError(f"device '{device}' stayed leased for {timeout:g} s",
                                   "see 'edgeship lab status' for its holder")

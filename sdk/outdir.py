@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 
 SUMMARY = "summary.json"
 SUMMARY_SCHEMA = "edgeship.compress/1"

@@ -197,7 +197,7 @@ def _unit_precisions(profile: Any, unit: str,
 def _quantize_supported(mode: str, backend: str, accuracy_aware: bool) -> Optional[str]:
     """None when the converters accept this combination, else their reason (one line)."""
     from edgeship.converters.quantize.config import QuantizeConfig
-    from edgeship.errors import EdgeshipError
+    from edgeship.core.errors import EdgeshipError
 
     try:
         QuantizeConfig(mode=mode, backend=backend,  # type: ignore[arg-type]

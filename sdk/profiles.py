@@ -18,9 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Optional, Union, get_args
 
+from edgeship.core.errors import ConfigError
 from edgeship.device_profiles.isa import features_of
 from edgeship.device_profiles.schema import ISA_FLAGS, DeviceProfile, Source, ThreadChoice, Variant
-from edgeship.errors import ConfigError
 from pydantic import BaseModel, ValidationError
 
 # Detection evidence and its weight in the score (0..1).  A specific device (one whose profile
@@ -91,7 +91,7 @@ PROFILE_FIX = "write the profile as UTF-8 YAML, e.g. from `edgeship profiles sho
 
 def parse_profile(text: str, source: str = "profile") -> DeviceProfile:
     """Validate profile YAML; every problem becomes a one-line ConfigError naming the field."""
-    from edgeship.yamlfiles import parse_yaml
+    from edgeship.core.yamlfiles import parse_yaml
 
     data = parse_yaml(text, source, "fix the YAML syntax (indentation, colons, quotes)")
     if not isinstance(data, dict):

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from edgeship import errors
+from edgeship.core import errors
 from edgeship.runtime.formats import format_for_path, get_backend
 from edgeship.targets import Target, open_target
 

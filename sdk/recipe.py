@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 _FORBID = ConfigDict(extra="forbid")
@@ -226,7 +226,7 @@ def load_recipes(path: Union[str, Path]) -> list[Recipe]:
         >>> load_recipes("my-recipes.yaml")[0].name         # doctest: +SKIP
         'int8-openvino'
     """
-    from edgeship.yamlfiles import read_yaml
+    from edgeship.core.yamlfiles import read_yaml
 
     path = Path(path)
     data = read_yaml(path, f"recipes file '{path}'",

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from edgeship.budget import Budget
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 from edgeship.report_plots import Line, Point, bars, fmt, histograms, scatter
 from edgeship.report_style import STYLE
 from edgeship.runtime.bench import SCHEMA as BENCH_SCHEMA
@@ -133,7 +133,7 @@ def report(
     With ``budget`` every row is checked against it; otherwise each result's own ``verdict``
     (and a summary's ``budget``) decide the marks.  The file is written atomically.
     """
-    from edgeship.io import write_atomic
+    from edgeship.core.io import write_atomic
 
     return write_atomic(output, render_report(results, budget=budget, title=title))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 _OPEN = ConfigDict(extra="allow")

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from edgeship.errors import ConfigError, MissingBackendError
+from edgeship.core.errors import ConfigError, MissingBackendError
 from edgeship.search_exec import Outcome, Work
 
 INSTALL_HINT = "pip install 'edgeship[ray]'"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
-from edgeship.errors import ConfigError, EdgeshipError
+from edgeship.core.errors import ConfigError, EdgeshipError
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from edgeship.budget import Check, Verdict
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 from edgeship.judging import Evaluation
 from edgeship.recipe import Recipe
 from edgeship.runtime.bench import BenchmarkResult

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from edgeship import Budget, benchmark
-from edgeship.errors import ConfigError, ModelError
+from edgeship.core.errors import ConfigError, ModelError
 from edgeship.runtime.bench import SCHEMA, BenchmarkResult, LatencyStats
 
 

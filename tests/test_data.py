@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from edgeship import Dataset
-from edgeship.errors import ConfigError, MissingBackendError
+from edgeship.core.errors import ConfigError, MissingBackendError
 from edgeship.runtime import load
 from edgeship.runtime.images import decode_png, decode_pnm, read_image
 from edgeship.runtime.preprocess import Preprocessing, resize_bilinear

@@ -12,7 +12,7 @@ import pytest
 import torch
 from edgeship.converters.distill import TrainConfig, _loss, distill
 from edgeship.converters.evaluate import accuracy, count_onnx
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 
 from tests.fixtures.training import one_thread, run_cli  # noqa: F401 (a fixture)
 

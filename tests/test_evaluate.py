@@ -17,7 +17,7 @@ from edgeship.converters.evaluate import (
     model_stats,
     predict,
 )
-from edgeship.errors import ConfigError, ModelError
+from edgeship.core.errors import ConfigError, ModelError
 
 
 def _graph(path: Path, nodes, inputs, outputs, weights) -> Path:  # type: ignore[no-untyped-def]

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from edgeship.artifact import ModelArtifact, sha256_file
-from edgeship.errors import ConfigError, OutputMismatchError, UnsupportedError
+from edgeship.core.artifact import ModelArtifact, sha256_file
+from edgeship.core.errors import ConfigError, OutputMismatchError, UnsupportedError
 
 EXAMPLE = np.zeros((1, 1, 8, 8), np.float32)
 

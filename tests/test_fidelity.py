@@ -20,7 +20,7 @@ from edgeship.converters.fidelity import (
     judge,
     output_error_figures,
 )
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 
 # three samples, three classes, as probabilities (rows sum to 1)
 REF = np.array([[0.6, 0.3, 0.1],   # confident: class 0

@@ -141,7 +141,7 @@ def crafted_npz(draw: Any) -> bytes:
 @given(data=st.one_of(st.tuples(st.sampled_from(NPZ_SEEDS), mutations()).map(
     lambda c: mutate(c[0], c[1])), crafted_npz()))
 def test_npz_files(data: bytes, fuzz_dir: Path, tmp_path: Path) -> None:
-    from edgeship.data import Dataset
+    from edgeship.core.data import Dataset
     from edgeship.runtime.inputs import load_samples
     from edgeship.runtime.session import TensorSpec
 
@@ -217,7 +217,7 @@ labels_text = st.one_of(
         scalars, max_size=4))
 def test_image_folders(labels: str, image: bytes, spec: dict[str, Any], fuzz_dir: Path,
                        tmp_path: Path) -> None:
-    from edgeship.data import Dataset
+    from edgeship.core.data import Dataset
 
     folder = tmp_path / "images"
     folder.mkdir(exist_ok=True)
@@ -290,7 +290,7 @@ def json_cases(seed: dict[str, Any]) -> Any:
 @fuzz(140)
 @given(data=json_cases(json.loads(MANIFEST.read_text())))
 def test_manifests(data: bytes, fuzz_dir: Path, tmp_path: Path) -> None:
-    from edgeship.artifact import read_manifest
+    from edgeship.core.artifact import read_manifest
     from edgeship.runtime.preprocess import preprocessing_from_manifest
     from edgeship.runtime.preprocess import read_manifest as read_runtime_manifest
 

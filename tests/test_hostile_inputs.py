@@ -103,7 +103,7 @@ def test_a_broken_npz_is_one_line_exit_2_before_any_allocation(case: str, tmp_pa
 def test_an_npz_header_is_checked_against_the_file_size_in_process(tmp_path: Path) -> None:
     import tracemalloc
 
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
     from edgeship.runtime.inputs import read_npz
 
     path = npz_declaring(tmp_path / "huge.npz", (10**11, 1, 8, 8))
@@ -142,7 +142,7 @@ def test_yaml_nested_5000_deep_is_one_line(tmp_path: Path) -> None:
     deep = tmp_path / "deep.yaml"
     deep.write_text("name: " + "[" * 5000 + "]" * 5000 + "\n")
     assert_one_line(run(["profiles", "show", str(deep)], tmp_path), 2, "nests too deeply")
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
     from edgeship.recipe import load_recipes
 
     with pytest.raises(ConfigError, match="nests too deeply"):
@@ -172,7 +172,7 @@ def test_a_png_declaring_24000_squared_pixels_is_refused_before_decoding(
         png_bomb: Path, tmp_path: Path) -> None:
     import tracemalloc
 
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
     from edgeship.runtime.images import read_image
 
     tracemalloc.start()
@@ -189,7 +189,7 @@ def test_a_png_declaring_24000_squared_pixels_is_refused_before_decoding(
 
 
 def test_the_pixel_cap_is_overridable(tmp_path: Path) -> None:
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
     from edgeship.runtime.images import read_image
 
     path = tmp_path / "small.png"
@@ -297,7 +297,7 @@ sys.exit(bench.main(sys.argv[1:]))
 def test_a_bug_in_the_agent_is_its_json_error_with_exit_70_and_the_traceback(
         tmp_path: Path) -> None:
     from edgeship.bench import parse_agent_output
-    from edgeship.errors import InternalError
+    from edgeship.core.errors import InternalError
 
     proc = subprocess.run([sys.executable, "-c", AGENT_BUG, str(FASHION)], capture_output=True,
                           text=True, timeout=120, cwd=tmp_path)

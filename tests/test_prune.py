@@ -12,11 +12,11 @@ import edgeship
 import numpy as np
 import pytest
 import torch
-from edgeship.artifact import ModelArtifact, sha256_file
 from edgeship.converters.evaluate import count_onnx, load_labelled, predict
 from edgeship.converters.onnx_to_torch import check_conversion, onnx_to_torch
 from edgeship.converters.prune import prunable_layers, prune
-from edgeship.errors import ConfigError, ModelError, OutputMismatchError, UnsupportedError
+from edgeship.core.artifact import ModelArtifact, sha256_file
+from edgeship.core.errors import ConfigError, ModelError, OutputMismatchError, UnsupportedError
 
 from tests.fixtures.training import one_thread, run_cli  # noqa: F401 (a fixture)
 

@@ -129,7 +129,7 @@ def test_static_nncf_int8_keeps_accuracy_within_one_point_at_under_30_percent_si
 def test_quantized_manifest_records_the_step_and_its_source(
         wide_onnx: Path, calib_npz: Path, tmp_path: Path) -> None:
     import edgeship
-    from edgeship.artifact import ModelArtifact, sha256_file
+    from edgeship.core.artifact import ModelArtifact, sha256_file
 
     result = edgeship.quantize(wide_onnx, tmp_path / "q.onnx", calib=calib_npz, per_channel=False,
                                calibration="percentile", symmetric=True)
@@ -284,7 +284,7 @@ def test_tflite_full_int8_from_torch_keeps_accuracy_at_under_30_percent_size(
 def test_tflite_backend_without_onnx2tf_refuses_onnx_input_and_says_what_it_needs(
         wide_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import edgeship
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
 
     monkeypatch.setenv("EDGESHIP_CACHE_DIR", str(tmp_path / "no-tools"))  # onnx2tf not installed
     with pytest.raises(ConfigError, match="quantizes from torch.*onnx2tf .not installed.") as err:
@@ -307,7 +307,7 @@ def test_quantize_step_applies_its_config_and_returns_the_artifact(
 
 def test_config_rejects_options_the_backend_does_not_have() -> None:
     from edgeship.converters.quantize import QuantizeConfig
-    from edgeship.errors import ConfigError, UnsupportedError
+    from edgeship.core.errors import ConfigError, UnsupportedError
 
     with pytest.raises(ConfigError, match="--calibration entropy, --reduce-range only apply"):
         QuantizeConfig(backend="openvino", calibration="entropy", reduce_range=True)

@@ -110,7 +110,7 @@ def test_fashion_mnist_shipped_subset_is_labelled_model_ready_test_data():
 
 
 def test_fashion_mnist_manifest_is_a_valid_edgeship_manifest():
-    from edgeship.artifact import ModelArtifact
+    from edgeship.core.artifact import ModelArtifact
 
     artifact = ModelArtifact.load(FASHION_MODEL)
     assert artifact.manifest.labels[9] == "Ankle boot"

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from edgeship import Budget, Dataset, benchmark
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 from edgeship.report_plots import fmt
 from edgeship.reporting import CANDIDATE_SCHEMA, render_report, report
 from edgeship.runtime import load

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from edgeship import runtime
-from edgeship.errors import ModelError
+from edgeship.core.errors import ModelError
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "examples" / "models"
@@ -85,7 +85,7 @@ def test_manifests_agree_with_the_models_they_describe() -> None:
 
 def test_the_manifest_preprocessing_turns_raw_digits_into_model_inputs() -> None:
     """Raw 0..16 images through the manifest's spec are exactly the training inputs (x / 16)."""
-    from edgeship.artifact import ModelArtifact
+    from edgeship.core.artifact import ModelArtifact
     from sklearn.datasets import load_digits
 
     raw = load_digits().images[:5]  # what a device would read: (8, 8) values 0..16
@@ -163,7 +163,7 @@ sys.argv = sys.argv[1:]
 
 LOAD = BLOCKER + """
 from edgeship import runtime
-from edgeship.errors import MissingBackendError
+from edgeship.core.errors import MissingBackendError
 try:
     runtime.load(sys.argv[1])
 except MissingBackendError as exc:

@@ -119,18 +119,36 @@ def test_ray_missing_is_one_line_exit_4(tmp_path: Path) -> None:
 
 
 def _kill_builds(name: str, times: int, killed: list[int], stop: threading.Event) -> None:
-    """SIGKILL the Ray worker running candidate ``name`` (its process title), ``times`` times."""
+    """SIGKILL the Ray worker running candidate ``name`` (its process title), ``times`` times.
+
+    A warm worker builds the digits candidate in a fraction of a second, so the watch must be
+    quick: Ray's worker processes (title ``ray::…``) are re-read every 2 ms, /proc is rescanned
+    for new ones every 50 ms, and a match is frozen (SIGSTOP) at once, then killed mid-candidate.
+    """
     title = f"ray::edgeship-build:{name}".encode()
+    workers: set[int] = set()
+    rescan = 0.0
     while len(killed) < times and not stop.is_set():
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit() or int(pid) in killed:
-                continue
-            with contextlib.suppress(OSError):
-                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(title):
-                    time.sleep(0.05)  # mid-candidate, not at its first instruction
-                    os.kill(int(pid), signal.SIGKILL)
-                    killed.append(int(pid))
-        time.sleep(0.01)
+        if time.monotonic() >= rescan:
+            workers = {int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in killed
+                       and _cmdline(int(p)).startswith(b"ray::")}
+            rescan = time.monotonic() + 0.05
+        for pid in sorted(workers):
+            if _cmdline(pid).startswith(title):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGSTOP)
+                    time.sleep(0.05)  # the candidate has started, it is not at its first line
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                workers.discard(pid)
+        time.sleep(0.002)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from pathlib import Path
 import edgeship
 import pytest
 from edgeship.bench import benchmark
-from edgeship.errors import (
+from edgeship.core.errors import (
     ConfigError,
     ConnectionFailed,
     MissingBackendError,

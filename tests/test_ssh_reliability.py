@@ -22,7 +22,7 @@ from pathlib import Path
 import edgeship
 import pytest
 from edgeship.bench import benchmark
-from edgeship.errors import ConnectionFailed
+from edgeship.core.errors import ConnectionFailed
 from edgeship.targets.ssh import SSHTarget
 
 from tests.fixtures.netdevice import NetNamespace, constrained_device, sh

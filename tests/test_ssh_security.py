@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from edgeship.errors import ConfigError, ConnectionFailed, HostKeyError
+from edgeship.core.errors import ConfigError, ConnectionFailed, HostKeyError
 from edgeship.targets.ssh import SSHTarget
 from edgeship.targets.sshconfig import resolve
 

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from edgeship.core.errors import ConfigError, HostKeyError
 from edgeship.deployment import file_sha256
-from edgeship.errors import ConfigError, HostKeyError
 from edgeship.targets import LocalTarget
 from edgeship.targets.ssh import SSHTarget
 from edgeship.targets.sshconfig import parse_target, read_hosts_file
@@ -111,7 +111,7 @@ def test_socket_has_nodelay_keepalive_and_user_timeout(ssh_home: PlainDevice) ->
 
 
 def test_get_of_a_missing_file_is_a_target_error(ssh_home: PlainDevice, tmp_path: Path) -> None:
-    from edgeship.errors import RemoteCommandFailed
+    from edgeship.core.errors import RemoteCommandFailed
 
     with SSHTarget(ssh_home.spec) as target, pytest.raises(RemoteCommandFailed) as err:
         target.get("no/such/file", tmp_path / "x")

@@ -52,7 +52,7 @@ def test_the_api_refuses_a_torch_file_unless_trusted_and_the_payload_is_real(
     """Without trust_model_code() the API refuses; inside it torch loads the file, and the
     canary appears: the crafted file really does run code, so the refusal above means something."""
     import edgeship
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
 
     canary = tmp_path / "canary"
     model = malicious_exported_program(tmp_path / "evil.pt2", canary)

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from edgeship.artifact import Manifest, ModelArtifact, Provenance, StepRecord, TensorInfo, created_by
 from edgeship.converters.export.base import Exported, ExportOptions
 from edgeship.converters.export.source import Source, resolve_source
 from edgeship.converters.parity import TOLERANCES, ParityReport, check_parity, make_samples
-from edgeship.errors import ConfigError, UnsupportedError
+from edgeship.core.artifact import Manifest, ModelArtifact, Provenance, StepRecord, TensorInfo, created_by
+from edgeship.core.errors import ConfigError, UnsupportedError
 from edgeship.runtime.formats import Format, get_format
 from edgeship.runtime.preprocess import Preprocessing, read_manifest
 

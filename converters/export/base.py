@@ -55,7 +55,7 @@ class Exported:
 def require_calibration_data(options: ExportOptions, data: Any) -> None:
     """Full-integer int8 is calibrated on real samples only: random ranges ruin accuracy."""
     if options.precision == "int8" and data is None:
-        from edgeship.errors import ConfigError
+        from edgeship.core.errors import ConfigError
 
         raise ConfigError("full-integer int8 export needs representative data to calibrate on",
                           "pass --data samples.npz (100-300 real, model-ready inputs)")

@@ -20,7 +20,7 @@ from typing import Any
 
 from edgeship.converters.export.base import Exported, ExportOptions, captured_output, image_layouts
 from edgeship.converters.export.source import Source, op_name
-from edgeship.errors import ModelError, UnsupportedError
+from edgeship.core.errors import ModelError, UnsupportedError
 
 
 def export_onnx(source: Source, directory: Path, stem: str, options: ExportOptions,

@@ -31,7 +31,7 @@ from edgeship.converters.export.base import (
 from edgeship.converters.export.source import Source
 from edgeship.converters.export.tools import tool_env, tool_version
 from edgeship.converters.parity import NCHW_TO_NHWC, NHWC_TO_NCHW, Perm, make_samples
-from edgeship.errors import MissingBackendError, UnsupportedError
+from edgeship.core.errors import MissingBackendError, UnsupportedError
 
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"  # what onnx2tf looks for
 OUTPUT_SUFFIX = {"fp32": "_float32.tflite", "fp16": "_float16.tflite",

@@ -18,7 +18,7 @@ from typing import Any
 from edgeship.converters.export.base import Exported, ExportOptions, captured_output, image_layouts
 from edgeship.converters.export.onnx import torch_to_onnx
 from edgeship.converters.export.source import Source
-from edgeship.errors import ModelError, UnsupportedError
+from edgeship.core.errors import ModelError, UnsupportedError
 from edgeship.runtime.backends import import_backend
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from edgeship.artifact import sha256_file
 from edgeship.converters.parity import Runner
-from edgeship.errors import ConfigError, ModelError, UnsupportedError
+from edgeship.core.artifact import sha256_file
+from edgeship.core.errors import ConfigError, ModelError, UnsupportedError
 from edgeship.runtime.session import TensorSpec
 
 TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".ts")  # TorchScript or exported-program archives

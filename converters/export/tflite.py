@@ -25,7 +25,7 @@ from edgeship.converters.export.base import (
     require_calibration_data,
 )
 from edgeship.converters.export.source import Source
-from edgeship.errors import MissingBackendError, ModelError, UnsupportedError
+from edgeship.core.errors import MissingBackendError, ModelError, UnsupportedError
 
 LITERT_PIP = "litert-torch"  # see README: installed with --no-deps beside torch 2.13
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from edgeship.errors import ConfigError, MissingBackendError
+from edgeship.core.errors import ConfigError, MissingBackendError
 
 MARKER = "edgeship-tool.json"  # written last: a venv without it is an unfinished install
 

@@ -117,7 +117,7 @@ def run(model: Union[str, Path, Any], output: Union[str, Path, None], cfg: Quant
                                example_input=example_input, input_shapes=input_shapes,
                                input_fills=input_fills)
     if not isinstance(model, (str, Path)):
-        from edgeship.errors import ConfigError
+        from edgeship.core.errors import ConfigError
 
         raise ConfigError(f"--backend {cfg.backend} quantizes model files, not a "
                           f"{type(model).__name__}",
@@ -148,7 +148,7 @@ class Quantize:
 
     def apply(self, model: Union[str, Path, Any], output: Union[str, Path, None] = None) -> Any:
         """Quantize a model file (or a ModelArtifact) and return the output's ModelArtifact."""
-        from edgeship.artifact import ModelArtifact
+        from edgeship.core.artifact import ModelArtifact
 
         source = getattr(model, "path", model)  # a ModelArtifact, a path or a torch module
         result = run(source, output, self.config, calib=self.calib, data=self.data)

@@ -24,7 +24,7 @@ from edgeship.converters.quantize.calib import (
 )
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
 from edgeship.converters.quantize.sensitivity import AccuracySearch, SensitivityReport
-from edgeship.errors import BudgetExceeded, ConfigError, ModelError
+from edgeship.core.errors import BudgetExceeded, ConfigError, ModelError
 
 _SUFFIX = {"onnxruntime": ".onnx", "openvino": ".xml", "tflite": ".tflite"}
 
@@ -239,7 +239,7 @@ def _accuracy(model: Path, staged: Path, labelled: Optional[tuple[Feed, np.ndarr
 def _manifest(model: Path, staged: Path, finals: list[Path], result: QuantizeResult) -> Any:
     """The output's manifest: the source's (preprocessing, labels, layout, earlier steps) when
     it has one, with this step appended; else one built from the quantized model itself."""
-    from edgeship.artifact import (
+    from edgeship.core.artifact import (
         Manifest,
         ModelArtifact,
         Provenance,

@@ -1,7 +1,7 @@
 """Calibration and evaluation data for quantization, behind one adapter over ``Dataset``.
 
 ``calibration_feeds`` and ``labelled_data`` are the only places data enters the quantizers.
-They take what ``edgeship.data.Dataset`` takes (an ``.npz`` path, a folder of images, an
+They take what ``edgeship.core.data.Dataset`` takes (an ``.npz`` path, a folder of images, an
 iterable of samples) plus a ready ``Dataset``, a numpy array of samples, or a mapping of arrays
 by input name, and check it against the model's inputs before anything heavy runs.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 from edgeship.runtime.session import TensorSpec
 
 CalibData = Union[str, Path, np.ndarray, Mapping[str, np.ndarray], Iterable[Any], None]
@@ -77,8 +77,8 @@ def collect_warnings() -> Iterator[list[str]]:
 
 
 def as_dataset(data: Any) -> Any:
-    """Any accepted data source as an (unbound) ``edgeship.data.Dataset``."""
-    from edgeship.data import Dataset
+    """Any accepted data source as an (unbound) ``edgeship.core.data.Dataset``."""
+    from edgeship.core.data import Dataset
 
     if isinstance(data, Dataset):
         return data

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional, get_args
 
-from edgeship.errors import ConfigError, UnsupportedError
+from edgeship.core.errors import ConfigError, UnsupportedError
 
 if TYPE_CHECKING:
     from edgeship.converters.quantize.sensitivity import AccuracySearch, SensitivityReport

@@ -25,7 +25,7 @@ def conv_share(path: Path) -> float:
     too dynamic to count MACs, the share of convolutions among the weighted nodes (a warning's
     figure must never block the job)."""
     from edgeship.converters.evaluate import count_onnx
-    from edgeship.errors import EdgeshipError
+    from edgeship.core.errors import EdgeshipError
 
     try:
         cost = count_onnx(path)
@@ -170,7 +170,7 @@ def refuse_quantized(model: Any, name: str) -> None:
     """A model that is integer-quantized already (quantize ops, or int8 weights cast to float at
     run time) is refused: quantizing it again changes nothing or stacks a second rounding."""
     from edgeship.converters.onnx_shapes import is_quantized
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
 
     why = is_quantized(model) or int8_weights(model)
     if why:

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import numpy as np
 from edgeship.converters.quantize.calib import CalibrationSet, Feed, to_stderr
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
-from edgeship.errors import MissingBackendError, ModelError, UnsupportedError
+from edgeship.core.errors import MissingBackendError, ModelError, UnsupportedError
 
 _RANGE_ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE"}
 

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 from edgeship.converters.quantize.calib import CalibrationSet, to_stderr, warn
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
-from edgeship.errors import ConfigError, MissingBackendError, ModelError, UnsupportedError
+from edgeship.core.errors import ConfigError, MissingBackendError, ModelError, UnsupportedError
 
 _CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 CONV_DOMINATED = 0.5  # share of MACs in convolutions above which dynamic int8 does not pay
@@ -40,7 +40,7 @@ def preprocess(src: Path, dst: Path) -> Path:
     file into the *current directory* when it gives up (dynamic dimensions it cannot follow):
     it runs in a private cwd, and is retried without the symbolic pass, which a model with
     dynamic dimensions often does not need."""
-    from edgeship.workdir import private_cwd
+    from edgeship.core.workdir import private_cwd
 
     q = _quantization()
     errors = []

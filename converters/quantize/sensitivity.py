@@ -21,7 +21,7 @@ import numpy as np
 from edgeship.converters.quantize import ort
 from edgeship.converters.quantize.calib import CalibrationSet, Feed
 from edgeship.converters.quantize.config import QuantizeConfig
-from edgeship.errors import BudgetExceeded
+from edgeship.core.errors import BudgetExceeded
 
 _SQNR_CAP_DB = 200.0  # an exact match would be +inf, which JSON cannot hold
 

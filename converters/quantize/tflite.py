@@ -18,7 +18,7 @@ import numpy as np
 from edgeship.converters.quantize.api import QuantizeResult
 from edgeship.converters.quantize.calib import CalibData, calibration_feeds, collect_warnings
 from edgeship.converters.quantize.config import QuantizeConfig
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 
 
 def _check(model: Any, cfg: QuantizeConfig) -> None:
@@ -67,7 +67,7 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
     see the module docstring."""
     from edgeship.converters.export import export
     from edgeship.converters.export.source import resolve_source
-    from edgeship.io import write_atomic
+    from edgeship.core.io import write_atomic
 
     _check(model, cfg)
     source = resolve_source(model, example_input, input_shapes=input_shapes)
@@ -108,7 +108,7 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
         manifest_path=artifact.manifest_path)
     manifest = artifact.manifest
     manifest.quantization = result.record()
-    from edgeship.artifact import StepRecord
+    from edgeship.core.artifact import StepRecord
 
     manifest.provenance.steps.append(StepRecord(step="quantize", config=cfg.to_dict()))
     write_atomic(artifact.manifest_path, manifest.to_json())

@@ -46,7 +46,7 @@ def write_manifest(
     """Describe ``model_path`` (read with onnx) and write its manifest beside it."""
     import onnx
     from edgeship import __version__
-    from edgeship.io import write_atomic
+    from edgeship.core.io import write_atomic
     from edgeship.runtime.bench import sha256_file
 
     graph = onnx.load(str(model_path), load_external_data=False).graph

@@ -136,7 +136,7 @@ def main() -> None:
     if args.command == "prepare":
         print(prepare(args.out or Path("magika_standard_v3_3.onnx")))
     elif args.command == "data":
-        from edgeship.io import write_atomic
+        from edgeship.core.io import write_atomic
 
         x, y, _ = dataset(args.per_class)
         buffer = io.BytesIO()

@@ -71,7 +71,7 @@ def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def write_test_subset(x: np.ndarray, y: np.ndarray, per_class: int = 100) -> Path:
-    from edgeship.io import write_atomic
+    from edgeship.core.io import write_atomic
 
     keep = np.sort(np.concatenate([np.flatnonzero(y == c)[:per_class] for c in range(10)]))
     buffer = io.BytesIO()
@@ -81,7 +81,7 @@ def write_test_subset(x: np.ndarray, y: np.ndarray, per_class: int = 100) -> Pat
 
 def write_edge_app_images(images: np.ndarray, labels: np.ndarray, per_class: int = 2) -> Path:
     """Raw test images as PNG (lossless: the runtime decodes them exactly) with labels.csv."""
-    from edgeship.io import write_atomic
+    from edgeship.core.io import write_atomic
     from PIL import Image
 
     folder = REPO / "examples" / "edge_app" / "images"

@@ -78,7 +78,7 @@ def main(argv: Optional[list[str]] = None) -> None:
               file=sys.stderr)
         sys.exit(4)
     from edgeship.cli.crash import EXIT_INTERNAL, EXIT_INTERRUPTED, report_crash
-    from edgeship.errors import EdgeshipError
+    from edgeship.core.errors import EdgeshipError
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:

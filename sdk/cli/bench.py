@@ -56,8 +56,8 @@ def bench(
     """Benchmark MODEL in a fresh process and check it against budgets (exit 1 if one is missed)."""
     from edgeship.bench import benchmark
     from edgeship.cli.render import err_console, result_table
-    from edgeship.errors import ConfigError
-    from edgeship.io import write_atomic
+    from edgeship.core.errors import ConfigError
+    from edgeship.core.io import write_atomic
 
     defaults = None
     if device:
@@ -72,7 +72,7 @@ def bench(
     shapes, fills = o.input_flags(input_shape, input_value, input_range)
     o.refuse_output_over_inputs(output, model, data, hosts_file)
     if output is not None:
-        from edgeship.io import resolve_output
+        from edgeship.core.io import resolve_output
 
         output = resolve_output(output, Path(f"{model.stem}.bench.json"), force=force)
     targets = r.collect_targets(target, hosts_file)

@@ -114,7 +114,7 @@ def compress(
     if json_out:
         typer.echo(json.dumps(result.summary))
     if result.pick is None:
-        from edgeship.errors import BudgetExceeded
+        from edgeship.core.errors import BudgetExceeded
 
         raise BudgetExceeded(result.no_fit_message() + f" (results in {result.output})",
                              "relax a budget, or try another device or --recipes")

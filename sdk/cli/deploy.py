@@ -33,8 +33,8 @@ def deploy(
     import json
 
     from edgeship.cli.render import err_console
+    from edgeship.core.errors import ConfigError
     from edgeship.deployment import deploy as deploy_model
-    from edgeship.errors import ConfigError
 
     python = "python3"
     if provision:  # install numpy + the backend first, then deploy over the same connection

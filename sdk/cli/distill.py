@@ -55,7 +55,7 @@ def distill_cmd(
     from edgeship.cli.render import err_console
     from edgeship.converters.distill import distill
     from edgeship.converters.prune import default_output
-    from edgeship.io import resolve_output
+    from edgeship.core.io import resolve_output
 
     target = resolve_output(output, default_output(teacher, "distilled"), force=force,
                             companions=(".json",))

@@ -27,9 +27,9 @@ def doctor(
     import json
 
     from edgeship.cli.render import Column, err_console, fit_table, print_table
+    from edgeship.core.errors import ConfigError
     from edgeship.doctor import doctor as run_doctor
     from edgeship.doctor import needed_for
-    from edgeship.errors import ConfigError
 
     if (model is None) != (device is None):
         raise ConfigError("--model and --device go together", "pass both, or neither")

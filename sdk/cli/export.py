@@ -48,13 +48,13 @@ def export(
     o.trust_model_code(trust_model_code)
     from edgeship.cli.render import err_console
     from edgeship.converters.export import export as run_export
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
     if fp16 and precision not in ("fp32", "fp16"):
         raise ConfigError(f"--fp16 and --precision {precision} contradict each other",
                           "pass one of them")
     o.refuse_output_over_inputs(output, model, data)
     shapes, fills = o.input_flags(input_shape, input_value, input_range)
-    from edgeship.io import resolve_output
+    from edgeship.core.io import resolve_output
     from edgeship.runtime.formats import get_format
 
     fmt = get_format(to)

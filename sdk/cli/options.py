@@ -100,7 +100,7 @@ def refuse_output_over_inputs(output: Optional[Path], *inputs: Optional[Path]) -
     data): writing it would destroy the user's input."""
     if output is None:
         return
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
     from edgeship.runtime.bench import model_files
 
     out = Path(output).resolve()

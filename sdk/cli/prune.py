@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 def parse_ratios(values: list[str]) -> dict[str, float]:
     """Repeated ``NAME=RATIO`` flags as {name: ratio}."""
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
 
     ratios = {}
     for value in values:
@@ -87,7 +87,7 @@ def prune_cmd(
     o.trust_model_code(trust_model_code)
     from edgeship.cli.render import err_console
     from edgeship.converters.prune import default_output, prune
-    from edgeship.io import resolve_output
+    from edgeship.core.io import resolve_output
 
     target = resolve_output(output, default_output(model, "pruned"), force=force,
                             companions=(".json",))

@@ -63,7 +63,7 @@ def quantize(
     o.trust_model_code(trust_model_code)
     from edgeship.cli.render import err_console
     from edgeship.converters.quantize import quantize as run_quantize
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
 
     drop = None
     if max_accuracy_drop is not None:
@@ -98,8 +98,8 @@ def quantize(
 
 def _output(model: Path, output: Optional[Path], mode: str, backend: Optional[str],
             weights_only: Optional[str], force: bool) -> Path:
-    """The quantized file under the one output rule (edgeship.io.resolve_output)."""
-    from edgeship.io import resolve_output
+    """The quantized file under the one output rule (edgeship.core.io.resolve_output)."""
+    from edgeship.core.io import resolve_output
 
     suffix = {"openvino": ".xml", "tflite": ".tflite"}.get(str(backend), "")
     if backend is None:

@@ -155,7 +155,7 @@ def bench_fleet_cli(
 def show_fleet(fleet: Any, output: Optional[Path], json_out: bool) -> int:
     """The fleet's table (stderr) or JSON (stdout), and ``-o`` written; its exit code."""
     from edgeship.cli.render import err_console
-    from edgeship.io import write_atomic
+    from edgeship.core.io import write_atomic
 
     payload = fleet_payload(fleet)
     if output:

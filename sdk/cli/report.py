@@ -33,7 +33,7 @@ def report(
     Budget flags re-check every result; without them each result's own verdict is shown.
     """
     from edgeship.cli.render import err_console
-    from edgeship.io import resolve_output
+    from edgeship.core.io import resolve_output
     from edgeship.reporting import report as write_report
 
     output = resolve_output(output, Path("report.html"), force=force)

@@ -25,7 +25,7 @@ def install(
     onnx2torch and litert-torch beside edgeship with exactly the packages they use (--no-deps)."""
     from edgeship.cli.render import err_console
     from edgeship.converters.export.tools import CONVERTERS, get_tool, install_tool, tool_version
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
 
     if name is None and not all_tools:
         raise ConfigError("say which converter to install",

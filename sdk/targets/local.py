@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from edgeship.errors import RemoteCommandFailed
+from edgeship.core.errors import RemoteCommandFailed
 from edgeship.targets.base import Result, Target
 
 

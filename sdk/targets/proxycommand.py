@@ -15,7 +15,7 @@ import subprocess
 import threading
 from typing import Any
 
-from edgeship.errors import ConnectionFailed
+from edgeship.core.errors import ConnectionFailed
 
 
 def open_proxy(command: str, alias: str) -> Any:

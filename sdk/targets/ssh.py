@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, Callable, Optional
 
-from edgeship.errors import (
+from edgeship.core.errors import (
     ConfigError,
     ConnectionFailed,
     RemoteCommandFailed,

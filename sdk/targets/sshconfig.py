@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_KEEPALIVE = 5.0  # seconds between keepalives

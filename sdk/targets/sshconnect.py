@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from edgeship.errors import ConnectionFailed, HostKeyError
+from edgeship.core.errors import ConnectionFailed, HostKeyError
 from edgeship.targets.keepalive import KeepAlive
 from edgeship.targets.knownhosts import REVOKED, KnownKey, add_known_host, keys_for
 from edgeship.targets.sshconfig import HostSpec, resolve

@@ -46,7 +46,7 @@ def resolve_output(output: Union[str, Path, None], default: Path, *, force: bool
         >>> resolve_output("out/", Path("m.int8.onnx"), force=False)   # doctest: +SKIP
         PosixPath('out/m.int8.onnx')
     """
-    from edgeship.errors import ConfigError
+    from edgeship.core.errors import ConfigError
 
     target = Path(default) if output is None else Path(output)
     if output is not None and target.is_dir():

@@ -6,7 +6,7 @@ layout, how to turn a raw image into its input (preprocessing), labels, where it
 It is JSON validated by pydantic (``extra="forbid"``) when read, and written atomically.
 
 Example:
-    >>> from edgeship.artifact import ModelArtifact
+    >>> from edgeship.core.artifact import ModelArtifact
     >>> art = ModelArtifact.load("examples/models/digits_cnn.onnx")      # doctest: +SKIP
     >>> art.manifest.preprocessing_spec().batch(raw_8x8_image).shape     # doctest: +SKIP
     (1, 1, 8, 8)
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from edgeship.errors import ConfigError, ModelError
-from edgeship.io import write_atomic
+from edgeship.core.errors import ConfigError, ModelError
+from edgeship.core.io import write_atomic
 from edgeship.runtime.preprocess import Preprocessing, manifest_path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -101,7 +101,7 @@ def sha256_file(path: Union[str, Path]) -> str:
 
 
 def created_by() -> str:
-    from edgeship import __version__
+    from edgeship.core import __version__
 
     return f"edgeship {__version__}"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Union
 
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 from edgeship.runtime.textfiles import read_text, refusing_absurd_files
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
-from edgeship.errors import ConfigError
+from edgeship.core.errors import ConfigError
 from edgeship.runtime.images import IMAGE_SUFFIXES
 from edgeship.runtime.inputs import read_npz
 from edgeship.runtime.preprocess import Preprocessing, preprocessing_from_manifest
