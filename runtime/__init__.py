@@ -21,8 +21,8 @@ from edgeship.runtime.errors import (
     ModelError,
     UnsupportedError,
 )
-from edgeship.runtime.formats import BACKENDS, FORMATS, format_for_path, quiet_backends
-from edgeship.runtime.preprocess import read_manifest
+from edgeship.runtime.formats import BACKENDS, FORMATS, check_companions, format_for_path, quiet_backends
+from edgeship.runtime.manifest import read_manifest
 from edgeship.runtime.session import BackendInfo, Session, TensorSpec
 
 quiet_backends()  # none of the imports above loads a backend; anything later may
@@ -72,9 +72,7 @@ def load(
             )
     else:
         name = format_for_path(path).backends[0]
-    if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():
-        raise ModelError(f"OpenVINO IR '{path.name}' has no weights file '{path.with_suffix('.bin').name}'",
-                         "keep the .bin beside the .xml")
+    check_companions(path)
     if threads is not None and threads < 1:
         raise ConfigError(f"threads must be at least 1, got {threads}", "pass a positive count")
     session = open_session(name, path, threads=threads, device=device, precision=precision,
