@@ -129,10 +129,11 @@ def run(model: Union[str, Path, Any], output: Union[str, Path, None], cfg: Quant
 
 def _default_backend(model: Any) -> QuantBackend:
     if isinstance(model, (str, Path)):
-        suffix = Path(model).suffix.lower()
-        if suffix == ".xml":
+        from edgeship.runtime.formats import is_format, is_torch_file
+
+        if is_format(model, "openvino"):
             return "openvino"
-        if suffix in (".pt", ".pth", ".pt2", ".ts"):
+        if is_torch_file(model):
             return "tflite"
         return "onnxruntime"
     return "tflite"  # a torch module: LiteRT is the backend that quantizes from torch
