@@ -253,6 +253,18 @@ def exact_precision_for(path: str | Path) -> str | None:
     return exact_precision(fmt.backends[0]) if fmt else None
 
 
+def default_quantizer(path: str | Path) -> str:
+    """The backend whose quantizer takes ``path`` by default: the first (in BACKENDS order)
+    that reads its kind; onnxruntime, which then names what it reads, for anything else."""
+    kind = source_kind(path)
+    return next((b.name for b in BACKENDS.values() if kind in b.quantizes), "onnxruntime")
+
+
+def quantized_suffix(backend: str) -> str:
+    """The suffix of the file ``backend``'s quantizer writes."""
+    return get_format(get_backend(backend).quantized_format).suffix
+
+
 def runtime_hints(backend: str) -> tuple[str, ...]:
     """The precisions ``backend`` (``NAME[:DEVICE]``) takes as a hint on an fp32 file."""
     found = BACKENDS.get(backend.partition(":")[0])

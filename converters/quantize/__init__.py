@@ -129,13 +129,9 @@ def run(model: Union[str, Path, Any], output: Union[str, Path, None], cfg: Quant
 
 def _default_backend(model: Any) -> QuantBackend:
     if isinstance(model, (str, Path)):
-        from edgeship.runtime.formats import is_format, is_torch_file
+        from edgeship.runtime.formats import default_quantizer
 
-        if is_format(model, "openvino"):
-            return "openvino"
-        if is_torch_file(model):
-            return "tflite"
-        return "onnxruntime"
+        return default_quantizer(model)  # type: ignore[return-value]
     return "tflite"  # a torch module: LiteRT is the backend that quantizes from torch
 
 

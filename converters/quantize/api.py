@@ -27,11 +27,10 @@ from edgeship.converters.quantize.sensitivity import AccuracySearch, Sensitivity
 from edgeship.core.errors import BudgetExceeded, ConfigError, ModelError
 from edgeship.runtime.formats import (
     FORMATS,
-    Format,
     exact_precision_for,
     get_backend,
-    get_format,
     is_format,
+    quantized_suffix,
     source_kind,
 )
 
@@ -80,12 +79,7 @@ class QuantizeResult:
 
 def default_output(model: Path, cfg: QuantizeConfig) -> Path:
     tag = cfg.weights_only or {"static": "int8", "dynamic": "dynint8", "fp16": "fp16"}[cfg.mode]
-    return model.with_name(_writes(cfg.backend).filename(f"{model.stem}.{tag}"))
-
-
-def _writes(backend: str) -> Format:
-    """The format ``backend``'s quantizer writes (formats table)."""
-    return get_format(get_backend(backend).quantized_format)
+    return model.with_name(f"{model.stem}.{tag}{quantized_suffix(cfg.backend)}")
 
 
 def quantize_file(
@@ -115,7 +109,7 @@ def quantize_file(
             "export the model first (edgeship export MODEL --to onnx)",
         )
     out = Path(output) if output else default_output(model, cfg)
-    writes = _writes(cfg.backend).suffix
+    writes = quantized_suffix(cfg.backend)
     if out.suffix.lower() != writes:
         raise ConfigError(f"--backend {cfg.backend} writes {writes} files, not "
                           f"'{out.name}'", f"name the output *{writes}")
