@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from edgeship.runtime.errors import ModelError
-from edgeship.runtime.formats import MANIFEST_SUFFIX
+from edgeship.runtime.formats import MANIFEST_SUFFIX, files_of
 
 
 def manifest_path(model: Union[str, Path]) -> Path:
@@ -39,3 +39,9 @@ def read_manifest(model: Union[str, Path]) -> Optional[dict[str, Any]]:
     """The manifest beside ``model`` as a dict, or None when there is none."""
     path = manifest_path(model)
     return read_manifest_file(path) if path.is_file() else None
+
+
+def files_with_manifest(model: Union[str, Path]) -> list[Path]:
+    """Everything to copy to move a model: ``formats.files_of`` and its manifest, if any."""
+    path = manifest_path(model)
+    return [*files_of(model), *([path] if path.is_file() else [])]
