@@ -21,7 +21,14 @@ from edgeship.runtime.errors import (
     ModelError,
     UnsupportedError,
 )
-from edgeship.runtime.formats import BACKENDS, FORMATS, check_companions, format_for_path, quiet_backends
+from edgeship.runtime.formats import (
+    BACKENDS,
+    FORMATS,
+    backend_accepts,
+    check_companions,
+    format_for_path,
+    quiet_backends,
+)
 from edgeship.runtime.manifest import read_manifest
 from edgeship.runtime.session import BackendInfo, Session, TensorSpec
 
@@ -65,7 +72,7 @@ def load(
         name, from_spec = parse_backend(backend)
         device = device or from_spec
         fmt = format_for_path(path)
-        if name not in fmt.backends:
+        if not backend_accepts(name, fmt.name):
             raise UnsupportedError(
                 f"the {name} backend cannot run {fmt.name} files ('{path.name}')",
                 f"use one of {list(fmt.backends)}, or export to a format {name} runs",

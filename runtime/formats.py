@@ -15,6 +15,12 @@ A model is one *main* file (``format_of`` tells its format from the suffix) plus
 ``files_of(path)`` is all of it except the manifest.  Torch files (TorchScript, exported
 programs) are sources edgeship exports from, never runs: ``SOURCES``.
 
+To add a format: one ``FORMATS`` entry (suffixes, companions, external data, the backends that
+run it, the precisions it holds, its exporter ``module:function`` in converters/export/); a new
+runtime is one ``BACKENDS`` entry plus its Session in runtime/backends/ (and, if it takes
+precision hints or has a quantizer, ``hints``/``exact``/``quantizes``).  Nothing else names
+suffixes: tests/test_formats.py fails on a model suffix spelled outside this file.
+
 Example:
     >>> format_of("m.xml").name, [p.name for p in companions("m.xml")]
     ('openvino', ['m.bin'])
