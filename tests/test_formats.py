@@ -173,8 +173,9 @@ def test_a_source_manifest_with_bad_provenance_is_a_model_error(tmp_path: Path) 
 def test_the_writer_is_atomic_and_the_reader_reads_what_it_wrote(tmp_path: Path) -> None:
     model = tmp_path / "m.onnx"
     model.write_bytes(DIGITS.read_bytes())
-    art = ModelArtifact.load(DIGITS).derive(model, step=StepRecord(step="copy"), files=["m.onnx"],
+    art = ModelArtifact.load(DIGITS).derive(model, step=StepRecord(step="copy"),
                                              inputs=[_tensor("input")], outputs=[_tensor("logits")])
+    assert art.manifest.files == ["m.onnx"] and art.manifest.file == "m.onnx"
     path = art.save()
     assert path == manifest_path(model) == tmp_path / "m.onnx.manifest.json"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.manifest.json"]

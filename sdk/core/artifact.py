@@ -33,7 +33,7 @@ from typing import Any, Literal, Optional, Union
 
 from edgeship.core.errors import ConfigError, ModelError
 from edgeship.core.io import write_atomic
-from edgeship.runtime.formats import format_of, renamed
+from edgeship.runtime.formats import files_of, format_of, renamed
 from edgeship.runtime.manifest import manifest_path, read_manifest_file
 from edgeship.runtime.manifest import read_manifest as read_raw_manifest
 from edgeship.runtime.preprocess import Preprocessing
@@ -154,13 +154,17 @@ class ModelArtifact:
         """Write the manifest beside the model, atomically; returns its path."""
         return write_manifest(self.path, self.manifest)
 
-    def derive(self, path: Union[str, Path], *, step: StepRecord, files: Sequence[str],
-               inputs: list[TensorInfo], outputs: list[TensorInfo], **fields: Any) -> ModelArtifact:
-        """The artifact of ``path``, made from this one by ``step`` (see ``derive_manifest``)."""
+    def derive(self, path: Union[str, Path], *, step: StepRecord, inputs: list[TensorInfo],
+               outputs: list[TensorInfo], files: Optional[Sequence[str]] = None,
+               **fields: Any) -> ModelArtifact:
+        """The artifact of ``path``, made from this one by ``step`` (see ``derive_manifest``);
+        ``files`` defaults to the model's files there (``formats.files_of``). Save it with
+        ``.save()``."""
         path = Path(path)
         upstream = self.manifest.model_dump(by_alias=True, mode="json")
+        names = [f.name for f in files_of(path)] if files is None else list(files)
         return ModelArtifact(path, derive_manifest(
-            upstream, path, step=step, files=files, inputs=inputs, outputs=outputs,
+            upstream, path, step=step, files=names, inputs=inputs, outputs=outputs,
             source=self.manifest.provenance.source,
             source_sha256=self.manifest.provenance.source_sha256, **fields))
 
