@@ -78,6 +78,8 @@ class Format:
     companions: tuple[tuple[str, str], ...] = ()
     # suffixes appended to its whole name of files it may refer to (ONNX external tensors)
     external_data: tuple[str, ...] = ()
+    # "module:function" (stdlib only) listing the file names a model file refers to
+    references: str = ""
 
     @property
     def suffix(self) -> str:
@@ -137,7 +139,7 @@ FORMATS: dict[str, Format] = {
     "onnx": Format(
         "onnx", (".onnx",), ("onnxruntime", "openvino"), ("fp32", "fp16", "int8", "int4"), "NCHW",
         exporter="edgeship.converters.export.onnx:export_onnx", title="ONNX model",
-        external_data=(".data",),
+        external_data=(".data",), references="edgeship.runtime.onnx_refs:external_locations",
     ),
     "openvino": Format("openvino", (".xml",), ("openvino",), ("fp32", "fp16", "int8", "int4"), "NCHW",
                        exporter="edgeship.converters.export.openvino:export_openvino",
@@ -206,10 +208,23 @@ def companions(path: str | Path) -> list[Path]:
 
 
 def external_data(path: str | Path) -> list[Path]:
-    """The external data files beside ``path`` that exist (``m.onnx.data``)."""
+    """The external data files beside ``path`` that exist: those its format's convention names
+    (``m.onnx.data``) and those the file itself refers to (``Format.references``).  Only plain
+    names beside the model count: a location with a directory part, absolute or ``..``, is
+    never followed (deploy and copies lay files out flat, and a hostile model must not make
+    edgeship read /etc/passwd as its weights)."""
     path = Path(path)
     fmt = format_or_none(path)
-    candidates = [path.with_name(path.name + s) for s in fmt.external_data] if fmt else []
+    if fmt is None:
+        return []
+    names = [path.name + s for s in fmt.external_data]
+    if fmt.references and path.is_file():
+        import importlib
+
+        module, _, function = fmt.references.partition(":")
+        names += getattr(importlib.import_module(module), function)(path)
+    candidates = [path.with_name(n) for n in dict.fromkeys(names)
+                  if n == Path(n).name and n not in ("", ".", "..") and n != path.name]
     return [p for p in candidates if p.is_file()]
 
 

@@ -224,3 +224,76 @@ def test_an_output_whose_manifest_exists_is_refused_without_force(tmp_path: Path
     (tmp_path / "v.bin").write_bytes(b"\0")
     with pytest.raises(ConfigError, match=r"v\.bin' already exists"):
         resolve_output(ir, ir, force=False, model=True)
+
+
+# -- ONNX external data, read without onnx ------------------------------------------------------
+def _external_model(tmp_path: Path) -> Path:
+    """A graph whose initializer and an If branch's constant live in files of their own names."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.arange(4096, dtype=np.float32).reshape(64, 64), "w")
+    c = numpy_helper.from_array(np.ones((64,), np.float32) * 3, "c")
+    branch = helper.make_graph([helper.make_node("Constant", [], ["k"], value=c)], "then", [],
+                               [helper.make_tensor_value_info("k", TensorProto.FLOAT, [64])])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"]),
+         helper.make_node("If", ["cond"], ["z"], then_branch=branch, else_branch=branch)],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64]),
+              helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64]),
+         helper.make_tensor_value_info("z", TensorProto.FLOAT, [64])], initializer=[w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    convert_model_to_external_data(model, all_tensors_to_one_file=False, size_threshold=0,
+                                   convert_attribute=True)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_external_tensor_files_of_any_name_are_part_of_an_onnx_model(tmp_path: Path) -> None:
+    from edgeship.runtime.onnx_refs import external_locations
+
+    path = _external_model(tmp_path)
+    written = sorted(p.name for p in tmp_path.iterdir() if p != path)  # what onnx.save wrote
+    assert written == ["c", "w"] and sorted(external_locations(path)) == written
+    files = formats.files_of(path)
+    assert files[0] == path and sorted(files[1:]) == [tmp_path / "c", tmp_path / "w"]
+    copies = copy_model(path, tmp_path / "out", "c")
+    import numpy as np
+    from edgeship.runtime import load
+
+    out = load(copies[0]).run({"x": np.ones((1, 64), np.float32), "cond": np.array(True)})
+    assert out["y"][0, 0] == sum(range(0, 4096, 64)) and float(out["z"][0]) == 3.0
+
+
+def test_external_locations_outside_the_models_folder_are_never_followed(tmp_path: Path) -> None:
+    import onnx
+
+    path = _external_model(tmp_path)
+    model = onnx.load(str(path), load_external_data=False)
+    outside = tmp_path / "secret"
+    outside.write_text("not weights")
+    model.graph.initializer[0].external_data[0].value = "../secret"
+    (tmp_path / "sub").mkdir()
+    moved = tmp_path / "sub" / "m.onnx"
+    onnx.save(model, str(moved))
+    assert formats.files_of(moved) == [moved]
+
+
+def test_a_damaged_onnx_file_lists_what_it_can_and_never_raises(tmp_path: Path) -> None:
+    path = _external_model(tmp_path)
+    data = path.read_bytes()
+    for cut in (1, 7, len(data) // 2, len(data) - 3):
+        bad = tmp_path / f"cut{cut}.onnx"
+        bad.write_bytes(data[:cut])
+        assert formats.files_of(bad)[0] == bad
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    assert formats.files_of(empty) == [empty]
+    deep = tmp_path / "deep.onnx"
+    deep.write_bytes(b"\x3a\x7f" * 2000)  # field 7, wire 2, nested lengths: no recursion blow-up
+    assert formats.files_of(deep) == [deep]
