@@ -33,7 +33,7 @@ from typing import Any, Literal, Optional, Union
 
 from edgeship.core.errors import ConfigError, ModelError
 from edgeship.core.io import write_atomic
-from edgeship.runtime.formats import files_of, format_of, renamed
+from edgeship.runtime.formats import FORMATS, files_of, format_of, renamed
 from edgeship.runtime.manifest import manifest_path, read_manifest_file
 from edgeship.runtime.manifest import read_manifest as read_raw_manifest
 from edgeship.runtime.preprocess import Preprocessing
@@ -85,7 +85,7 @@ class Manifest(_Strict):
     """The JSON beside every model file edgeship writes (schema edgeship.manifest/1)."""
 
     schema_: Literal["edgeship.manifest/1"] = Field("edgeship.manifest/1", alias="schema")
-    format: Literal["onnx", "openvino", "tflite"]
+    format: str  # a name in the formats table (runtime/formats.py FORMATS)
     file: str
     files: list[str]
     inputs: list[TensorInfo]
@@ -98,6 +98,13 @@ class Manifest(_Strict):
     parity: Optional[dict[str, Any]] = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in FORMATS:
+            raise ValueError(f"unknown format {value!r}, expected one of {list(FORMATS)}")
+        return value
 
     @field_validator("preprocessing")
     @classmethod
