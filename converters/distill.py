@@ -408,6 +408,7 @@ def pruned_candidates(
     import time
 
     from edgeship.converters.prune import prune
+    from edgeship.runtime.formats import FORMATS
 
     out = Path(out_dir)
     train = load_labelled(data)
@@ -425,8 +426,9 @@ def pruned_candidates(
                               output=path, progress=False)),
     ]:
         start = time.perf_counter()
-        result = run(out / f"{name}.onnx")
-        rows.append(PrunedCandidate(name, technique, out / f"{name}.onnx",
+        target = out / FORMATS["onnx"].filename(name)
+        result = run(target)
+        rows.append(PrunedCandidate(name, technique, target,
                                     result.to_dict()["config"], time.perf_counter() - start))
     return rows
 

@@ -27,6 +27,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 from edgeship.core.errors import ConfigError, ModelError
+from edgeship.runtime.formats import FORMATS, files_of, is_format
 
 ModelLike = Union[str, Path, Any]  # a model path, or an already-loaded edgeship Session
 Inputs = Union[np.ndarray, Mapping[str, np.ndarray]]
@@ -427,7 +428,7 @@ def _constant_folded(proto: Any) -> Any:
 
     ort = import_backend("onnxruntime")
     with tempfile.TemporaryDirectory(prefix="edgeship-fold-") as tmp:
-        source, folded = Path(tmp) / "in.onnx", Path(tmp) / "folded.onnx"
+        source, folded = (Path(tmp) / FORMATS["onnx"].filename(n) for n in ("in", "folded"))
         onnx.save(proto, str(source))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
@@ -472,13 +473,11 @@ def count_onnx(
 
 def model_size(model: Union[str, Path]) -> ModelSize:
     """Bytes of every file the model consists of, raw and deflate-compressed (level 6)."""
-    from edgeship.runtime.bench import model_files
-
     path = Path(model)
     if not path.is_file():
         raise ModelError(f"model file '{path}' does not exist", "check the path")
     raw = compressed = 0
-    for f in model_files(path):
+    for f in files_of(path):
         data = f.read_bytes()
         raw += len(data)
         compressed += len(zlib.compress(data, 6))
@@ -495,7 +494,7 @@ def model_stats(
     path = Path(model)
     size = model_size(path)
     params = nonzero = macs = None
-    if path.suffix.lower() == ".onnx":
+    if is_format(path, "onnx"):
         cost = count_onnx(path, input_shapes)
         params, nonzero, macs = cost.params, cost.nonzero_params, cost.macs
     acc = accuracy(path, x, y).accuracy if x is not None and y is not None else None
@@ -509,6 +508,6 @@ def module_stats(module: Any, example: np.ndarray, data: Optional[Labelled] = No
     from edgeship.converters.onnx_to_torch import torch_to_onnx_file
 
     with tempfile.TemporaryDirectory(prefix="edgeship-stats-") as tmp:
-        path = torch_to_onnx_file(module, Path(tmp) / "model.onnx", example)
+        path = torch_to_onnx_file(module, Path(tmp) / FORMATS["onnx"].filename("model"), example)
         stats = model_stats(path, *((data.x, data.y) if data is not None else (None, None)))
     return replace(stats, path="")

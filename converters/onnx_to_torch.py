@@ -29,6 +29,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 from edgeship.core.errors import MissingBackendError, ModelError, UnsupportedError
+from edgeship.runtime.formats import FORMATS, SOURCES, is_format
 
 # torchvision names onnx2torch binds at import time, and the ONNX op each one serves
 _TORCHVISION_OPS = {
@@ -179,7 +180,7 @@ def load_torch_model(
     if source.kind == "onnx":
         return onnx_to_torch(path), example
     with tempfile.TemporaryDirectory(prefix="edgeship-onnx2torch-") as tmp:
-        onnx_path = Path(tmp) / f"{path.stem}.onnx"
+        onnx_path = Path(tmp) / FORMATS["onnx"].filename(path.stem)
         torch_to_onnx(source, onnx_path, ExportOptions(to="onnx"))
         return onnx_to_torch(onnx_path), example
 
@@ -211,7 +212,7 @@ def torch_to_onnx_file(module: Any, path: Path, example: np.ndarray,
 
 def _io_names(origin: Optional[Path]) -> tuple[Optional[list[str]], Optional[list[str]]]:
     """Keep an ONNX source's input and output names, so apps calling it by name still work."""
-    if origin is None or origin.suffix.lower() != ".onnx":
+    if origin is None or not is_format(origin, "onnx"):
         return None, None
     from edgeship.converters.export.source import resolve_source
 
@@ -219,7 +220,8 @@ def _io_names(origin: Optional[Path]) -> tuple[Optional[list[str]], Optional[lis
     return [s.name for s in source.inputs], source.output_names
 
 
-MODEL_SUFFIXES = (".onnx", ".pt2")
+# what a pruned or distilled module is written as: ONNX, or torch.export's archive
+MODEL_SUFFIXES = (FORMATS["onnx"].suffix, SOURCES["torch"].written)
 
 
 def check_output(output: Union[str, Path, None]) -> Optional[Path]:
@@ -233,7 +235,8 @@ def check_output(output: Union[str, Path, None]) -> Optional[Path]:
     path = Path(output)
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise ConfigError(f"cannot write '{path.name}': unknown model suffix",
-                          "write .onnx (exported, parity-checked) or .pt2 (torch.export)")
+                          f"write {MODEL_SUFFIXES[0]} (exported, parity-checked) or "
+                          f"{MODEL_SUFFIXES[1]} (torch.export)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -251,7 +254,7 @@ def save_torch(module: Any, output: Union[str, Path], example: np.ndarray, *,
     .pt2 (``torch.export``, dynamic batch)."""
     path = check_output(output)
     assert path is not None
-    if path.suffix.lower() == ".onnx":
+    if is_format(path, "onnx"):
         return _save_onnx(module, path, example, origin, step)
     return _save_pt2(module, path, example)
 
@@ -261,7 +264,7 @@ def _save_onnx(module: Any, output: Path, example: np.ndarray, origin: Optional[
     import torch
     from edgeship.converters.export import export
     from edgeship.core.artifact import Provenance, StepRecord, sha256_file
-    from edgeship.runtime.preprocess import read_manifest
+    from edgeship.runtime.manifest import read_manifest
 
     upstream = (read_manifest(origin) if origin else None) or {}
     inputs, outputs = _io_names(origin)
@@ -270,16 +273,11 @@ def _save_onnx(module: Any, output: Path, example: np.ndarray, origin: Optional[
                       preprocessing=upstream.get("preprocessing"), labels=upstream.get("labels"),
                       task=upstream.get("task"))
     # provenance continues the origin's: its source, its steps, then this step and the export
-    before = upstream.get("provenance") or {}
     exported = artifact.manifest.provenance
-    artifact.manifest.provenance = Provenance(
-        source=before.get("source") or (str(origin) if origin else exported.source),
-        source_sha256=before.get("source_sha256") or (
-            sha256_file(origin) if origin else exported.source_sha256),
-        steps=[*(StepRecord(**s) for s in before.get("steps", [])),
-               *([StepRecord(**step)] if step else []), exported.steps[-1]],
-        created_by=exported.created_by,
-    )
+    artifact.manifest.provenance = Provenance.continued(
+        upstream, [*([StepRecord(**step)] if step else []), exported.steps[-1]],
+        source=str(origin) if origin else exported.source,
+        source_sha256=sha256_file(origin) if origin else exported.source_sha256)
     artifact.save()
     return artifact.path
 

@@ -474,8 +474,10 @@ def default_output(model: Any, tag: str) -> Path:
     if not isinstance(model, (str, Path)):
         raise ConfigError("a model given as a torch module has no file to write beside",
                           "pass output=path.onnx")
+    from edgeship.runtime.formats import FORMATS
+
     path = Path(model)
-    return path.with_name(f"{path.stem}-{tag}.onnx")
+    return path.with_name(FORMATS["onnx"].filename(f"{path.stem}-{tag}"))
 
 
 @dataclass(frozen=True)

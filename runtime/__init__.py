@@ -21,8 +21,15 @@ from edgeship.runtime.errors import (
     ModelError,
     UnsupportedError,
 )
-from edgeship.runtime.formats import BACKENDS, FORMATS, format_for_path, quiet_backends
-from edgeship.runtime.preprocess import read_manifest
+from edgeship.runtime.formats import (
+    BACKENDS,
+    FORMATS,
+    backend_accepts,
+    check_companions,
+    format_for_path,
+    quiet_backends,
+)
+from edgeship.runtime.manifest import read_manifest
 from edgeship.runtime.session import BackendInfo, Session, TensorSpec
 
 quiet_backends()  # none of the imports above loads a backend; anything later may
@@ -65,16 +72,14 @@ def load(
         name, from_spec = parse_backend(backend)
         device = device or from_spec
         fmt = format_for_path(path)
-        if name not in fmt.backends:
+        if not backend_accepts(name, fmt.name):
             raise UnsupportedError(
                 f"the {name} backend cannot run {fmt.name} files ('{path.name}')",
                 f"use one of {list(fmt.backends)}, or export to a format {name} runs",
             )
     else:
         name = format_for_path(path).backends[0]
-    if path.suffix.lower() == ".xml" and not path.with_suffix(".bin").is_file():
-        raise ModelError(f"OpenVINO IR '{path.name}' has no weights file '{path.with_suffix('.bin').name}'",
-                         "keep the .bin beside the .xml")
+    check_companions(path)
     if threads is not None and threads < 1:
         raise ConfigError(f"threads must be at least 1, got {threads}", "pass a positive count")
     session = open_session(name, path, threads=threads, device=device, precision=precision,

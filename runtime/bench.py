@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from edgeship.runtime.inputs import InputFill
 
 from edgeship.runtime.errors import EXIT_INTERNAL, EdgeshipError
+from edgeship.runtime.formats import files_of
 
 SCHEMA = "edgeship.benchmark/1"
 DEFAULT_WARMUP = 10
@@ -141,13 +142,7 @@ def sha256_file(path: Path) -> str:
 
 def model_files(path: Path) -> list[Path]:
     """The files a model consists of (an IR's .bin, ONNX external data beside it)."""
-    files = [path]
-    if path.suffix.lower() == ".xml" and path.with_suffix(".bin").exists():
-        files.append(path.with_suffix(".bin"))
-    data = path.with_name(path.name + ".data")
-    if data.exists():
-        files.append(data)
-    return files
+    return files_of(path)
 
 
 def _settle(call: Callable[[], object], minimum: int, budget_s: float = 5.0) -> int:

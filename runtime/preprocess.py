@@ -1,7 +1,7 @@
 """A model's preprocessing, applied the same way at calibration, evaluation and on the device.
 
 The spec is the ``preprocessing`` object of the manifest beside every model
-(``X.ext.manifest.json``, see sdk/artifact.py)::
+(``X.ext.manifest.json``, see runtime/manifest.py and core/artifact.py)::
 
     {"resize": [H, W] | null, "color": "gray" | "rgb" | null, "scale": 0.00392156862745098,
      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -34,7 +33,11 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
-from edgeship.runtime.errors import ConfigError, ModelError
+from edgeship.runtime.errors import ConfigError
+
+# The manifest's reader lives in runtime/manifest.py; these names stay importable from here.
+from edgeship.runtime.manifest import manifest_path as manifest_path
+from edgeship.runtime.manifest import read_manifest as read_manifest
 
 ImageLike = Union[np.ndarray, str, Path]
 _KEYS = ("resize", "color", "scale", "mean", "std", "layout", "dtype")
@@ -175,27 +178,6 @@ def _per_channel(values: tuple[float, ...], channels: int, name: str) -> np.ndar
         raise ConfigError(f"preprocessing {name} has {len(values)} values, the image has {channels} "
                           "channels", f"give one {name} or one per channel (check 'color')")
     return np.asarray(values, np.float32)
-
-
-def manifest_path(model: Union[str, Path]) -> Path:
-    """Where a model's manifest lives: ``X.ext.manifest.json`` beside ``X.ext``."""
-    model = Path(model)
-    return model.with_name(model.name + ".manifest.json")
-
-
-def read_manifest(model: Union[str, Path]) -> Optional[dict[str, Any]]:
-    """The manifest beside ``model`` as a dict, or None when there is none."""
-    path = manifest_path(model)
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:  # bad UTF-8/JSON, 5000-digit ints
-        raise ModelError(f"manifest '{path}' is unreadable: {' '.join(str(exc).split())[:160]}",
-                         "re-export the model, or delete the broken manifest") from None
-    if not isinstance(manifest, dict):
-        raise ModelError(f"manifest '{path}' is not a JSON object", "re-export the model")
-    return manifest
 
 
 def preprocessing_from_manifest(manifest: Optional[dict[str, Any]]) -> Optional[Preprocessing]:

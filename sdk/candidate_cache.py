@@ -99,15 +99,12 @@ class CandidateCache:
             extra: Optional[dict[str, Any]] = None) -> Optional[Path]:
         """Store a built model (its files and manifest); a full or read-only disk only costs
         the cache, never the search."""
-        from edgeship.runtime.bench import model_files
-        from edgeship.runtime.preprocess import manifest_path
+        from edgeship.runtime.manifest import files_with_manifest
 
         entry = self.root / self.key(recipe, extra)
         if entry.is_dir():
             return entry
-        files = [*model_files(path)]
-        if manifest_path(path).is_file():
-            files.append(manifest_path(path))
+        files = files_with_manifest(path)
         staging = self.root / f".{entry.name}.{os.getpid()}.tmp"
         try:
             staging.mkdir(parents=True, exist_ok=False)

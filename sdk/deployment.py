@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from edgeship.core.errors import ConfigError, MissingBackendError, ModelError, RemoteCommandFailed
-from edgeship.runtime.formats import format_for_path
+from edgeship.runtime.formats import check_companions, files_of, format_for_path
+from edgeship.runtime.manifest import manifest_path, read_manifest
 
 MANIFEST = ".edgeship-files.json"
 DeployProgress = Callable[[str, int, int], None]  # file name, bytes sent, bytes in that file
@@ -102,29 +103,24 @@ def _from_bytes(data: bytes, name: str) -> BundleFile:
 
 def _manifest_files(model: Path) -> list[Path]:
     """The manifest beside ``model`` and the companion files it lists (names beside it only)."""
-    manifest = model.with_name(model.name + ".manifest.json")
-    if not manifest.is_file():
+    data = read_manifest(model)  # a broken one is a ModelError naming it
+    if data is None:
         return []
-    try:
-        listed = json.loads(manifest.read_text()).get("files") or []
-    except (OSError, ValueError, AttributeError):
-        raise ModelError(f"manifest '{manifest.name}' is not valid JSON",
-                         "re-export the model to write a fresh manifest") from None
+    manifest, listed = manifest_path(model), data.get("files") or []
+    if not isinstance(listed, list):
+        raise ModelError(f"manifest '{manifest.name}' lists its files wrongly ('files' is not a "
+                         "list)", "re-export the model to write a fresh manifest")
     extra = [model.parent / n for n in listed
              if isinstance(n, str) and n == posixpath.basename(n) and n not in ("", ".", "..")]
     return [manifest, *[p for p in extra if p.is_file() and p.name != model.name]]
 
 
 def model_bundle(model: Path) -> Bundle:
-    """The model, its manifest, the files the manifest lists, and an OpenVINO .xml's .bin."""
-    fmt = format_for_path(model)  # unknown suffixes fail before anything is sent
-    paths = [model, *_manifest_files(model)]
-    if fmt.name == "openvino":
-        weights = model.with_suffix(".bin")
-        if not weights.is_file():
-            raise ModelError(f"OpenVINO IR '{model.name}' has no weights file '{weights.name}'",
-                             "keep the .bin beside the .xml")
-        paths.append(weights)
+    """The model, its manifest, the files the manifest lists, and its companion files and
+    external data (formats table: an OpenVINO .xml's .bin, an ONNX file's .data)."""
+    format_for_path(model)  # unknown suffixes fail before anything is sent
+    check_companions(model)
+    paths = [*files_of(model), *_manifest_files(model)]
     unique = list(dict.fromkeys(paths))
     return Bundle(file_sha256(model), tuple(_from_disk(p, p.name) for p in unique))
 

@@ -171,11 +171,9 @@ def needed_for(model: Union[str, Path], profile: Any) -> list[str]:
     """The components a compress of ``model`` for ``profile`` uses, by the planner's rules:
     each listed format's backend, the converters that write it from the model's format, and
     those the structural (prune + distill) candidates use."""
-    from edgeship.runtime.formats import FORMATS
+    from edgeship.runtime.formats import FORMATS, source_kind
 
-    suffix = Path(model).suffix.lower()
-    source = ("onnx" if suffix == ".onnx" else "openvino" if suffix == ".xml"
-              else "tflite" if suffix == ".tflite" else "torch")
+    source = source_kind(model) or "torch"
     formats = [f for f in profile.formats if f in FORMATS]
     names: list[str] = []
     backend_rows = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "ai-edge-litert"}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional, Union
+
+from edgeship.runtime.formats import is_format
 
 
 def inspect_model(
@@ -27,7 +28,7 @@ def inspect_model(
     from edgeship.core.errors import ConfigError
     from edgeship.precision import model_precision
     from edgeship.runtime import load
-    from edgeship.runtime.bench import model_files
+    from edgeship.runtime.formats import files_of
     from edgeship.runtime.inputs import check_input_names, resolve_shapes
 
     path = Path(model)
@@ -44,7 +45,7 @@ def inspect_model(
     precision = model_precision(path, session)
     return {
         "model": str(path),
-        "size_bytes": sum(f.stat().st_size for f in model_files(path)),
+        "size_bytes": sum(f.stat().st_size for f in files_of(path)),
         "inputs": inputs,
         "outputs": [s.to_dict() for s in session.outputs],
         "precision": precision.to_dict() if precision else None,
@@ -58,7 +59,7 @@ def _cost(path: Path, shapes: dict[str, tuple[int, ...]], unsized: Optional[str]
     """Params and MACs counted on an ONNX graph at ``shapes``; MACs unknown (None) for other
     formats, or where a dynamic dimension has no size (``unsized`` says which)."""
     unknown: dict[str, Any] = {"params": None, "macs": None, "flops": None}
-    if path.suffix.lower() != ".onnx":
+    if not is_format(path, "onnx"):
         return unknown | {"macs_unknown": f"counted on ONNX graphs, not {path.suffix} files"}
     from edgeship.converters.evaluate import count_onnx
 
@@ -75,11 +76,10 @@ def _cost(path: Path, shapes: dict[str, tuple[int, ...]], unsized: Optional[str]
 
 
 def _manifest(path: Path) -> Optional[dict[str, Any]]:
-    manifest_path = path.with_name(path.name + ".manifest.json")
-    if not manifest_path.is_file():
-        return None
+    from edgeship.core.errors import ModelError
+    from edgeship.runtime.manifest import manifest_path, read_manifest
+
     try:
-        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        return manifest
-    except (OSError, ValueError, RecursionError):  # bad UTF-8 or JSON, absurd nesting
-        return {"error": f"unreadable manifest {manifest_path.name}"}
+        return read_manifest(path)
+    except ModelError:  # bad UTF-8 or JSON, absurd nesting, not an object: inspect goes on
+        return {"error": f"unreadable manifest {manifest_path(path).name}"}

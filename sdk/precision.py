@@ -120,8 +120,10 @@ def tensor_precision(dtypes: dict[str, int]) -> Precision:
 def model_precision(path: Union[str, Path], session: Optional[Any] = None) -> Optional[Precision]:
     """The storage precision of an ONNX file, or of a loaded TFLite session's tensors; None for
     formats it cannot read (OpenVINO IR)."""
+    from edgeship.runtime.formats import is_format
+
     path = Path(path)
-    if path.suffix.lower() == ".onnx":
+    if is_format(path, "onnx"):
         return onnx_precision(path)
     dtypes = session.tensor_dtypes() if session is not None else None
     return tensor_precision(dtypes) if dtypes else None

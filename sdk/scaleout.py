@@ -112,12 +112,9 @@ def search_plumbing(ray_address: Union[str, bool, None], lab: Optional[str], tar
 
 # -- the task ---------------------------------------------------------------------------------
 def _files_of(path: Path) -> dict[str, bytes]:
-    from edgeship.runtime.bench import model_files
-    from edgeship.runtime.preprocess import manifest_path
+    from edgeship.runtime.manifest import files_with_manifest
 
-    files = [*model_files(path)]
-    if manifest_path(path).is_file():
-        files.append(manifest_path(path))
+    files = files_with_manifest(path)
     return {f.name: f.read_bytes() for f in files}
 
 

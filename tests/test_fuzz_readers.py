@@ -421,6 +421,36 @@ def test_onnx_files(mutation: Any, onnx_seed: bytes, fuzz_dir: Path, tmp_path: P
     unchanged(tmp_path, before)
 
 
+@pytest.fixture(scope="module")
+def external_onnx_seed(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The linear model with its weights in files of their own ("W", "B")."""
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    from tests.fixtures.onnx_graphs import linear_model
+
+    folder = tmp_path_factory.mktemp("external")
+    model = onnx.load(str(linear_model(folder / "m.onnx")))
+    convert_model_to_external_data(model, all_tensors_to_one_file=False, size_threshold=0)
+    onnx.save(model, str(folder / "ext.onnx"))
+    return (folder / "ext.onnx").read_bytes()
+
+
+@fuzz(200)
+@given(mutation=mutations())
+def test_onnx_external_data_references(mutation: Any, external_onnx_seed: bytes, fuzz_dir: Path,
+                                       tmp_path: Path) -> None:
+    """The stdlib walk that lists a model's files never raises and never leaves the folder."""
+    from edgeship.runtime.formats import files_of
+
+    path = write(tmp_path, "fuzz.onnx", mutate(external_onnx_seed, mutation))
+    write(tmp_path, "W", b"w")
+    before = snapshot(tmp_path)
+    files = clean("onnx file", files_of, path)
+    assert files[0] == path and all(f.parent == tmp_path and f.is_file() for f in files)
+    unchanged(tmp_path, before)
+
+
 # -- the CLI's numbers and shapes -----------------------------------------------------------------
 numbers = st.one_of(st.sampled_from(["0", "-1", "1e400", "nan", "inf", "-inf", "", " ", "1,5",
                                      "20ms", "0x10", "1e-300", "9" * 5000, "１２"]),

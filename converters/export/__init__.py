@@ -28,10 +28,11 @@ from typing import Any, Callable, Optional, Union
 from edgeship.converters.export.base import Exported, ExportOptions
 from edgeship.converters.export.source import Source, resolve_source
 from edgeship.converters.parity import TOLERANCES, ParityReport, check_parity, make_samples
-from edgeship.core.artifact import Manifest, ModelArtifact, Provenance, StepRecord, TensorInfo, created_by
+from edgeship.core.artifact import Manifest, ModelArtifact, StepRecord, TensorInfo, derive_manifest
 from edgeship.core.errors import ConfigError, UnsupportedError
-from edgeship.runtime.formats import Format, get_format
-from edgeship.runtime.preprocess import Preprocessing, read_manifest
+from edgeship.runtime.formats import Format, exact_precision, get_format
+from edgeship.runtime.manifest import read_manifest
+from edgeship.runtime.preprocess import Preprocessing
 
 Exporter = Callable[[Source, Path, str, ExportOptions, Any], Exported]
 
@@ -124,7 +125,7 @@ def exporter_for(fmt: Format) -> Exporter:
 
 def output_path(output: Union[str, Path, None], source: Source, fmt: Format) -> Path:
     """Where the export goes: ``output``, or beside the source with the format's suffix."""
-    suffix = fmt.suffixes[0]
+    suffix = fmt.suffix
     if output is None:
         base = source.path or Path("model")
         target = base.with_suffix(suffix)
@@ -170,9 +171,8 @@ def compare(source: Source, path: Path, exported: Exported, options: ExportOptio
     from edgeship.runtime import load
 
     fmt = get_format(options.to)
-    # OpenVINO runs bf16 on CPUs with AMX unless told otherwise: parity is about the export.
-    precision = "fp32" if "openvino" in fmt.backends[:1] else None
-    session = load(path, backend=fmt.backends[0], precision=precision)
+    # parity is about the export, not the precision a backend picks by itself (formats table)
+    session = load(path, backend=fmt.backends[0], precision=exact_precision(fmt.backends[0]))
     samples = make_samples(source.inputs, random=options.parity_random, data=data,
                            max_real=options.parity_real, fixed=source.input_shapes or None,
                            fills=source.input_fills or None)
@@ -207,36 +207,25 @@ def build_manifest(
 
     fmt = get_format(options.to)
     session = load(model_path, backend=fmt.backends[0])
-    up = upstream or {}
     if isinstance(preprocessing, Preprocessing):
         preprocessing = preprocessing.to_dict()
     if preprocessing is None:
-        preprocessing = up.get("preprocessing")
-    preprocessing = _with_layout(preprocessing, exported.input_layouts)
+        preprocessing = (upstream or {}).get("preprocessing")
     step = StepRecord(step="export", config={
         **options.to_dict(), "from": source.description, "from_sha256": source.sha256,
         "converter": exported.converter, **exported.notes})
-    prov = up.get("provenance") or {}
-    return Manifest(
-        format=fmt.name,  # type: ignore[arg-type]
-        file=model_path.name,
-        files=exported.files,
+    return derive_manifest(
+        upstream, model_path, step=step, files=exported.files,
         inputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype, layout=layout)
                 for s, layout in _zip_pad(_in_order(session.inputs, [i.name for i in source.inputs]),
                                           exported.input_layouts)],
         outputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype, layout=layout)
                  for s, layout in _zip_pad(_in_order(session.outputs, source.output_names),
                                            exported.output_layouts)],
-        preprocessing=preprocessing,
-        labels=list(labels) if labels is not None else up.get("labels"),
-        task=task if task is not None else up.get("task"),  # type: ignore[arg-type]
-        provenance=Provenance(
-            source=prov.get("source", source.description),
-            source_sha256=prov.get("source_sha256", source.sha256),
-            steps=[*(StepRecord(**s) for s in prov.get("steps", [])), step],
-            created_by=created_by(),
-        ),
-        quantization=exported.quantization or up.get("quantization"),
+        source=source.description, source_sha256=source.sha256,
+        preprocessing=_with_layout(preprocessing, exported.input_layouts),
+        labels=list(labels) if labels is not None else None, task=task,
+        quantization=exported.quantization or None,
         parity=parity.to_dict() if parity else None,
     )
 

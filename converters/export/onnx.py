@@ -21,6 +21,7 @@ from typing import Any
 from edgeship.converters.export.base import Exported, ExportOptions, captured_output, image_layouts
 from edgeship.converters.export.source import Source, op_name
 from edgeship.core.errors import ModelError, UnsupportedError
+from edgeship.runtime.formats import FORMATS
 
 
 def export_onnx(source: Source, directory: Path, stem: str, options: ExportOptions,
@@ -30,7 +31,7 @@ def export_onnx(source: Source, directory: Path, stem: str, options: ExportOptio
             f"export to ONNX writes fp32 models, not {options.precision}",
             "export fp32, then run edgeship quantize on the .onnx file",
         )
-    path = directory / f"{stem}.onnx"
+    path = directory / FORMATS["onnx"].filename(stem)
     if source.kind == "onnx":
         assert source.path is not None
         shutil.copyfile(source.path, path)

@@ -32,10 +32,12 @@ from edgeship.converters.export.source import Source
 from edgeship.converters.export.tools import tool_env, tool_version
 from edgeship.converters.parity import NCHW_TO_NHWC, NHWC_TO_NCHW, Perm, make_samples
 from edgeship.core.errors import MissingBackendError, UnsupportedError
+from edgeship.runtime.formats import FORMATS
 
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"  # what onnx2tf looks for
-OUTPUT_SUFFIX = {"fp32": "_float32.tflite", "fp16": "_float16.tflite",
-                 "int8": "_full_integer_quant.tflite"}
+# the name onnx2tf gives its output, after the model's stem, per precision
+OUTPUT_SUFFIX = {p: FORMATS["tflite"].filename(tag) for p, tag in
+                 {"fp32": "_float32", "fp16": "_float16", "int8": "_full_integer_quant"}.items()}
 NO_NETWORK = {k: "http://127.0.0.1:9" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
                                                 "https_proxy", "ALL_PROXY", "all_proxy")}
 
@@ -67,7 +69,8 @@ def _convert(env: Path, source: Source, directory: Path, stem: str, options: Exp
     from edgeship.converters.onnx_shapes import static_copy
 
     assert source.path is not None
-    model = static_copy(source.path, work / "model.onnx", source.input_shapes, scope_names=True)
+    model = static_copy(source.path, work / FORMATS["onnx"].filename("model"), source.input_shapes,
+                        scope_names=True)
     (work / "tmp").mkdir()
     argv = [str(env / "bin" / "onnx2tf"), "-i", str(model), "-o", str(work / "out"), "-n",
             "-osd"]  # signature defs carry the ONNX tensor names (renamed onto the tensors below)
@@ -84,7 +87,7 @@ def _convert(env: Path, source: Source, directory: Path, stem: str, options: Exp
     produced = work / "out" / (model.stem + OUTPUT_SUFFIX[options.precision])
     if run.returncode != 0 or not produced.is_file():
         raise _error(run.stdout + run.stderr, source.path.name)
-    path = directory / f"{stem}.tflite"
+    path = directory / FORMATS["tflite"].filename(stem)
     renamed = _rename_tensors(env, produced, path, source, work)
     in_ranks = [len(s.shape) for s in source.inputs]
     out_perms = _output_perms(path, model, source.output_names if renamed else None)

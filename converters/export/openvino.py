@@ -20,6 +20,7 @@ from edgeship.converters.export.onnx import torch_to_onnx
 from edgeship.converters.export.source import Source
 from edgeship.core.errors import ModelError, UnsupportedError
 from edgeship.runtime.backends import import_backend
+from edgeship.runtime.formats import FORMATS, companions
 
 
 def export_openvino(source: Source, directory: Path, stem: str, options: ExportOptions,
@@ -30,12 +31,12 @@ def export_openvino(source: Source, directory: Path, stem: str, options: ExportO
             "export fp32, then run edgeship quantize with the openvino backend (NNCF)",
         )
     ov = _import_openvino()
-    xml = directory / f"{stem}.xml"
+    xml = directory / FORMATS["openvino"].filename(stem)
     if source.kind == "onnx":
         assert source.path is not None
         onnx_path, via = source.path, "ONNX file"
     else:
-        onnx_path = directory / f".{stem}.via.onnx"
+        onnx_path = directory / FORMATS["onnx"].filename(f".{stem}.via")
         via = torch_to_onnx(source, onnx_path, options)
     try:
         with captured_output(), _no_telemetry():
@@ -54,7 +55,7 @@ def export_openvino(source: Source, directory: Path, stem: str, options: ExportO
     shapes = [s.shape for s in source.inputs]
     return Exported(
         file=xml.name,
-        files=[xml.name, xml.with_suffix(".bin").name],
+        files=[xml.name, *(c.name for c in companions(xml))],
         tolerance="fp32" if options.precision == "fp32" else "fp16",
         converter=f"openvino {ov.get_version()} convert_model from {via}",
         input_layouts=image_layouts(shapes, "NCHW"),

@@ -21,9 +21,11 @@ import numpy as np
 from edgeship.converters.parity import Runner
 from edgeship.core.artifact import sha256_file
 from edgeship.core.errors import ConfigError, ModelError, UnsupportedError
+from edgeship.runtime.formats import SOURCES, is_format, is_torch_file
 from edgeship.runtime.session import TensorSpec
 
-TORCH_SUFFIXES = (".pt", ".pth", ".pt2", ".ts")  # TorchScript or exported-program archives
+# TorchScript or exported-program archives: the formats table's torch source
+TORCH_SUFFIXES = SOURCES["torch"].suffixes
 TRUST_FLAG = "--trust-model-code"
 
 # torch 2.13 cannot load a torch file without running code from it: torch.export.load falls
@@ -114,9 +116,9 @@ def resolve_source(
         if path.stat().st_size == 0:
             raise ModelError(f"model file '{path}' is empty", "re-export or re-copy the model")
         suffix = path.suffix.lower()
-        if suffix == ".onnx":
+        if is_format(path, "onnx"):
             return _onnx_source(path, input_shapes)
-        if suffix in TORCH_SUFFIXES:
+        if is_torch_file(path):
             check_trusted(path)
             module, examples, batch = _load_torch_file(path, example_input, input_shapes)
             return _torch_source(module, examples, str(path), sha256_file(path),

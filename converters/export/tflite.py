@@ -26,6 +26,7 @@ from edgeship.converters.export.base import (
 )
 from edgeship.converters.export.source import Source
 from edgeship.core.errors import MissingBackendError, ModelError, UnsupportedError
+from edgeship.runtime.formats import FORMATS
 
 LITERT_PIP = "litert-torch"  # see README: installed with --no-deps beside torch 2.13
 
@@ -40,7 +41,7 @@ def export_tflite(source: Source, directory: Path, stem: str, options: ExportOpt
         raise UnsupportedError(f"TFLite export supports fp32, fp16 and int8, not {options.precision}",
                                "pick one of those precisions")
     litert = _import("litert_torch")
-    path = directory / f"{stem}.tflite"
+    path = directory / FORMATS["tflite"].filename(stem)
     quantization: Optional[dict[str, Any]] = None
     if options.precision == "int8":
         quantization = _convert_int8(litert, source, path, options, data)

@@ -129,12 +129,9 @@ def run(model: Union[str, Path, Any], output: Union[str, Path, None], cfg: Quant
 
 def _default_backend(model: Any) -> QuantBackend:
     if isinstance(model, (str, Path)):
-        suffix = Path(model).suffix.lower()
-        if suffix == ".xml":
-            return "openvino"
-        if suffix in (".pt", ".pth", ".pt2", ".ts"):
-            return "tflite"
-        return "onnxruntime"
+        from edgeship.runtime.formats import default_quantizer
+
+        return default_quantizer(model)  # type: ignore[return-value]
     return "tflite"  # a torch module: LiteRT is the backend that quantizes from torch
 
 

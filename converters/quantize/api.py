@@ -25,8 +25,14 @@ from edgeship.converters.quantize.calib import (
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
 from edgeship.converters.quantize.sensitivity import AccuracySearch, SensitivityReport
 from edgeship.core.errors import BudgetExceeded, ConfigError, ModelError
-
-_SUFFIX = {"onnxruntime": ".onnx", "openvino": ".xml", "tflite": ".tflite"}
+from edgeship.runtime.formats import (
+    FORMATS,
+    exact_precision_for,
+    get_backend,
+    is_format,
+    quantized_suffix,
+    source_kind,
+)
 
 
 @dataclass
@@ -73,7 +79,7 @@ class QuantizeResult:
 
 def default_output(model: Path, cfg: QuantizeConfig) -> Path:
     tag = cfg.weights_only or {"static": "int8", "dynamic": "dynint8", "fp16": "fp16"}[cfg.mode]
-    return model.with_name(f"{model.stem}.{tag}{_SUFFIX[cfg.backend]}")
+    return model.with_name(f"{model.stem}.{tag}{quantized_suffix(cfg.backend)}")
 
 
 def quantize_file(
@@ -89,22 +95,24 @@ def quantize_file(
     """Quantize an ONNX (or, for OpenVINO, IR) file; see ``edgeship.quantize``."""
     if not model.is_file():
         raise ModelError(f"model file '{model}' does not exist", "check the path")
-    suffix = model.suffix.lower()
-    if suffix == ".tflite":
+    kind = source_kind(model)
+    if kind == "tflite":
         raise ConfigError(
             f"'{model.name}' is a TFLite model: it runs in the precision it was converted to "
             "and edgeship does not quantize it again",
             "use it as it is (edgeship bench), or quantize the ONNX/torch model it came from")
-    if suffix not in (".onnx", ".xml") or (suffix == ".xml" and cfg.backend != "openvino"):
-        kinds = ".onnx and OpenVINO .xml files" if cfg.backend == "openvino" else ".onnx files"
+    reads = get_backend(cfg.backend).quantizes
+    if kind not in reads:
+        kinds = " and ".join(FORMATS[f].suffix for f in reads if f in FORMATS) + " files"
         raise ModelError(
             f"--backend {cfg.backend} quantizes {kinds}, not '{model.name}'",
             "export the model first (edgeship export MODEL --to onnx)",
         )
     out = Path(output) if output else default_output(model, cfg)
-    if out.suffix.lower() != _SUFFIX[cfg.backend]:
-        raise ConfigError(f"--backend {cfg.backend} writes {_SUFFIX[cfg.backend]} files, not "
-                          f"'{out.name}'", f"name the output *{_SUFFIX[cfg.backend]}")
+    writes = quantized_suffix(cfg.backend)
+    if out.suffix.lower() != writes:
+        raise ConfigError(f"--backend {cfg.backend} writes {writes} files, not "
+                          f"'{out.name}'", f"name the output *{writes}")
     if out.resolve() == model.resolve():
         raise ConfigError("the output would overwrite the input model", "pass another -o path")
     from edgeship.converters.export import staging_dir
@@ -144,7 +152,7 @@ def _prepare_source(model: Path, cfg: QuantizeConfig, work: Path,
     opset could not be upgraded)."""
     from edgeship.converters.onnx_shapes import fix_specs
 
-    if model.suffix.lower() == ".xml":
+    if is_format(model, "openvino"):
         if cfg.clip_percentile is not None:
             raise ConfigError("--clip-percentile works on ONNX models", "pass the .onnx model")
         from edgeship.runtime import load
@@ -169,7 +177,7 @@ def _prepare_source(model: Path, cfg: QuantizeConfig, work: Path,
 
     proto = read_onnx(src)
     report = clip_weights(proto, cfg.clip_percentile, cfg.per_channel)
-    clipped = work / "clipped.onnx"
+    clipped = work / FORMATS["onnx"].filename("clipped")
     onnx.save(proto, str(clipped))
     return clipped, specs, report.to_dict(), cfg
 
@@ -227,11 +235,9 @@ def _accuracy(model: Path, staged: Path, labelled: Optional[tuple[Feed, np.ndarr
     from edgeship.runtime import load
 
     feeds, labels = labelled
-    # OpenVINO would run fp32 models in bf16 on AMX CPUs: measure what was built, in fp32
-    precision = "fp32" if staged.suffix == ".xml" else None
-    before = accuracy(load(model, precision="fp32" if model.suffix == ".xml" else None),
-                      feeds, labels).accuracy
-    after = accuracy(load(staged, precision=precision), feeds, labels).accuracy
+    # measure what was built, not the precision a backend picks by itself (formats table)
+    before = accuracy(load(model, precision=exact_precision_for(model)), feeds, labels).accuracy
+    after = accuracy(load(staged, precision=exact_precision_for(staged)), feeds, labels).accuracy
     return {"fp32": before, "quantized": after, "drop_points": round(100 * (before - after), 4),
             "samples": len(labels)}
 
@@ -240,41 +246,25 @@ def _manifest(model: Path, staged: Path, finals: list[Path], result: QuantizeRes
     """The output's manifest: the source's (preprocessing, labels, layout, earlier steps) when
     it has one, with this step appended; else one built from the quantized model itself."""
     from edgeship.core.artifact import (
-        Manifest,
         ModelArtifact,
-        Provenance,
         StepRecord,
         TensorInfo,
-        created_by,
-        read_manifest,
+        carried_layouts,
+        derive_manifest,
         sha256_file,
     )
     from edgeship.runtime import load
-    from edgeship.runtime.preprocess import manifest_path
+    from edgeship.runtime.manifest import read_manifest
 
     session = load(staged)
-    source_manifest = read_manifest(manifest_path(model)) if manifest_path(model).is_file() else None
-    layouts = {t.name: t.layout for t in source_manifest.inputs} if source_manifest else {}
-    step = StepRecord(step="quantize", config=result.config.to_dict())
-    if source_manifest is not None:
-        provenance = source_manifest.provenance.model_copy(deep=True)
-        provenance.steps.append(step)
-    else:
-        provenance = Provenance(source=str(model), source_sha256=sha256_file(model),
-                                steps=[step], created_by=created_by())
-    manifest = Manifest(
-        format="openvino" if staged.suffix == ".xml" else "onnx",
-        file=staged.name,
+    upstream = read_manifest(model)
+    layouts = carried_layouts(upstream)
+    manifest = derive_manifest(
+        upstream, staged, step=StepRecord(step="quantize", config=result.config.to_dict()),
         files=[f.name for f in finals],
         inputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype,
                            layout=layouts.get(s.name)) for s in session.inputs],
         outputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype)
                  for s in session.outputs],
-        preprocessing=source_manifest.preprocessing if source_manifest else None,
-        labels=source_manifest.labels if source_manifest else None,
-        task=source_manifest.task if source_manifest else None,
-        provenance=provenance,
-        quantization=result.record(),
-        parity=None,
-    )
+        source=str(model), source_sha256=sha256_file(model), quantization=result.record())
     return ModelArtifact(staged, manifest)

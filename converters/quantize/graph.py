@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+from edgeship.runtime.formats import FORMATS
 
 # ops whose second input is a weight tensor that int8 quantization stores as integers
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -217,6 +218,6 @@ def upgrade_opset(model: Any, path: Path, work: Path, per_channel: bool) -> tupl
         return path, False
     warn(f"the model is ONNX opset {opset}: converted to opset {PER_CHANNEL_OPSET} (onnx "
          "version converter) in a private copy, because per-channel int8 needs opset 13")
-    target = work / "opset13.onnx"
+    target = work / FORMATS["onnx"].filename("opset13")
     onnx.save(upgraded, str(target))
     return target, True

@@ -17,6 +17,7 @@ import numpy as np
 from edgeship.converters.quantize.calib import CalibrationSet, Feed, to_stderr
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
 from edgeship.core.errors import MissingBackendError, ModelError, UnsupportedError
+from edgeship.runtime.formats import companions, is_format
 
 _RANGE_ESTIMATORS = {"minmax": "MINMAX", "percentile": "MEAN_QUANTILE"}
 
@@ -38,7 +39,7 @@ def read_model(path: Path) -> Any:
     """An ov.Model from ONNX or IR; files OpenVINO cannot read are a one-line ModelError."""
     _, ov = _nncf()
     try:
-        if path.suffix.lower() == ".xml":
+        if is_format(path, "openvino"):
             return ov.Core().read_model(str(path))
         return ov.convert_model(str(path))
     except Exception as exc:
@@ -148,7 +149,7 @@ def save(model: Any, xml: Path) -> list[Path]:
     """Save IR keeping fp32 where nothing was quantized; returns [xml, bin]."""
     _, ov = _nncf()
     ov.save_model(model, str(xml), compress_to_fp16=False)
-    return [xml, xml.with_suffix(".bin")]
+    return [xml, *companions(xml)]
 
 
 def run(src: Path, out: Path, cfg: QuantizeConfig, calib: Optional[CalibrationSet],
@@ -160,7 +161,7 @@ def run(src: Path, out: Path, cfg: QuantizeConfig, calib: Optional[CalibrationSe
         result, info = compress_int4(model, cfg)
     elif cfg.mode == "fp16":
         ov.save_model(model, str(out), compress_to_fp16=True)
-        return Outcome([out, out.with_suffix(".bin")],
+        return Outcome([out, *companions(out)],
                        {"format": "OpenVINO IR", "weights": "fp16", "activations": "runtime's "
                         "inference precision (fp32, or bf16/fp16 where the device picks it)"})
     else:

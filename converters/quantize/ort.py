@@ -15,6 +15,7 @@ import numpy as np
 from edgeship.converters.quantize.calib import CalibrationSet, to_stderr, warn
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
 from edgeship.core.errors import ConfigError, MissingBackendError, ModelError, UnsupportedError
+from edgeship.runtime.formats import FORMATS
 
 _CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 CONV_DOMINATED = 0.5  # share of MACs in convolutions above which dynamic int8 does not pay
@@ -233,7 +234,8 @@ def run(src: Path, out: Path, cfg: QuantizeConfig, calib: Optional[CalibrationSe
         params = quantize_int4(src, out, cfg, conv_share(src))
         check_loadable(out)
         return Outcome([out], params)
-    pre = _named(preprocess(src, work / "pre.onnx"), work / "pre_named.onnx")
+    onnx_file = FORMATS["onnx"].filename
+    pre = _named(preprocess(src, work / onnx_file("pre")), work / onnx_file("pre_named"))
     if cfg.mode == "dynamic":
         params = quantize_dynamic(pre, out, cfg, conv_share(src))
     elif cfg.mode == "fp16":

@@ -22,6 +22,7 @@ from edgeship.converters.quantize import ort
 from edgeship.converters.quantize.calib import CalibrationSet, Feed
 from edgeship.converters.quantize.config import QuantizeConfig
 from edgeship.core.errors import BudgetExceeded
+from edgeship.runtime.formats import FORMATS
 
 _SQNR_CAP_DB = 200.0  # an exact match would be +inf, which JSON cannot hold
 
@@ -116,11 +117,12 @@ def layer_sensitivity(
     model = onnx.load(str(pre))
     final = model.graph.output[0].name
     nodes = weighted_nodes(model)
-    ref = _run(_with_outputs(pre, work / "fp32_probe.onnx", [n.output[0] for n in nodes]),
+    onnx_file = FORMATS["onnx"].filename
+    ref = _run(_with_outputs(pre, work / onnx_file("fp32_probe"), [n.output[0] for n in nodes]),
                feeds, [final] + [n.output[0] for n in nodes])
     layers = []
     for i, node in enumerate(nodes):
-        one = work / f"one_{i}.onnx"
+        one = work / onnx_file(f"one_{i}")
         ort.quantize_static(pre, one, calib, cfg, cache, only=[node.name])
         got = _run(_with_outputs(one, one, [node.output[0]]), feeds, [final, node.output[0]])
         agree = agreement_of(ref[final], got[final])

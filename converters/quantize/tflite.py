@@ -19,21 +19,22 @@ from edgeship.converters.quantize.api import QuantizeResult
 from edgeship.converters.quantize.calib import CalibData, calibration_feeds, collect_warnings
 from edgeship.converters.quantize.config import QuantizeConfig
 from edgeship.core.errors import ConfigError
+from edgeship.runtime.formats import FORMATS, source_kind
 
 
 def _check(model: Any, cfg: QuantizeConfig) -> None:
-    suffix = Path(model).suffix.lower() if isinstance(model, (str, Path)) else ""
-    if suffix == ".tflite":
+    kind = source_kind(model) if isinstance(model, (str, Path)) else "torch"
+    if kind == "tflite":
         raise ConfigError(
             f"'{Path(model).name}' is a TFLite model: it runs in the precision it was converted "
             "to and edgeship does not quantize it again",
             "use it as it is (edgeship bench), or quantize the ONNX/torch model it came from")
-    if suffix == ".xml" or (suffix == ".onnx" and _onnx2tf() is None):
+    if kind == "openvino" or (kind == "onnx" and _onnx2tf() is None):
         raise ConfigError(
             "--backend tflite quantizes from torch (litert-torch)"
-            + (" or from ONNX with onnx2tf (not installed)" if suffix == ".onnx" else "")
+            + (" or from ONNX with onnx2tf (not installed)" if kind == "onnx" else "")
             + f", not '{Path(model).name}'",
-            ("run edgeship tools install onnx2tf, or " if suffix == ".onnx" else "")
+            ("run edgeship tools install onnx2tf, or " if kind == "onnx" else "")
             + "pass the torch model (.pt2/.pt file, or an nn.Module from Python), or use "
             "--backend onnxruntime/openvino",
         )
@@ -67,7 +68,6 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
     see the module docstring."""
     from edgeship.converters.export import export
     from edgeship.converters.export.source import resolve_source
-    from edgeship.core.io import write_atomic
 
     _check(model, cfg)
     source = resolve_source(model, example_input, input_shapes=input_shapes)
@@ -83,7 +83,7 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
             calib_set = calibration_feeds(calib, _bound(model, source), limit=cfg.calib_samples,
                                           seed=cfg.seed, fixed=input_shapes, fills=input_fills)
         if output is None and isinstance(model, (str, Path)):
-            output = Path(model).with_name(f"{Path(model).stem}.{precision}.tflite")
+            output = Path(model).with_name(FORMATS["tflite"].filename(f"{Path(model).stem}.{precision}"))
         if output is None:
             raise ConfigError("quantizing a torch module needs an output path",
                               "pass output='model.int8.tflite'")
@@ -111,7 +111,7 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
     from edgeship.core.artifact import StepRecord
 
     manifest.provenance.steps.append(StepRecord(step="quantize", config=cfg.to_dict()))
-    write_atomic(artifact.manifest_path, manifest.to_json())
+    artifact.save()
     return result
 
 

@@ -9,6 +9,7 @@ from typing import Any, Optional
 import numpy as np
 from edgeship.runtime.backends import import_backend
 from edgeship.runtime.errors import ConfigError, ModelError, UnsupportedError
+from edgeship.runtime.formats import runtime_hints
 from edgeship.runtime.session import (
     BackendInfo,
     Session,
@@ -92,10 +93,10 @@ class OpenVINOSession(Session):
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         if precision:
-            if precision not in _PRECISION_HINTS:
+            if precision not in runtime_hints("openvino"):  # the formats table's list
                 raise ConfigError(
                     f"unknown OpenVINO precision '{precision}'",
-                    f"use one of {list(_PRECISION_HINTS)}",
+                    f"use one of {list(runtime_hints('openvino'))}",
                 )
             config["INFERENCE_PRECISION_HINT"] = _PRECISION_HINTS[precision]
         try:

@@ -58,7 +58,7 @@ def distill_cmd(
     from edgeship.core.io import resolve_output
 
     target = resolve_output(output, default_output(teacher, "distilled"), force=force,
-                            companions=(".json",))
+                            model=True)
 
     result = distill(
         teacher, student, data, temperature=temperature, alpha=alpha, epochs=epochs, lr=lr,

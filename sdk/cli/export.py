@@ -58,8 +58,8 @@ def export(
     from edgeship.runtime.formats import get_format
 
     fmt = get_format(to)
-    target = resolve_output(output, model.with_suffix(fmt.suffixes[0]), force=force,
-                            companions=(".json", ".bin") if to == "openvino" else (".json",))
+    target = resolve_output(output, model.with_name(fmt.filename(model.stem)), force=force,
+                            model=True)
     err_console.print(f"exporting {model.name} to {to}…")
     artifact = run_export(
         model, to, target, precision="fp16" if fp16 else precision, data=data,

@@ -101,14 +101,15 @@ def refuse_output_over_inputs(output: Optional[Path], *inputs: Optional[Path]) -
     if output is None:
         return
     from edgeship.core.errors import ConfigError
-    from edgeship.runtime.bench import model_files
+    from edgeship.runtime.formats import files_of
+    from edgeship.runtime.manifest import manifest_path
 
     out = Path(output).resolve()
     for given in inputs:
         if given is None:
             continue
         given = Path(given)
-        files = [*model_files(given), given.with_name(given.name + ".manifest.json")]
+        files = [*files_of(given), manifest_path(given)]
         for f in files:
             if f.resolve() == out or (f.exists() and out.exists() and out.samefile(f)):
                 raise ConfigError(f"-o {output} is the input file '{f}': writing it would "

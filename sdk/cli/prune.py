@@ -89,8 +89,7 @@ def prune_cmd(
     from edgeship.converters.prune import default_output, prune
     from edgeship.core.io import resolve_output
 
-    target = resolve_output(output, default_output(model, "pruned"), force=force,
-                            companions=(".json",))
+    target = resolve_output(output, default_output(model, "pruned"), force=force, model=True)
 
     result = prune(
         model, sparsity, structured=structured, neurons=neurons, importance=importance,

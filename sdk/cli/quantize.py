@@ -74,7 +74,9 @@ def quantize(
                               "pass accuracy points, e.g. --max-accuracy-drop 1") from None
     o.refuse_output_over_inputs(output, model, calib, data)
     shapes, fills = o.input_flags(input_shape, input_value, input_range)
-    torch_file = model.suffix.lower() in (".pt", ".pth", ".pt2", ".ts")
+    from edgeship.runtime.formats import is_torch_file
+
+    torch_file = is_torch_file(model)
     example = _example_input(input_shape) if torch_file else None
     output = _output(model, output, mode, backend, weights_only, force)
     with err_console.status(f"quantizing {model.name}…"):
@@ -100,15 +102,13 @@ def _output(model: Path, output: Optional[Path], mode: str, backend: Optional[st
             weights_only: Optional[str], force: bool) -> Path:
     """The quantized file under the one output rule (edgeship.core.io.resolve_output)."""
     from edgeship.core.io import resolve_output
+    from edgeship.runtime.formats import BACKENDS, default_quantizer, quantized_suffix
 
-    suffix = {"openvino": ".xml", "tflite": ".tflite"}.get(str(backend), "")
-    if backend is None:
-        suffix = ".xml" if model.suffix.lower() == ".xml" else (
-            ".tflite" if model.suffix.lower() in (".pt", ".pth", ".pt2", ".ts") else ".onnx")
+    name = backend if backend in BACKENDS else default_quantizer(model) if backend is None \
+        else "onnxruntime"  # an unknown --backend is refused with the quantize config's words
     tag = weights_only or {"static": "int8", "dynamic": "dynint8", "fp16": "fp16"}.get(mode, mode)
-    default = model.with_name(f"{model.stem}.{tag}{suffix or '.onnx'}")
-    return resolve_output(output, default, force=force,
-                          companions=(".json", ".bin") if suffix == ".xml" else (".json",))
+    default = model.with_name(f"{model.stem}.{tag}{quantized_suffix(name)}")
+    return resolve_output(output, default, force=force, model=True)
 
 
 def _example_input(shapes: Optional[list[str]]) -> Any:

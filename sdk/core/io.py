@@ -34,13 +34,13 @@ def _umask() -> int:
 
 
 def resolve_output(output: Union[str, Path, None], default: Path, *, force: bool,
-                   companions: tuple[str, ...] = ()) -> Path:
+                   model: bool = False) -> Path:
     """The one output rule of every command that writes a file.
 
     ``output`` names a file, or an existing directory (then ``default``'s name inside it);
-    None means ``default``.  A file that exists already (or one of its ``companions``: suffixes
-    such as ``.json`` for the manifest, ``.bin`` for OpenVINO weights) is refused unless
-    ``force``, with the same words whichever command asks.
+    None means ``default``.  A file that exists already (for a ``model``, also its manifest
+    and companion files: the formats table's ``.bin`` beside an OpenVINO ``.xml``) is refused
+    unless ``force``, with the same words whichever command asks.
 
     Example:
         >>> resolve_output("out/", Path("m.int8.onnx"), force=False)   # doctest: +SKIP
@@ -57,8 +57,16 @@ def resolve_output(output: Union[str, Path, None], default: Path, *, force: bool
     if target.is_dir():
         raise ConfigError(f"output '{target}' is a directory", "name an output file with -o")
     if not force:
-        taken = [p for p in (target, *(target.with_suffix(s) for s in companions)) if p.exists()]
+        taken = [p for p in (target, *(_beside(target) if model else ())) if p.exists()]
         if taken:
             raise ConfigError(f"output '{taken[0]}' already exists",
                               "pass --force to replace it, or choose another -o")
     return target
+
+
+def _beside(model: Path) -> list[Path]:
+    """The files that belong to a model written at ``model``: its manifest and companions."""
+    from edgeship.runtime.formats import companions
+    from edgeship.runtime.manifest import manifest_path
+
+    return [manifest_path(model), *companions(model)]
