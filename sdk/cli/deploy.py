@@ -41,8 +41,7 @@ def deploy(
         if target in ("", "local"):
             raise ConfigError("--provision needs a device, not 'local'",
                               "pass --target user@host[:port] or a Host alias")
-        with r.open_cli_target(target, accept_new_host_key) as tgt:
-            tgt.remote_dir = remote_dir or tgt.remote_dir
+        with r.open_cli_target(target, accept_new_host_key, remote_dir=remote_dir) as tgt:
             provision_for(tgt, model, backend)
             with err_console.status(f"deploying {model.name} to {target}…"):
                 report = deploy_model(model, tgt)
