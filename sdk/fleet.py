@@ -128,24 +128,14 @@ def run_fleet(
         began = time.perf_counter()
         try:
             with lease(spec) if lease is not None else contextlib.nullcontext():
-                return _open_and_work(spec, began)
-        except EdgeshipError as exc:
-            return HostOutcome(spec, exc.exit_code, time.perf_counter() - began,
-                               error=exc.one_line(), error_type=type(exc).__name__)
-        except KeyboardInterrupt:
-            return HostOutcome(spec, 130, time.perf_counter() - began, error="interrupted",
-                               error_type="KeyboardInterrupt")
-
-    def _open_and_work(spec: str, began: float) -> HostOutcome:
-        try:
-            target = open_target(spec, **(target_options or {})) if spec != "local" \
-                else open_target(spec)
-            with lock:
-                live[spec] = target
-            try:
-                value = work(target)
-            finally:
-                target.close()
+                target = open_target(spec, **(target_options or {})) if spec != "local" \
+                    else open_target(spec)
+                with lock:
+                    live[spec] = target
+                try:
+                    value = work(target)
+                finally:
+                    target.close()
             return HostOutcome(spec, code_of(value), time.perf_counter() - began, value)
         except EdgeshipError as exc:
             return HostOutcome(spec, exc.exit_code, time.perf_counter() - began,

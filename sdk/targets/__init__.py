@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgeship.targets.base import Result, Target
+from edgeship.targets.facts import DeviceFacts
 from edgeship.targets.local import LocalTarget
 
 
@@ -15,4 +16,4 @@ def open_target(spec: str | None, **options: object) -> Target:
     return SSHTarget(spec, **options)  # type: ignore[arg-type]
 
 
-__all__ = ["LocalTarget", "Result", "Target", "open_target"]
+__all__ = ["DeviceFacts", "LocalTarget", "Result", "Target", "open_target"]
