@@ -295,10 +295,12 @@ class SSHTarget(Target):
 
     def free_bytes(self, directory: str) -> Optional[int]:
         """Free bytes for this user in ``directory`` on the device; None if that cannot be read."""
+        code = ("import json,os,sys; s=os.statvfs(sys.argv[1]); "
+                "print(json.dumps({'free': s.f_bavail*s.f_frsize}))")
         with contextlib.suppress(Exception):
-            code = "import os,sys; s=os.statvfs(sys.argv[1]); print(s.f_bavail*s.f_frsize)"
-            res = self.run([self.python, "-c", code, directory], timeout=30)
-            return int(res.stdout.split()[-1])
+            payload, _ = self.run_json([self.python, "-c", code, directory],
+                                       what="the free-space check", timeout=30)
+            return int(payload["free"])
         return None
 
     def discard_temps(self) -> None:
