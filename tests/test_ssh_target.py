@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from edgeship.core.errors import ConfigError, HostKeyError
-from edgeship.deployment import file_sha256
 from edgeship.targets import LocalTarget
 from edgeship.targets.ssh import SSHTarget
 from edgeship.targets.sshconfig import parse_target, read_hosts_file
+from edgeship.targets.staging import file_sha256
 
 from tests.fixtures.sshd import PlainDevice
 

@@ -1,5 +1,5 @@
-"""Stage a model and the on-device runtime in a target's cache (``SSHTarget.stage``, and
-``edgeship.deploy`` in ``edgeship.deployment``).
+"""Deploy a model and the on-device runtime to a device's cache over SFTP (``edgeship.deploy``,
+and ``SSHTarget.stage`` before each remote benchmark).
 
 Layout on the device (``base`` is ``~/.cache/edgeship`` unless ``--dir`` says otherwise)::
 
@@ -21,14 +21,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
-from edgeship.core.errors import MissingBackendError, ModelError, RemoteCommandFailed
+from edgeship.core.errors import ConfigError, MissingBackendError, ModelError, RemoteCommandFailed
 from edgeship.runtime.formats import format_for_path
-from edgeship.targets.base import MIN_DEVICE_PYTHON
-
-if TYPE_CHECKING:
-    from edgeship.targets.base import Target
+from edgeship.targets.base import MIN_DEVICE_PYTHON, Target
 
 MANIFEST = ".edgeship-files.json"
 DeployProgress = Callable[[str, int, int], None]  # file name, bytes sent, bytes in that file
@@ -228,3 +225,31 @@ def deploy_to(target: Target, model: Path, progress: Optional[DeployProgress] = 
     report.seconds = time.perf_counter() - start
     return report
 
+
+def deploy(
+    model: Union[str, Path],
+    target: Union[str, Target],
+    *,
+    remote_dir: Optional[str] = None,
+    accept_new_host_key: bool = False,
+    progress: Optional[DeployProgress] = None,
+) -> DeployReport:
+    """Copy ``model`` (+ manifest) and ``edgeship.runtime`` to the device's cache over SFTP.
+
+    ``target`` is an SSH target string or alias, or an open ``Target``.  Files already on the
+    device with the same sha256 are skipped; the report says what was sent.
+
+    Example:
+        >>> r = deploy("digits_cnn.onnx", "pi@raspberrypi.local")   # doctest: +SKIP
+        >>> print(r.model_path, r.bytes_sent)                       # doctest: +SKIP
+    """
+    if isinstance(target, Target):
+        return deploy_to(target, Path(model), progress, remote_dir=remote_dir)
+    if target in ("", "local"):
+        raise ConfigError("deploy needs a device, not 'local'",
+                          "pass --target user@host[:port] or a Host alias")
+    from edgeship.targets.ssh import SSHTarget
+
+    with SSHTarget(target, accept_new_host_key=accept_new_host_key,
+                   remote_dir=remote_dir) as owned:
+        return deploy_to(owned, Path(model), progress)
