@@ -31,10 +31,11 @@ from edgeship.core import errors
 from edgeship.device_profiles.schema import DeviceProfile
 from edgeship.runtime.formats import format_for_path, get_backend
 from edgeship.targets import Target, open_target
+from edgeship.targets.base import MIN_DEVICE_PYTHON
 from edgeship.targets.facts import DeviceFacts
 from edgeship.targets.remote import source
 
-MIN_PYTHON = (3, 9)
+MIN_PYTHON = MIN_DEVICE_PYTHON  # the runtime's own minimum
 OLDEST_MANYLINUX_MINOR = 17  # manylinux2014: older tags only name long-gone wheels
 _LEGACY_ALIASES = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 BUILDING_MARK = ".edgeship-tmp-"  # a venv being built: <venv>.edgeship-tmp-<hex>

@@ -364,7 +364,7 @@ def test_remote_scripts_keep_old_syntax() -> None:
 
     from edgeship.targets.remote import source
 
-    for name in ("watchdog", "preflight", "probe"):
+    for name in ("watchdog", "preflight", "probe", "venvfacts", "finish_venv"):
         ast.parse(source(name), feature_version=(3, 5))
 
 
