@@ -121,8 +121,8 @@ def overhead(target: str, settings: dict, repeats: int) -> dict:
 def orchestration(hosts: list[str], seconds: float) -> tuple[float, float, float]:
     """Fleet wall time when each device's work is ``sleep`` (no CPU): deploy check + command;
     the CPU seconds this (host) process spent on it, all threads; and the devices' CPU."""
-    from edgeship.deployment import deploy_to
     from edgeship.fleet import run_fleet
+    from edgeship.targets.staging import deploy_to
 
     def work(target) -> None:  # type: ignore[no-untyped-def]
         deploy_to(target, MODEL)

@@ -8,10 +8,8 @@ with ``perf_counter_ns``; peak RSS from VmHWM; thermal and frequency before and 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import math
 import os
 import statistics
 import sys
@@ -25,13 +23,20 @@ from typing import TYPE_CHECKING, Any, Optional
 if TYPE_CHECKING:
     from edgeship.runtime.inputs import InputFill
 
+from edgeship.runtime.benchconfig import (
+    DEFAULT_MIN_SECONDS,
+    DEFAULT_RUNS,
+    DEFAULT_WARMUP,
+    BenchConfig,
+    check_min_seconds,
+)
 from edgeship.runtime.errors import EXIT_INTERNAL, EdgeshipError
 from edgeship.runtime.formats import files_of
 
+__all__ = ["DEFAULT_MIN_SECONDS", "DEFAULT_RUNS", "DEFAULT_WARMUP", "BenchConfig",
+           "BenchmarkResult", "LatencyStats", "check_min_seconds", "main", "measure"]
+
 SCHEMA = "edgeship.benchmark/1"
-DEFAULT_WARMUP = 10
-DEFAULT_RUNS = 100
-DEFAULT_MIN_SECONDS = 1.0
 PERCENTILES = ("p50", "p90", "p99")
 MAX_SAMPLES_KEPT = 10_000  # per-run latencies kept in the JSON (evenly strided, in time order)
 
@@ -165,22 +170,10 @@ def _settle(call: Callable[[], object], minimum: int, budget_s: float = 5.0) -> 
             return done
 
 
-def measure(
-    model: str | Path,
-    *,
-    backend: Optional[str] = None,
-    threads: Optional[int] = None,
-    warmup: int = DEFAULT_WARMUP,
-    runs: int = DEFAULT_RUNS,
-    min_seconds: float = DEFAULT_MIN_SECONDS,
-    input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
-    data: Optional[str | Path] = None,
-    precision: Optional[str] = None,
-    seed: int = 0,
-    coverage: bool = True,
-    fills: Optional[dict[str, InputFill]] = None,
-) -> BenchmarkResult:
-    """Measure ``model`` in this process.  Use the agent (a fresh process) for real numbers.
+def measure(model: str | Path, config: Optional[BenchConfig] = None, **options: Any
+            ) -> BenchmarkResult:
+    """Measure ``model`` in this process as ``config`` (or ``BenchConfig(**options)``) says.
+    Use the agent (a fresh process) for real numbers.
 
     Inputs: the arrays of ``data`` (an .npz, see ``inputs.load_samples``) where it has them;
     the others made up at ``input_shapes``, as ``fills`` says (a value or range) or random.
@@ -197,6 +190,11 @@ def measure(
     )
     from edgeship.runtime.session import inference_failed
 
+    config = (config or BenchConfig()).replace(**options)
+    backend, threads, precision, seed = config.backend, config.threads, config.precision, config.seed
+    warmup, runs, min_seconds, data = config.warmup, config.runs, config.min_seconds, config.data
+    input_shapes: dict[str, tuple[int, ...]] = dict(config.input_shapes)
+    fills: dict[str, InputFill] = dict(config.fills)
     path = Path(model)
     fmt = format_for_path(path)
     name = parse_backend(backend)[0] if backend else fmt.backends[0]
@@ -210,7 +208,6 @@ def measure(
                    input_shapes=input_shapes)
     load_ns = time.perf_counter_ns() - t0
 
-    fills = fills or {}
     check_input_names(session.inputs, input_shapes or {}, "--input-shape")
     check_input_names(session.inputs, fills, "--input-value/--input-range")
     given = load_samples(data, session.inputs, partial=True) if data is not None else {}
@@ -251,7 +248,7 @@ def measure(
 
     peak, peak_source = sysinfo.peak_rss_mb()
     thermal_after, freq_after = sysinfo.thermal(), sysinfo.cpu_frequency()
-    node_coverage = session.node_coverage(feeds) if coverage else None
+    node_coverage = session.node_coverage(feeds) if config.coverage else None
     stats = LatencyStats.from_ns(samples)
     batch = next((s for k, s in feeds.items()), None)
     batch_size = int(batch.shape[0]) if batch is not None and batch.ndim else 1
@@ -304,88 +301,22 @@ def measure(
     )
 
 
-def check_min_seconds(value: float) -> None:
-    """--min-seconds is a finite, non-negative number (nan and inf would time forever or crash)."""
-    from edgeship.runtime.errors import ConfigError
-
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"--min-seconds must be a finite number of seconds >= 0, got {value}",
-                          "pass e.g. --min-seconds 1")
-
-
 def _only(values: Optional[dict[str, Any]], specs: Sequence[Any]) -> dict[str, Any]:
     names = {s.name for s in specs}
     return {k: v for k, v in (values or {}).items() if k in names}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m edgeship.runtime.bench",
-        description="Measure one model in this process; print one JSON object on stdout.",
-    )
-    p.add_argument("model")
-    p.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
-    p.add_argument("--runs", type=int, default=DEFAULT_RUNS)
-    p.add_argument("--min-seconds", type=float, default=DEFAULT_MIN_SECONDS)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--backend", default=None, help="onnxruntime|openvino|tflite[:DEVICE]")
-    p.add_argument("--precision", default=None, help="fp32|fp16|bf16 (OpenVINO)")
-    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...")
-    p.add_argument("--input-value", action="append", default=[], metavar="NAME=VALUE",
-                   help="feed this value (broadcast to the input's shape), e.g. sr=16000")
-    p.add_argument("--input-range", action="append", default=[], metavar="NAME=LOW:HIGH",
-                   help="feed uniform random values in [LOW, HIGH], e.g. input_ids=0:30521")
-    p.add_argument("--data", default=None,
-                   help=".npz with model-ready samples: 'x', or one array per input name")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-coverage", action="store_true", help="skip the node-coverage pass")
-    return p
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse would print usage and exit(2) itself
-        raise _UsageError(message)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from edgeship.runtime.errors import ConfigError, EdgeshipError
-    from edgeship.runtime.inputs import parse_input_fills, parse_input_shapes
+    from edgeship.runtime.errors import EdgeshipError
 
     # Backends print to fd 1 from C++; keep the real stdout for the one JSON object.
     sys.stdout.flush()
     json_fd = os.dup(1)
     os.dup2(2, 1)
     try:
-        parser = build_parser()
-        parser.__class__ = _Parser
         try:
-            args = parser.parse_args(argv)
-            for name, value in (("--runs", args.runs), ("--warmup", args.warmup)):
-                if value < 0 or (name == "--runs" and value < 1):
-                    raise ConfigError(f"{name} must be positive, got {value}", f"pass {name} 1 or more")
-            check_min_seconds(args.min_seconds)
-            result = measure(
-                args.model,
-                backend=args.backend,
-                threads=args.threads,
-                warmup=args.warmup,
-                runs=args.runs,
-                min_seconds=args.min_seconds,
-                input_shapes=parse_input_shapes(args.input_shape),
-                data=args.data,
-                precision=args.precision,
-                seed=args.seed,
-                coverage=not args.no_coverage,
-                fills=parse_input_fills(args.input_value, args.input_range),
-            )
-            payload, code = result.to_json(), 0
-        except _UsageError as exc:
-            err = ConfigError(f"bad agent arguments: {exc}", "see python -m edgeship.runtime.bench --help")
-            payload, code = _error_json(err), err.exit_code
+            model, config = BenchConfig.from_argv(argv)
+            payload, code = measure(model, config).to_json(), 0
         except EdgeshipError as exc:
             payload, code = _error_json(exc), exc.exit_code
         except Exception as exc:  # a bug: the host saves the traceback and exits 70 or 3

@@ -22,7 +22,7 @@ _EXPORTS = {
     "Verdict": "edgeship.budget:Verdict",
     "BenchmarkResult": "edgeship.runtime.bench:BenchmarkResult",
     "benchmark": "edgeship.bench:benchmark",
-    "deploy": "edgeship.deployment:deploy",
+    "deploy": "edgeship.targets.staging:deploy",
     "provision": "edgeship.provisioning:provision",
     "bench_fleet": "edgeship.fleet:bench_fleet",
     "SSHTarget": "edgeship.targets.ssh:SSHTarget",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -13,81 +11,24 @@ from edgeship.runtime.bench import (
     DEFAULT_MIN_SECONDS,
     DEFAULT_RUNS,
     DEFAULT_WARMUP,
+    BenchConfig,
     BenchmarkResult,
 )
 from edgeship.runtime.formats import format_for_path
 from edgeship.targets import Target, open_target
+from edgeship.targets.base import Result, read_json
 
 if TYPE_CHECKING:
     from edgeship.runtime.inputs import InputFill
 
-
-def agent_args(
-    *,
-    backend: Optional[str] = None,
-    threads: Optional[int] = None,
-    warmup: int = DEFAULT_WARMUP,
-    runs: int = DEFAULT_RUNS,
-    min_seconds: float = DEFAULT_MIN_SECONDS,
-    input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
-    precision: Optional[str] = None,
-    seed: int = 0,
-    fills: Optional[dict[str, InputFill]] = None,
-    data: Optional[str] = None,
-) -> list[str]:
-    """The agent's command-line flags for these settings (argv items, never a shell string);
-    ``data`` is the samples file's path on the target."""
-    args = ["--warmup", str(warmup), "--runs", str(runs), "--min-seconds", str(min_seconds),
-            "--seed", str(seed)]
-    if backend:
-        args += ["--backend", backend]
-    if threads:
-        args += ["--threads", str(threads)]
-    if precision:
-        args += ["--precision", precision]
-    for name, shape in (input_shapes or {}).items():
-        args += ["--input-shape", f"{name}={','.join(map(str, shape))}"]
-    if fills:
-        from edgeship.runtime.inputs import fill_args
-
-        args += fill_args(fills)
-    if data:
-        args += ["--data", data]
-    return args
+AGENT_WHAT = "the measurement agent"
+AGENT_FIX = "run it by hand with python -m edgeship.runtime.bench to see the full error"
 
 
 def parse_agent_output(stdout: str, stderr: str, exit_code: int, where: str) -> BenchmarkResult:
     """Turn the agent's one JSON object back into a result, or re-raise its error here."""
-    lines = [ln for ln in stdout.strip().splitlines() if ln.strip()]
-    try:
-        payload: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-    except json.JSONDecodeError:
-        payload = {}
-    error = payload.get("error")
-    if error:
-        cls = getattr(errors, error.get("type", ""), None)
-        if not (isinstance(cls, type) and issubclass(cls, errors.EdgeshipError)):
-            cls = errors.RemoteCommandFailed
-        problem = error.get("problem", "the agent failed")
-        if where != "local":  # "pip install onnxruntime" is for the device, not this host
-            problem = f"on {where}: {problem}"
-        raised = cls(problem, error.get("fix", ""))
-        if isinstance(error.get("traceback"), str):  # the agent's own bug: the CLI saves it
-            raised.traceback_text = error["traceback"]
-        raise raised
-    if exit_code != 0 or not payload:
-        tail = " | ".join(stderr.strip().splitlines()[-3:]) or "no output"
-        if exit_code in (137, -9):
-            raise errors.RemoteCommandFailed(
-                f"the measurement agent on {where} was killed (exit {exit_code}, out of memory?): "
-                f"{tail}",
-                "give the device more memory or measure a smaller model",
-            )
-        raise errors.RemoteCommandFailed(
-            f"the measurement agent on {where} failed (exit {exit_code}): {tail}",
-            "run it by hand with python -m edgeship.runtime.bench to see the full error",
-        )
-    return BenchmarkResult.from_dict(payload)
+    res = Result(stdout, stderr, exit_code, 0.0)
+    return BenchmarkResult.from_dict(read_json(res, what=AGENT_WHAT, where=where, fix=AGENT_FIX))
 
 
 def benchmark(
@@ -118,14 +59,36 @@ def benchmark(
         >>> r = benchmark("examples/models/digits_cnn.onnx", runs=200, threads=1)  # doctest: +SKIP
         >>> print(r.latency_ms.p50, r.memory["peak_rss_mb"])                        # doctest: +SKIP
     """
+    config = bench_config(backend=backend, threads=threads, warmup=warmup, runs=runs,
+                          min_seconds=min_seconds, input_shapes=input_shapes,
+                          precision=precision, seed=seed, fills=fills, data=data, timeout=timeout)
+    return run_benchmark(model, target, config, extra_args)
+
+
+def bench_config(**options: Any) -> BenchConfig:
+    """A ``BenchConfig`` from ``benchmark``'s keywords (None for "not given", a data path)."""
+    for name in ("input_shapes", "fills"):
+        if options.get(name) is None:
+            options.pop(name, None)
+    if options.get("data") is not None:
+        options["data"] = str(options["data"])
+    return BenchConfig(**options)
+
+
+def run_benchmark(
+    model: Union[str, Path],
+    target: Union[str, Target, None],
+    config: BenchConfig,
+    extra_args: Sequence[str] = (),
+) -> BenchmarkResult:
+    """``benchmark`` with its settings as one ``BenchConfig`` (``data`` a path here; it is
+    copied to the target for the run)."""
     path = Path(model)
     if not path.is_file():
         raise errors.ModelError(f"model file '{path}' does not exist", "check the path")
-    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
-        raise errors.ConfigError(f"timeout must be a positive finite number of seconds, got "
-                                 f"{timeout}", "pass e.g. --timeout 600")
+    config.check()  # before anything is copied anywhere
     format_for_path(path)  # unknown suffixes fail here, before anything is copied anywhere
-    samples = Path(data) if data is not None else None
+    samples = Path(config.data) if config.data is not None else None
     if samples is not None and not samples.is_file():
         raise errors.ConfigError(f"data file '{samples}' does not exist", "check the --data path")
     owned = not isinstance(target, Target)
@@ -136,12 +99,11 @@ def benchmark(
         remote_model, python, env = tgt.stage(path)
         if samples is not None:
             remote_data = _stage_data(tgt, samples, remote_model)
-        argv = [*python, "-m", "edgeship.runtime.bench", remote_model, *agent_args(
-            backend=backend, threads=threads, warmup=warmup, runs=runs, min_seconds=min_seconds,
-            input_shapes=input_shapes, precision=precision, seed=seed, fills=fills,
-            data=remote_data), *extra_args]
-        res = tgt.run(argv, env=env, timeout=timeout)
-        result = parse_agent_output(res.stdout, res.stderr, res.exit_code, tgt.name)
+        argv = [*python, "-m", "edgeship.runtime.bench", remote_model,
+                *config.replace(data=remote_data).to_argv(), *extra_args]
+        payload, res = tgt.run_json(argv, env=env, timeout=config.timeout, what=AGENT_WHAT,
+                                    fix=AGENT_FIX)
+        result = BenchmarkResult.from_dict(payload)
         result.target = {"name": tgt.name, "kind": type(tgt).__name__, "agent_seconds": res.duration}
         return result
     finally:
@@ -172,3 +134,4 @@ def _stage_data(tgt: Target, samples: Path, remote_model: str) -> str:
 def _remove_remote(tgt: Target, python: list[str], remote: str) -> None:
     code = "import os, sys; os.remove(sys.argv[1])"
     tgt.run([*python, "-c", code, remote], timeout=60)
+

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, Protocol, TypeVar, Union
 
 from edgeship.core.errors import ConfigError, EdgeshipError
+from edgeship.runtime.benchconfig import BenchConfig
 from edgeship.targets import Target, open_target
 
 DEFAULT_JOBS = 32  # concurrent hosts; each costs two threads and one SSH connection here
@@ -71,6 +72,15 @@ class FleetResult:
         }
 
 
+class Lease(Protocol):
+    """``lease(spec)``: a context manager held around one host's work; ``stop`` set on Ctrl-C
+    ends the waits for one."""
+
+    stop: threading.Event
+
+    def __call__(self, spec: str) -> contextlib.AbstractContextManager[Any]: ...
+
+
 class FleetInterrupted(KeyboardInterrupt):
     """Ctrl-C during a fleet run; ``result`` holds every host's outcome so far (the hosts that
     had not finished are recorded as interrupted, exit 130)."""
@@ -101,7 +111,7 @@ def run_fleet(
     jobs: int = DEFAULT_JOBS,
     target_options: Optional[dict[str, Any]] = None,
     code_of: Callable[[T], int] = lambda value: 0,
-    lease: Optional[Callable[[str], Any]] = None,
+    lease: Optional[Lease] = None,
 ) -> FleetResult:
     """Open each target, call ``work(target)`` on a pool of ``jobs`` threads, close it.
 
@@ -118,24 +128,14 @@ def run_fleet(
         began = time.perf_counter()
         try:
             with lease(spec) if lease is not None else contextlib.nullcontext():
-                return _open_and_work(spec, began)
-        except EdgeshipError as exc:
-            return HostOutcome(spec, exc.exit_code, time.perf_counter() - began,
-                               error=exc.one_line(), error_type=type(exc).__name__)
-        except KeyboardInterrupt:
-            return HostOutcome(spec, 130, time.perf_counter() - began, error="interrupted",
-                               error_type="KeyboardInterrupt")
-
-    def _open_and_work(spec: str, began: float) -> HostOutcome:
-        try:
-            target = open_target(spec, **(target_options or {})) if spec != "local" \
-                else open_target(spec)
-            with lock:
-                live[spec] = target
-            try:
-                value = work(target)
-            finally:
-                target.close()
+                target = open_target(spec, **(target_options or {})) if spec != "local" \
+                    else open_target(spec)
+                with lock:
+                    live[spec] = target
+                try:
+                    value = work(target)
+                finally:
+                    target.close()
             return HostOutcome(spec, code_of(value), time.perf_counter() - began, value)
         except EdgeshipError as exc:
             return HostOutcome(spec, exc.exit_code, time.perf_counter() - began,
@@ -157,14 +157,11 @@ def run_fleet(
         try:
             wait(futures)
         except KeyboardInterrupt:
-            stop_leasing = getattr(lease, "stop", None)
-            if stop_leasing is not None:  # threads still waiting for a lab lease give up
-                stop_leasing.set()
+            if lease is not None:  # threads still waiting for a lab lease give up
+                lease.stop.set()
             with lock:
                 for target in live.values():
-                    interrupt = getattr(target, "interrupt", None)
-                    if interrupt:
-                        interrupt()
+                    target.interrupt()
             for f in futures:
                 f.cancel()
             wait(futures)
@@ -185,9 +182,11 @@ def bench_fleet(
     accept_new_host_key: bool = False,
     timeout: Optional[float] = None,
     lab: Optional[str] = None,
+    config: Optional[BenchConfig] = None,
     **bench_options: Any,
 ) -> FleetResult:
-    """Benchmark ``model`` on every target concurrently (``edgeship bench --target`` repeated).
+    """Benchmark ``model`` on every target concurrently (``edgeship bench --target`` repeated),
+    each as ``config`` says (or ``benchmark``'s keywords in ``bench_options``).
 
     Each host's value is ``(BenchmarkResult, Verdict or None)``; its exit code is 1 when it
     missed ``budget``, the error's code when it failed.  ``lab``: a Ray cluster address whose
@@ -197,19 +196,22 @@ def bench_fleet(
         >>> fleet = bench_fleet("m.onnx", ["pi1", "pi2"], runs=200)        # doctest: +SKIP
         >>> [(h.target, h.value[0].latency_ms.p50) for h in fleet.hosts if h.ok]  # doctest: +SKIP
     """
-    from edgeship.bench import benchmark
+    from edgeship.bench import bench_config, run_benchmark
 
     path = Path(model)
     if not path.is_file():
         from edgeship.core.errors import ModelError
 
         raise ModelError(f"model file '{path}' does not exist", "check the path")
+    settings = config or bench_config(**bench_options)
+    if timeout is not None:
+        settings = settings.replace(timeout=timeout)
+    settings.check()  # a usage error, before any host is contacted
 
     def work(target: Target) -> tuple[Any, Any]:
-        result = benchmark(path, target, timeout=timeout, **bench_options)
-        deployed = getattr(target, "last_deploy", None)
-        if deployed is not None:
-            result.target["deploy"] = deployed.to_dict()
+        result = run_benchmark(path, target, settings)
+        if target.last_deploy is not None:
+            result.target["deploy"] = target.last_deploy.to_dict()
         return result, (result.check(budget) if budget is not None else None)
 
     try:

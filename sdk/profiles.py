@@ -21,6 +21,7 @@ from typing import Any, Optional, Union, get_args
 from edgeship.core.errors import ConfigError
 from edgeship.device_profiles.isa import features_of
 from edgeship.device_profiles.schema import ISA_FLAGS, DeviceProfile, Source, ThreadChoice, Variant
+from edgeship.targets.facts import DeviceFacts
 from pydantic import BaseModel, ValidationError
 
 # Detection evidence and its weight in the score (0..1).  A specific device (one whose profile
@@ -33,7 +34,6 @@ WEIGHT_PER_FLAG, WEIGHT_FLAGS_MAX = 0.03, 0.3
 WEIGHT_CORES = 0.05
 MATCH_THRESHOLD = 0.25
 
-_ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64"}
 _ORT_GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider",
                       "ROCMExecutionProvider", "MIGraphXExecutionProvider")
 _OV_PRECISIONS = {"FP32": "fp32", "FP16": "fp16", "BF16": "bf16", "INT8": "int8"}
@@ -164,40 +164,23 @@ def _description_at(loc: Sequence[Union[str, int]]) -> str:
 # -------------------------------------------------------------------------------- matching
 
 
-def _arch(machine: str) -> str:
-    return _ARCH_ALIASES.get(machine.lower(), machine.lower())
-
-
-def userland(facts: Mapping[str, Any]) -> Optional[str]:
-    """The architecture wheels must be built for: a 32-bit python on a 64-bit Arm kernel (32-bit
-    Raspberry Pi OS) runs armv7l code although ``uname -m`` says aarch64."""
-    machine = facts.get("machine")
-    if not machine:
-        return None
-    arch = _arch(str(machine))
-    if arch in ("armv8l", "armv7l") or (arch == "aarch64" and facts.get("python_bits") == 32):
-        return "armv7l"
-    return arch
-
-
-def _arch_fits(profile: DeviceProfile, facts: Mapping[str, Any]) -> bool:
-    arch = _arch(str(facts["machine"]))
-    if arch == profile.arch:
+def _arch_fits(profile: DeviceProfile, facts: DeviceFacts) -> bool:
+    if facts.arch == profile.arch:
         return True
     # a 64-bit board running a 32-bit OS: the profile says so with a userland variant
-    return any(v.kind == "userland" and v.arch == userland(facts) for v in profile.variants)
+    return any(v.kind == "userland" and v.arch == facts.userland for v in profile.variants)
 
 
-def _score(profile: DeviceProfile, facts: Mapping[str, Any]) -> tuple[Optional[float], list[str]]:
+def _score(profile: DeviceProfile, facts: DeviceFacts) -> tuple[Optional[float], list[str]]:
     """How well the facts fit the profile (None: they rule it out), and why."""
     score, reasons = 0.0, []
-    machine = facts.get("machine")
+    machine = facts.machine
     if machine:
         if not _arch_fits(profile, facts):
             return None, [f"arch {machine} is not {profile.arch}"]
         score += WEIGHT_ARCH
         reasons.append(f"arch {profile.arch}")
-    flags = set(facts.get("cpu_flags") or [])
+    flags = set(facts.cpu_flags)
     required = list(profile.cpu.isa) + list(profile.match.cpu_flags)
     if flags and required:
         missing = [f for f in required if not flags & set(ISA_FLAGS.get(f, (f,)))]
@@ -206,7 +189,7 @@ def _score(profile: DeviceProfile, facts: Mapping[str, Any]) -> tuple[Optional[f
         score += min(WEIGHT_FLAGS_MAX, WEIGHT_PER_FLAG * len(required))
         reasons.append(f"CPU has {', '.join(required)}")
     specific = False
-    parts = facts.get("cpu_parts")
+    parts = facts.cpu_parts
     if parts and profile.match.cpu_parts:
         missing = [p for p in profile.match.cpu_parts if p not in parts]
         if missing:
@@ -219,7 +202,7 @@ def _score(profile: DeviceProfile, facts: Mapping[str, Any]) -> tuple[Optional[f
         score += WEIGHT_MODEL
         specific = True
         reasons.append(hit)
-    cores = facts.get("cpu_count")
+    cores = facts.cpu_count
     if cores and profile.cpu.cores == cores:
         score += WEIGHT_CORES
         reasons.append(f"{cores} cores")
@@ -234,9 +217,9 @@ def _score(profile: DeviceProfile, facts: Mapping[str, Any]) -> tuple[Optional[f
     return min(1.0, round(score, 3)), reasons
 
 
-def _model_hit(profile: DeviceProfile, facts: Mapping[str, Any]) -> Optional[str]:
+def _model_hit(profile: DeviceProfile, facts: DeviceFacts) -> Optional[str]:
     # On Arm boards the cpuinfo 'Model' line (the board) is what host_facts reports as cpu_model.
-    names = {"device model": facts.get("device_model"), "CPU model": facts.get("cpu_model")}
+    names = {"device model": facts.device_model, "CPU model": facts.cpu_model}
     for pattern in profile.match.device_model:
         for label, value in names.items():
             if value and pattern.lower() in value.lower():
@@ -252,14 +235,15 @@ def _model_hit(profile: DeviceProfile, facts: Mapping[str, Any]) -> Optional[str
 
 
 def match_profile(
-    facts: Mapping[str, Any], profiles: Optional[Sequence[DeviceProfile]] = None
+    facts: Union[DeviceFacts, Mapping[str, Any]], profiles: Optional[Sequence[DeviceProfile]] = None
 ) -> tuple[Optional[DeviceProfile], float, list[str]]:
     """The bundled profile that best fits a target's probe facts, its score (0..1), and why.
 
-    Facts are what ``Target.probe()`` returns (machine, cpu_model, cpu_flags, cpu_parts,
-    device_model, cpu_count, ...).  Below ``MATCH_THRESHOLD`` the profile is None and the
-    reasons name the closest candidate.
+    Facts are what ``Target.probe()`` returns, or their JSON form (machine, cpu_model,
+    cpu_flags, cpu_parts, device_model, cpu_count, ...).  Below ``MATCH_THRESHOLD`` the profile
+    is None and the reasons name the closest candidate.
     """
+    facts = DeviceFacts.of(facts)
     ranked, ruled_out = [], []
     for profile in profiles if profiles is not None else list_profiles():
         score, reasons = _score(profile, facts)
@@ -287,23 +271,25 @@ def _precisions(isa: Sequence[str]) -> list[str]:
             + (["bf16"] if found & {"bf16", "avx512_bf16", "amx_bf16"} else []) + ["int8"])
 
 
-def profile_from_facts(facts: Mapping[str, Any], name: Optional[str] = None) -> DeviceProfile:
+def profile_from_facts(facts: Union[DeviceFacts, Mapping[str, Any]], name: Optional[str] = None
+                       ) -> DeviceProfile:
     """A profile describing the probed machine; preferences come from the closest bundled one."""
     from edgeship.runtime.formats import BACKENDS, FORMATS
 
-    isa = features_of(facts.get("cpu_flags"))
-    label = facts.get("device_model") or facts.get("cpu_model") or "unknown device"
+    facts = DeviceFacts.of(facts)
+    isa = features_of(facts.cpu_flags)
+    label = facts.label or "unknown device"
     base, score, _ = match_profile(facts)
     backends = list(base.backends) if base else list(BACKENDS)
-    available = facts.get("backends")
+    available = facts.backends
     if available is not None and any(b.partition(":")[0] in available for b in backends):
         backends = [b for b in backends if b.partition(":")[0] in available]
     runnable = {b.partition(":")[0] for b in backends}
     formats = [f for f in (base.formats if base else FORMATS) if set(FORMATS[f].backends) & runnable]
-    memory = facts.get("memory_total_mb")
+    memory = facts.memory_total_mb
     # Probes report device nodes (kind, node, driver); only entries naming a backend are profile
     # accelerators, the rest are listed in the description for the user to complete.
-    probed = list(facts.get("accelerators") or [])
+    probed = list(facts.accelerators)
     accelerators = [a for a in probed if "backend" in a]
     backends += [a["backend"] for a in accelerators if a["backend"] not in backends]
     nodes = [f"{a.get('kind')} {a.get('name') or a.get('node')} (driver {a.get('driver')})"
@@ -311,25 +297,25 @@ def profile_from_facts(facts: Mapping[str, Any], name: Optional[str] = None) -> 
     data = {
         "name": name or _slug(label),
         "display_name": label if name != "local" else f"This machine ({label})",
-        "description": f"Built from the probe facts of {facts.get('hostname') or 'the device'}"
+        "description": f"Built from the probe facts of {facts.hostname or 'the device'}"
         + (f"; preferences and budgets from {base.name} (match {score:.2f})" if base else "")
         + (f"; accelerator devices found: {', '.join(nodes)}" if nodes else ""),
-        "arch": _arch(str(facts.get("machine") or "unknown")),
-        "cpu": {"model": facts.get("cpu_model") or "unknown", "cores": facts.get("cpu_count"),
-                "max_mhz": facts.get("cpu_max_mhz"), "isa": isa, "precisions": _precisions(isa)},
+        "arch": facts.arch or "unknown",
+        "cpu": {"model": facts.cpu_model or "unknown", "cores": facts.cpu_count,
+                "max_mhz": facts.cpu_max_mhz, "isa": isa, "precisions": _precisions(isa)},
         "accelerators": accelerators,
         "memory_mb": int(memory) if memory else None,
         "formats": formats or list(FORMATS),
         "backends": backends,
         "budgets": base.budgets.model_dump() if base else {},
-        "match": {"device_model": [facts["device_model"]] if facts.get("device_model") else [],
-                  "cpu_parts": list(facts.get("cpu_parts") or [])},
+        "match": {"device_model": [facts.device_model] if facts.device_model else [],
+                  "cpu_parts": list(facts.cpu_parts)},
     }
     if data["arch"] not in get_args(DeviceProfile.model_fields["arch"].annotation):
-        raise ConfigError(f"architecture '{facts.get('machine')}' is not one edgeship profiles "
+        raise ConfigError(f"architecture '{facts.machine}' is not one edgeship profiles "
                           "describe", "use an aarch64, armv7l, x86_64 or riscv64 device")
     made = parse_profile_data(data, f"profile built from {label}")
-    probe = Source(ref=f"edgeship probe of {facts.get('hostname') or 'the device'} (/proc/cpuinfo, "
+    probe = Source(ref=f"edgeship probe of {facts.hostname or 'the device'} (/proc/cpuinfo, "
                    "/proc/meminfo, importable backends)", states=made.field_paths())
     return made.model_copy(update={"sources": [probe]})
 
@@ -339,7 +325,7 @@ def _slug(label: str) -> str:
     return slug or "my-device"
 
 
-def profile_yaml_from_facts(facts: Mapping[str, Any]) -> str:
+def profile_yaml_from_facts(facts: Union[DeviceFacts, Mapping[str, Any]]) -> str:
     """YAML for a device no bundled profile fits: save it, complete it, load it by path."""
     import yaml
 
@@ -351,17 +337,17 @@ def profile_yaml_from_facts(facts: Mapping[str, Any]) -> str:
     return header + body
 
 
-def _local_facts() -> dict[str, Any]:
+def _local_facts() -> DeviceFacts:
     from edgeship.runtime import sysinfo
     from edgeship.targets import LocalTarget
 
     facts = LocalTarget().probe()
     cpuinfo = sysinfo.parse_cpuinfo(Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo")
                                      .is_file() else "")
-    facts.setdefault("cpu_parts", cpuinfo["cpu_parts"])
-    facts.setdefault("cpu_max_mhz", sysinfo.cpu_frequency().get("max_mhz"))
-    facts["accelerators"] = list(facts.get("accelerators") or []) + _local_accelerators(
-        facts.get("backends") or {})
+    facts.cpu_parts = facts.cpu_parts or cpuinfo["cpu_parts"]
+    if facts.cpu_max_mhz is None:
+        facts.cpu_max_mhz = sysinfo.cpu_frequency().get("max_mhz")
+    facts.accelerators = facts.accelerators + _local_accelerators(facts.backends or {})
     return facts
 
 
@@ -403,7 +389,7 @@ def local_profile() -> DeviceProfile:
 class Detection:
     """What `edgeship profiles detect` found on a target."""
 
-    facts: dict[str, Any]
+    facts: DeviceFacts
     profile: Optional[DeviceProfile]
     score: float
     reasons: list[str]
@@ -411,13 +397,12 @@ class Detection:
     @property
     def cpu_precisions(self) -> list[str]:
         """The matched profile's CPU precisions on this device's reported flags."""
-        return self.profile.cpu_precisions(self.facts.get("cpu_flags") or []) if self.profile \
-            else []
+        return self.profile.cpu_precisions(self.facts.cpu_flags) if self.profile else []
 
     @property
     def variants(self) -> list[Variant]:
         """The profile's variants the probe facts show (RAM, module, revision, userland)."""
-        return self.profile.variants_for(self.facts) if self.profile else []
+        return self.profile.variants_for(self.facts.to_dict()) if self.profile else []
 
     @property
     def threads(self) -> Optional[ThreadChoice]:
@@ -438,6 +423,5 @@ def detect_profile(target: Any = "local") -> Detection:
     else:
         with open_target(target) as opened:
             facts = opened.probe()
-    facts = {**facts, "userland": userland(facts)}
     profile, score, reasons = match_profile(facts)
     return Detection(facts, profile, score, reasons)

@@ -17,7 +17,6 @@ not) and with ``--no-cache-dir``, so it leaves nothing in ``/tmp`` or ``~/.cache
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 import subprocess
 import sys
@@ -29,84 +28,43 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from edgeship.core import errors
+from edgeship.device_profiles.schema import DeviceProfile
 from edgeship.runtime.formats import format_for_path, get_backend
 from edgeship.targets import Target, open_target
+from edgeship.targets.base import MIN_DEVICE_PYTHON
+from edgeship.targets.facts import DeviceFacts
+from edgeship.targets.remote import source
 
-MIN_PYTHON = (3, 9)
+MIN_PYTHON = MIN_DEVICE_PYTHON  # the runtime's own minimum
 OLDEST_MANYLINUX_MINOR = 17  # manylinux2014: older tags only name long-gone wheels
 _LEGACY_ALIASES = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 BUILDING_MARK = ".edgeship-tmp-"  # a venv being built: <venv>.edgeship-tmp-<hex>
 
-# Runs on the device with its system python3: stdlib only and Python 3.5 syntax, so an old
-# Python still gets far enough to report its version.  argv: venv dir, wheel dir.  Venvs an
-# interrupted provision left half-built (and could not remove) are swept after 10 minutes.
-_DEVICE_FACTS = r"""
-import glob, json, os, platform, shutil, struct, sys, time
-venv = os.path.expanduser(sys.argv[1])
-wheel_dir = os.path.expanduser(sys.argv[2])
-venv_py = os.path.join(venv, "bin", "python")
-for stale in glob.glob(glob.escape(venv) + ".edgeship-tmp-*"):
-    try:
-        if time.time() - os.stat(stale).st_mtime > 600:
-            shutil.rmtree(stale, ignore_errors=True)
-    except OSError:
-        pass
-wheels = {}
-if os.path.isdir(wheel_dir):
-    for name in os.listdir(wheel_dir):
-        if name.endswith(".whl"):
-            wheels[name] = os.path.getsize(os.path.join(wheel_dir, name))
-installed = {}
-try:
-    from importlib import metadata
-    for dist in metadata.distributions(path=glob.glob(venv + "/lib/python*/site-packages")):
-        name = dist.metadata["Name"] or ""
-        installed[name.lower().replace("_", "-")] = dist.version
-except ImportError:
-    pass
-libc = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names else None
-print(json.dumps({"machine": platform.machine(), "bits": struct.calcsize("P") * 8,
-                  "python": list(sys.version_info[:3]),
-                  "executable": sys.executable, "glibc": libc, "venv_python": venv_py,
-                  "venv_exists": os.path.exists(venv_py), "installed": installed,
-                  "wheel_dir": wheel_dir, "wheels": wheels}))
-"""
-
-# Runs on the device: moves a venv built at argv[1] to argv[2].  Its scripts' #! lines and
-# activate files name the build path; they are rewritten first (venvs are not relocatable).
-_FINISH_VENV = r"""
-import os, sys
-built, final = sys.argv[1], sys.argv[2]
-old, new = built.encode(), final.encode()
-paths = [os.path.join(built, "pyvenv.cfg")]
-paths += [os.path.join(built, "bin", n) for n in os.listdir(os.path.join(built, "bin"))]
-for path in paths:
-    if os.path.islink(path) or not os.path.isfile(path):
-        continue
-    with open(path, "rb") as f:
-        data = f.read()
-    if old in data and b"\0" not in data:
-        with open(path, "wb") as f:
-            f.write(data.replace(old, new))
-if os.path.lexists(final):
-    sys.exit("edgeship: " + final + " appeared meanwhile (another provision?)")
-os.rename(built, final)
-"""
-
-
 @dataclass
-class DeviceFacts:
-    """What provisioning needs to know about the device."""
+class VenvFacts:
+    """What provisioning needs to know: the device (its system python3's view of it) and the
+    state of its edgeship venv and wheel folder."""
 
-    machine: str
-    python: tuple[int, ...]
-    executable: str
-    glibc: Optional[tuple[int, int]]
+    device: DeviceFacts
+    executable: str  # the system python3 a new venv is made with
     venv_python: str
     venv_exists: bool
     installed: dict[str, str]  # distribution name (normalised) -> version, in the venv
     wheel_dir: str
     wheels: dict[str, int] = field(default_factory=dict)  # wheel file name -> size, on the device
+
+    @property
+    def machine(self) -> str:
+        """The platform wheels must be for (the userland's, not the kernel's)."""
+        return self.device.userland or "unknown"
+
+    @property
+    def python(self) -> tuple[int, ...]:
+        return self.device.python_version
+
+    @property
+    def glibc(self) -> Optional[tuple[int, int]]:
+        return self.device.glibc
 
     @property
     def python_tag(self) -> str:
@@ -187,37 +145,18 @@ def _wheel_dist(wheel: Path) -> tuple[str, str]:
 
 def _base_python(target: Target) -> str:
     """The device's own interpreter: the target's, unless that is already our venv's."""
-    python = str(getattr(target, "python", "python3"))
-    ours = _remote_dir(target, "venv/bin/python").lstrip("~")
-    return "python3" if python.endswith(ours) else python
+    ours = target.remote_path("venv/bin/python").lstrip("~")
+    return "python3" if target.python.endswith(ours) else target.python
 
 
-def device_facts(target: Target) -> DeviceFacts:
+def venv_facts(target: Target) -> VenvFacts:
     """Ask the device's python3 for its architecture, version, glibc, venv and wheels."""
-    python = _base_python(target)
-    res = target.run([python, "-c", _DEVICE_FACTS, _remote_dir(target, "venv"),
-                      _remote_dir(target, "wheels")], timeout=120)
-    try:
-        raw = json.loads(res.stdout.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        tail = " | ".join(res.stderr.strip().splitlines()[-2:]) or "no output"
-        if res.exit_code == 127:
-            raise errors.UnsupportedError(
-                f"{target.name} has no '{python}' ({tail})",
-                "install Python 3.9 or newer on the device (e.g. apt install python3)",
-            ) from None
-        raise errors.RemoteCommandFailed(
-            f"could not read {python}'s facts on {target.name} (exit {res.exit_code}): {tail}",
-            f"check that {python} runs on the device",
-        ) from None
-    glibc = None
-    if raw["glibc"] and raw["glibc"].startswith("glibc "):
-        major, minor = raw["glibc"].split()[1].split(".")[:2]
-        glibc = (int(major), int(minor))
-    return DeviceFacts(
-        machine=userland_machine(raw["machine"], raw.get("bits")), python=tuple(raw["python"]),
-        executable=raw["executable"],
-        glibc=glibc, venv_python=raw["venv_python"], venv_exists=raw["venv_exists"],
+    raw = target.run_script("venvfacts", target.remote_path("venv"),
+                            target.remote_path("wheels"), python=_base_python(target),
+                            what="the provisioning check")
+    return VenvFacts(
+        device=DeviceFacts.from_dict(raw), executable=raw["executable"],
+        venv_python=raw["venv_python"], venv_exists=raw["venv_exists"],
         installed=raw["installed"], wheel_dir=raw["wheel_dir"], wheels=raw["wheels"],
     )
 
@@ -225,13 +164,13 @@ def device_facts(target: Target) -> DeviceFacts:
 def userland_machine(machine: str, bits: Optional[int]) -> str:
     """The platform wheels must be for: a 32-bit python on a 64-bit Arm kernel (32-bit
     Raspberry Pi OS) says aarch64 but runs armv7l code."""
-    return "armv7l" if machine in ("aarch64", "arm64") and bits == 32 else machine
+    return DeviceFacts(machine=machine, python_bits=bits).userland or machine
 
 
-def wheel_index_args(reqs: Sequence[str], profile: Any = None) -> list[str]:
+def wheel_index_args(reqs: Sequence[str], profile: Optional[DeviceProfile] = None) -> list[str]:
     """``--extra-index-url`` for a device profile whose wheels (e.g. Jetson's onnxruntime-gpu)
     come from a vendor index rather than PyPI (``software.wheel_index``)."""
-    software = getattr(profile, "software", None)
+    software = profile.software if profile is not None else None
     if software is None or not software.wheel_index:
         return []
     wanted = {_normalise(r) for r in reqs}
@@ -239,12 +178,7 @@ def wheel_index_args(reqs: Sequence[str], profile: Any = None) -> list[str]:
             if wanted & {_normalise(d) for d in software.wheel_index_for} else [])
 
 
-def _remote_dir(target: Target, leaf: str) -> str:
-    base = str(getattr(target, "remote_dir", None) or "~/.cache/edgeship")
-    return f"{base.rstrip('/')}/{leaf}"
-
-
-def download_wheels(reqs: Sequence[str], facts: DeviceFacts, dest: Path,
+def download_wheels(reqs: Sequence[str], facts: VenvFacts, dest: Path,
                     extra_args: Sequence[str] = ()) -> list[Path]:
     """``pip download`` binary wheels for the device's platform and Python into ``dest``."""
     if facts.glibc is None:
@@ -281,7 +215,7 @@ def _checked(target: Target, argv: list[str], what: str, timeout: float = 600) -
     return res.stdout
 
 
-def _upload(target: Target, wheels: Sequence[Path], facts: DeviceFacts) -> tuple[list[str], int]:
+def _upload(target: Target, wheels: Sequence[Path], facts: VenvFacts) -> tuple[list[str], int]:
     """Copy the wheels the device lacks.  Same name and size means the same wheel (names carry
     versions); a wheel cut short by a dropped link differs in size and is sent again."""
     missing = [w for w in wheels if facts.wheels.get(w.name) != w.stat().st_size]
@@ -292,7 +226,7 @@ def _upload(target: Target, wheels: Sequence[Path], facts: DeviceFacts) -> tuple
     return [w.name for w in missing], sum(w.stat().st_size for w in missing)
 
 
-def _pip_install(target: Target, python: str, facts: DeviceFacts, wheels: Sequence[Path]) -> None:
+def _pip_install(target: Target, python: str, facts: VenvFacts, wheels: Sequence[Path]) -> None:
     """pip, run from its own uploaded wheel, installs ``wheels`` for ``python``."""
     pip_wheel = next(w for w in wheels if w.name.startswith("pip-"))
     _checked(target, [python, f"{facts.wheel_dir}/{pip_wheel.name}/pip", "--isolated",
@@ -305,7 +239,7 @@ def _pip_install(target: Target, python: str, facts: DeviceFacts, wheels: Sequen
              "install the wheels", timeout=1800)
 
 
-def _install(target: Target, facts: DeviceFacts, wheels: Sequence[Path],
+def _install(target: Target, facts: VenvFacts, wheels: Sequence[Path],
              modules: Sequence[str]) -> None:
     """Install these wheels (pip from its own wheel: the device needs no ensurepip and no
     network) and check that ``modules`` import.  A new venv is built under a temporary name
@@ -326,7 +260,7 @@ def _install(target: Target, facts: DeviceFacts, wheels: Sequence[Path],
             )
         _pip_install(target, f"{building}/bin/python", facts, wheels)
         _verify(target, f"{building}/bin/python", modules, venv)
-        _checked(target, [facts.executable, "-c", _FINISH_VENV, building, venv],
+        _checked(target, [facts.executable, "-c", source("finish_venv"), building, venv],
                  "move the new venv into place")
     except BaseException:
         # pip's watchdog is ending it (SIGTERM, then SIGKILL 2 s later) and a dying pip may
@@ -356,7 +290,7 @@ def provision(
     *,
     upgrade: bool = False,
     wheel_cache: Optional[Path] = None,
-    profile: Any = None,
+    profile: Optional[DeviceProfile] = None,
 ) -> ProvisionResult:
     """Install numpy and ``backends`` into ``~/.cache/edgeship/venv`` on ``target`` from wheels
     downloaded here for its platform.  A ``Target`` passed in runs its later commands (the
@@ -373,13 +307,13 @@ def provision(
     tgt = open_target(target) if owned else target  # type: ignore[arg-type]
     assert isinstance(tgt, Target)
     try:
-        facts = device_facts(tgt)
+        facts = venv_facts(tgt)
         if facts.python[:2] < MIN_PYTHON:
             raise errors.UnsupportedError(
                 f"{tgt.name} runs Python {facts.python_tag}; edgeship's runtime needs "
                 f"{MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer",
                 "install a newer python3 on the device"
-                + (f" ({profile.software.notes})" if getattr(profile, "software", None)
+                + (f" ({profile.software.notes})" if profile is not None
                    and profile.software.notes else ""),
             )
         reqs = requirements(backends)
@@ -400,8 +334,7 @@ def provision(
                     _install(tgt, facts, todo, list(reqs.values()))
             versions = dict(_wheel_dist(w) for w in wheels)
             have = {name: versions.get(_normalise(name)) or have[name] for name in reqs}
-        if hasattr(tgt, "python"):
-            tgt.python = facts.venv_python  # later commands and the agent use the venv
+        tgt.use_python(facts.venv_python)  # later commands and the agent use the venv
         return ProvisionResult(
             target=tgt.name, python=facts.venv_python, machine=facts.machine,
             packages={k: v or "?" for k, v in have.items()},

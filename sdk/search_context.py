@@ -18,28 +18,29 @@ def describe_measurement(target: Any, profile: Any) -> dict[str, Any]:
 
     if isinstance(target, LocalTarget):
         from edgeship.runtime import sysinfo
+        from edgeship.targets.facts import DeviceFacts
 
-        facts = sysinfo.host_facts() | {"cpu_flags": sysinfo.cpu_flags()}
+        facts = DeviceFacts.from_dict(sysinfo.host_facts() | {"cpu_flags": sysinfo.cpu_flags()})
     else:
         facts = target.probe()
     matched, _, reasons = match_profile(facts, [profile])
-    cpu = facts.get("device_model") or facts.get("cpu_model") or "unknown CPU"
+    cpu = facts.label or "unknown CPU"
     host = isinstance(target, LocalTarget)
     fit = "" if matched is not None else f"; it does not match {profile.name}: " + \
         reasons[0].removeprefix("no bundled profile fits: ").removeprefix(f"{profile.name}: ")
     if host:
-        note = (f"measured on THIS HOST ({cpu}, {facts.get('cpu_count')} cores), not on a "
+        note = (f"measured on THIS HOST ({cpu}, {facts.cpu_count} cores), not on a "
                 f"{profile.display_name}: latency and memory are the host's{fit}. "
                 "Pass --target HOST to measure on the device.")
     else:
         note = f"measured on the device {target.name} ({cpu}){fit}"
     return {"kind": "host" if host else "device", "target": getattr(target, "name", "local"),
             "label": "this host" if host else target.name, "cpu": cpu,
-            "machine": facts.get("machine"), "cpu_count": facts.get("cpu_count"),
+            "machine": facts.machine, "cpu_count": facts.cpu_count,
             "profile": profile.name, "matches_profile": matched is not None, "note": note,
             # the planner's CPU precisions follow these; another machine's flags say nothing
             # about the device (the caller pops them: they are not a result)
-            "cpu_flags": facts.get("cpu_flags") if matched is not None else None}
+            "cpu_flags": facts.cpu_flags if matched is not None else None}
 
 
 def original_facts(original: Any, scratch: Path, data: Any) -> dict[str, Any]:

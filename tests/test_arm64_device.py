@@ -49,9 +49,9 @@ def provisioned(arm64_board: Arm64Board) -> ProvisionResult:
 def test_probe_reports_aarch64_and_matches_raspberry_pi_4(as_client: Arm64Board) -> None:
     with SSHTarget(as_client.alias) as target:
         facts = target.probe()
-    assert facts["machine"] == "aarch64"
-    assert "0x41:0xd08" in facts["cpu_parts"]  # Cortex-A72, from the bind-mounted cpuinfo
-    assert facts["backends"] == {}  # the board's own python3 has none
+    assert facts.machine == "aarch64"
+    assert "0x41:0xd08" in facts.cpu_parts  # Cortex-A72, from the bind-mounted cpuinfo
+    assert facts.backends == {}  # the board's own python3 has none
     profile, score, reasons = match_profile(facts)
     assert profile is not None and profile.name == "raspberry-pi-4", reasons
 

@@ -14,6 +14,7 @@ from edgeship.planner import VARIANTS, ModelFacts, plan_recipes
 from edgeship.profiles import detect_profile, list_profiles, load_profile, match_profile, parse_profile
 from edgeship.provisioning import userland_machine, wheel_index_args
 from edgeship.runtime import sysinfo
+from edgeship.targets.facts import DeviceFacts
 
 from tests.test_profiles import PROFILE_DIR, RECORDED_EPYC_FLAGS, run_cli, x86_facts
 
@@ -77,7 +78,7 @@ def test_detect_reports_bf16_for_a_device_whose_flags_announce_it(
 
     for flags, expected in ((RECORDED_EPYC_FLAGS, ["fp32", "bf16", "int8"]),
                             (NO_BF16, ["fp32", "int8"])):
-        monkeypatch.setattr(profiles, "_local_facts", lambda f=flags: x86_facts(f))
+        monkeypatch.setattr(profiles, "_local_facts", lambda f=flags: DeviceFacts.from_dict(x86_facts(f)))
         code, out, _ = run_cli(capsys, "profiles", "detect", "--target", "local", "--json")
         payload = json.loads(out)
         assert code == 0 and payload["profile"] == "x86-avx512-vnni"
@@ -92,8 +93,8 @@ class FakeDevice:
     def __init__(self, facts: dict[str, Any]) -> None:
         self.facts = facts
 
-    def probe(self) -> dict[str, Any]:
-        return dict(self.facts)
+    def probe(self) -> DeviceFacts:
+        return DeviceFacts.from_dict(self.facts)
 
 
 def test_compress_plans_from_the_flags_of_the_device_it_measures_on() -> None:
@@ -210,9 +211,9 @@ def pi4_facts(machine: str, python_bits: int) -> dict[str, Any]:
 def test_a_32_bit_userland_on_a_pi_4_is_detected_from_the_pythons_elf_class(machine: str) -> None:
     found = detect_profile(FakeDevice(pi4_facts(machine, 32)))
     assert found.profile is not None and found.profile.name == "raspberry-pi-4"
-    assert found.facts["userland"] == "armv7l"
+    assert found.facts.userland == "armv7l"
     assert {v.id for v in found.variants} == {"32-bit-userland", "8gb"}
-    assert detect_profile(FakeDevice(pi4_facts("aarch64", 64))).facts["userland"] == "aarch64"
+    assert detect_profile(FakeDevice(pi4_facts("aarch64", 64))).facts.userland == "aarch64"
 
 
 def test_elf_bits_reads_the_class_byte(tmp_path: Path) -> None:

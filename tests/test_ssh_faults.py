@@ -315,7 +315,7 @@ def test_missing_backend_on_the_device_says_what_to_install(
         assert "pip install onnxruntime" in str(err.value)
         with SSHTarget(dev.alias) as target:
             facts = target.probe()
-        assert facts["numpy"] and "onnxruntime" not in facts["backends"]
+        assert facts.numpy and facts.backends is not None and "onnxruntime" not in facts.backends
 
 
 def test_device_without_numpy_is_refused_before_anything_is_sent(
@@ -364,7 +364,7 @@ def test_remote_scripts_keep_old_syntax() -> None:
 
     from edgeship.targets.remote import source
 
-    for name in ("watchdog", "preflight", "probe"):
+    for name in ("watchdog", "preflight", "probe", "venvfacts", "finish_venv"):
         ast.parse(source(name), feature_version=(3, 5))
 
 

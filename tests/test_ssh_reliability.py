@@ -213,7 +213,7 @@ def test_probe_and_measurement_leave_nothing_on_the_device(
 ) -> None:
     before = _leftovers(device.user)
     with SSHTarget(device.alias) as target:
-        assert "onnxruntime" in target.probe()["backends"]  # imports every backend there
+        assert "onnxruntime" in (target.probe().backends or {})  # imports every backend there
         benchmark(bundled_onnx, target, **QUICK)
     assert _leftovers(device.user) - before == set()
 

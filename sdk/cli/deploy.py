@@ -34,15 +34,14 @@ def deploy(
 
     from edgeship.cli.render import err_console
     from edgeship.core.errors import ConfigError
-    from edgeship.deployment import deploy as deploy_model
+    from edgeship.targets.staging import deploy as deploy_model
 
     python = "python3"
     if provision:  # install numpy + the backend first, then deploy over the same connection
         if target in ("", "local"):
             raise ConfigError("--provision needs a device, not 'local'",
                               "pass --target user@host[:port] or a Host alias")
-        with r.open_cli_target(target, accept_new_host_key) as tgt:
-            tgt.remote_dir = remote_dir or tgt.remote_dir
+        with r.open_cli_target(target, accept_new_host_key, remote_dir=remote_dir) as tgt:
             provision_for(tgt, model, backend)
             with err_console.status(f"deploying {model.name} to {target}…"):
                 report = deploy_model(model, tgt)

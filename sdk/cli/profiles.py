@@ -130,7 +130,8 @@ def detect(
                                "cpu_precisions": found.cpu_precisions,
                                "variants": [v.id for v in found.variants],
                                "threads": found.threads and found.threads.threads,
-                               "new_profile_yaml": new_yaml, "facts": found.facts}, default=str))
+                               "new_profile_yaml": new_yaml, "facts": found.facts.to_dict()},
+                              default=str))
         return
     if found.profile:
         err_console.print(f"[bold]{target}[/bold] is [bold green]{found.profile.name}[/] "

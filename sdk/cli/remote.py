@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from edgeship.targets import Target
 
 Targets = Annotated[
     Optional[list[str]],
@@ -51,12 +54,13 @@ def collect_targets(targets: Optional[list[str]], hosts_file: Optional[Path]) ->
     return unique_targets(found) if found else ["local"]
 
 
-def open_cli_target(spec: str, accept_new_host_key: bool) -> Any:
+def open_cli_target(spec: str, accept_new_host_key: bool, remote_dir: Optional[str] = None
+                    ) -> Target:
     from edgeship.targets import open_target
 
     if spec == "local":
         return open_target(spec)
-    return open_target(spec, accept_new_host_key=accept_new_host_key)
+    return open_target(spec, accept_new_host_key=accept_new_host_key, remote_dir=remote_dir)
 
 
 def device_table(facts: dict[str, Any], title: str = "device") -> Any:

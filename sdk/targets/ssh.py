@@ -22,31 +22,26 @@ import select
 import shlex
 import socket
 import tempfile
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any, Optional
 
 from edgeship.core.errors import (
     ConfigError,
     ConnectionFailed,
     RemoteCommandFailed,
     TargetError,
-    UnsupportedError,
 )
 from edgeship.runtime.formats import quiet_env
-from edgeship.targets.base import Result, Target
+from edgeship.targets.base import MIN_DEVICE_PYTHON, Progress, Result, Target
+from edgeship.targets.facts import DeviceFacts
 from edgeship.targets.remote import source
 from edgeship.targets.sshconfig import resolve
 from edgeship.targets.sshconnect import Connection, open_connection
 
-MIN_DEVICE_PYTHON = (3, 9)
-DEFAULT_REMOTE_DIR = "~/.cache/edgeship"
 TEMP_MARK = ".edgeship-tmp-"
-HELPER_TIMEOUT = 120.0  # probe and preflight; importing every backend on a slow board takes a while
-Progress = Callable[[int, int], None]  # bytes sent so far, bytes in this file
 
 
 def _linkdown(exc: BaseException) -> bool:
@@ -76,7 +71,7 @@ class SSHTarget(Target):
 
     Example:
         >>> with SSHTarget("pi@raspberrypi.local", accept_new_host_key=True) as pi:  # doctest: +SKIP
-        ...     print(pi.run(["uname", "-m"]).stdout, pi.probe()["cpu_model"])
+        ...     print(pi.run(["uname", "-m"]).stdout, pi.probe().cpu_model)
     """
 
     def __init__(
@@ -89,21 +84,16 @@ class SSHTarget(Target):
         connect_timeout: Optional[float] = None,
         ssh_config: Optional[Path] = None,
     ) -> None:
-        if not python or "\n" in python:
-            raise ConfigError(f"{python!r} is not a Python command", "pass e.g. python3")
+        super().__init__(python=python, remote_dir=remote_dir)
         self.name = spec
         self.host = resolve(spec, ssh_config)
         if connect_timeout is not None:
             self.host = replace(self.host, connect_timeout=connect_timeout)
         self.accept_new_host_key = accept_new_host_key
-        self.python = python  # the device's interpreter (a venv's python works too)
-        self.remote_dir = remote_dir or DEFAULT_REMOTE_DIR
-        self.last_deploy: Any = None  # the DeployReport of the last stage()
         self._ssh_config = ssh_config
         self._conn: Optional[Connection] = None
         self._sftp: Any = None
         self._temps: set[str] = set()
-        self._interrupted = threading.Event()
 
     def __repr__(self) -> str:
         return f"SSHTarget({self.name!r} -> {self.host.address})"
@@ -130,14 +120,6 @@ class SSHTarget(Target):
         if self._conn is not None:
             self._conn.close()
         self._conn = None
-
-    def interrupt(self) -> None:
-        """Ask a transfer or command running in another thread to stop as Ctrl-C would."""
-        self._interrupted.set()
-
-    def _check_interrupt(self) -> None:
-        if self._interrupted.is_set():
-            raise KeyboardInterrupt
 
     @property
     def heartbeat_limit(self) -> float:
@@ -254,39 +236,6 @@ class SSHTarget(Target):
                 raise self._dropped(f"running '{argv[0]}'", None)
         return out.decode(errors="replace"), err.decode(errors="replace"), code
 
-    def python_json(
-        self, script: str, *args: str, what: str, flags: Sequence[str] = (), watched: bool = True
-    ) -> dict[str, Any]:
-        """Run one of the remote/ helper scripts with the device's Python and parse its JSON."""
-        res = self.run([self.python, *flags, "-c", source(script), *args], timeout=HELPER_TIMEOUT,
-                       watched=watched)
-        tail = " | ".join(res.stderr.strip().splitlines()[-2:])
-        if res.exit_code == 127:
-            raise UnsupportedError(
-                f"{self.name} has no '{self.python}' to run {what} ({tail or 'not found'})",
-                f"install Python {'.'.join(map(str, MIN_DEVICE_PYTHON))}+ on the device "
-                "(e.g. apt install python3)",
-            )
-        lines = res.stdout.strip().splitlines()
-        try:
-            payload: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-        except json.JSONDecodeError:
-            payload = {}
-        if res.exit_code != 0 or not payload:
-            raise RemoteCommandFailed(
-                f"{what} on {self.name} failed (exit {res.exit_code}): {tail or 'no output'}",
-                f"check that '{self.python}' works on the device",
-            )
-        if payload.get("too_old"):
-            need = ".".join(map(str, MIN_DEVICE_PYTHON))
-            raise UnsupportedError(
-                f"{self.name}'s {self.python} is Python {payload.get('python')}; edgeship's "
-                f"runtime needs Python {need} or newer",
-                f"install Python {need}+ on the device (e.g. a newer OS image, or pyenv) and make "
-                "it python3",
-            )
-        return payload
-
     # -- files --------------------------------------------------------------------------------
     def sftp(self) -> Any:
         conn = self.connection()
@@ -346,10 +295,12 @@ class SSHTarget(Target):
 
     def free_bytes(self, directory: str) -> Optional[int]:
         """Free bytes for this user in ``directory`` on the device; None if that cannot be read."""
+        code = ("import json,os,sys; s=os.statvfs(sys.argv[1]); "
+                "print(json.dumps({'free': s.f_bavail*s.f_frsize}))")
         with contextlib.suppress(Exception):
-            code = "import os,sys; s=os.statvfs(sys.argv[1]); print(s.f_bavail*s.f_frsize)"
-            res = self.run([self.python, "-c", code, directory], timeout=30)
-            return int(res.stdout.split()[-1])
+            payload, _ = self.run_json([self.python, "-c", code, directory],
+                                       what="the free-space check", timeout=30)
+            return int(payload["free"])
         return None
 
     def discard_temps(self) -> None:
@@ -385,21 +336,21 @@ class SSHTarget(Target):
             Path(temp).unlink(missing_ok=True)
 
     # -- Target -------------------------------------------------------------------------------
-    def probe(self) -> dict[str, Any]:
-        """The device's facts, with the keys ``LocalTarget.probe()`` has (plus ``accelerators``
-        and ``numpy``), from one remote Python run that needs nothing but the stdlib."""
+    def probe(self) -> DeviceFacts:
+        """The device's facts, as ``LocalTarget.probe()`` finds them here, from one remote
+        Python run that needs nothing but the stdlib."""
         from edgeship.runtime import sysinfo
         from edgeship.runtime.formats import BACKENDS
 
         table = {name: list(b.modules) for name, b in BACKENDS.items()}
         blocked = sorted({m for b in BACKENDS.values() for m in b.blocked})
-        return self.python_json("probe", Path(sysinfo.__file__).read_text(), json.dumps(table),
-                                json.dumps(MIN_DEVICE_PYTHON), json.dumps(blocked),
-                                what="the device probe")
+        return DeviceFacts.from_dict(self.run_script(
+            "probe", Path(sysinfo.__file__).read_text(), json.dumps(table),
+            json.dumps(MIN_DEVICE_PYTHON), json.dumps(blocked), what="the device probe"))
 
     def stage(self, model: Path) -> tuple[str, list[str], dict[str, str]]:
         """Deploy ``model`` and the runtime (cached by hash) and say how to run the agent."""
-        from edgeship.deployment import deploy_to
+        from edgeship.targets.staging import deploy_to
 
         self.last_deploy = deploy_to(self, Path(model))
         return (self.last_deploy.model_path, [self.python],

@@ -1,6 +1,5 @@
-"""Deploy a model and the on-device runtime to a device's cache over SFTP (``edgeship.deploy``).
-
-(Named ``deployment`` so that importing it cannot shadow the ``edgeship.deploy`` function.)
+"""Deploy a model and the on-device runtime to a device's cache over SFTP (``edgeship.deploy``,
+and ``SSHTarget.stage`` before each remote benchmark).
 
 Layout on the device (``base`` is ``~/.cache/edgeship`` unless ``--dir`` says otherwise)::
 
@@ -27,6 +26,7 @@ from typing import Any, Callable, Optional, Union
 from edgeship.core.errors import ConfigError, MissingBackendError, ModelError, RemoteCommandFailed
 from edgeship.runtime.formats import check_companions, files_of, format_for_path
 from edgeship.runtime.manifest import manifest_path, read_manifest
+from edgeship.targets.base import MIN_DEVICE_PYTHON, Target
 
 MANIFEST = ".edgeship-files.json"
 DeployProgress = Callable[[str, int, int], None]  # file name, bytes sent, bytes in that file
@@ -139,27 +139,25 @@ def runtime_bundle() -> Bundle:
     return Bundle(f"runtime/{key}", tuple(files))
 
 
-def _preflight(target: Any, bundles: list[Bundle]) -> dict[str, Any]:
-    from edgeship.targets.ssh import MIN_DEVICE_PYTHON
-
+def _preflight(target: Target, bundles: list[Bundle], base: str) -> dict[str, Any]:
     request = {
-        "base": target.remote_dir,
+        "base": base,
         "min_python": list(MIN_DEVICE_PYTHON),
         "dirs": {b.directory: {f.name: [f.sha256, f.size] for f in b.files} for b in bundles},
         "check_numpy": False,
     }
     # warm path: no site import; everything present means an earlier deploy checked numpy
-    info = target.python_json("preflight", json.dumps(request), what="the deploy check",
-                              flags=["-S"], watched=False)  # short, bounded: no watchdog
+    info = target.run_script("preflight", json.dumps(request), what="the deploy check",
+                             flags=["-S"], watched=False)  # short, bounded: no watchdog
     if info.get("venv_python") and target.python == "python3":
         # The device was provisioned (`--provision`): its venv has numpy and the backends, so
         # later runs use it without being told again.
-        target.python = info["venv_python"]
+        target.use_python(info["venv_python"])
     if not info.get("error") and not any(info.get("missing", {}).values()):
         return info
     request["check_numpy"] = True
-    info = target.python_json("preflight", json.dumps(request), what="the deploy check",
-                              watched=False)
+    info = target.run_script("preflight", json.dumps(request), what="the deploy check",
+                             watched=False)
     if info.get("numpy") is None:
         raise MissingBackendError(
             f"{target.name}'s {target.python} (Python {info.get('python')}, "
@@ -169,20 +167,22 @@ def _preflight(target: Any, bundles: list[Bundle]) -> dict[str, Any]:
         )
     if info.get("error"):
         raise RemoteCommandFailed(
-            f"cannot prepare {target.remote_dir} on {target.name}: {info['error']}",
+            f"cannot prepare {base} on {target.name}: {info['error']}",
             "check permissions there, or deploy elsewhere with --dir",
         )
     return info
 
 
-def deploy_to(target: Any, model: Path, progress: Optional[DeployProgress] = None) -> DeployReport:
-    """Put ``model`` and the runtime on an open ``SSHTarget``, skipping what is already there."""
+def deploy_to(target: Target, model: Path, progress: Optional[DeployProgress] = None,
+              remote_dir: Optional[str] = None) -> DeployReport:
+    """Put ``model`` and the runtime on an open target (in its ``remote_dir`` unless another
+    is given), skipping what is already there."""
     start = time.perf_counter()
     model = Path(model)
     if not model.is_file():
         raise ModelError(f"model file '{model}' does not exist", "check the path")
     bundles = [model_bundle(model), runtime_bundle()]
-    info = _preflight(target, bundles)
+    info = _preflight(target, bundles, remote_dir or target.remote_dir)
     base = info["base"]
     todo = [(b, f) for b in bundles for f in b.files if f.name in info["missing"][b.directory]]
     need = sum(f.size for _, f in todo)
@@ -224,7 +224,7 @@ def deploy_to(target: Any, model: Path, progress: Optional[DeployProgress] = Non
 
 def deploy(
     model: Union[str, Path],
-    target: Any,
+    target: Union[str, Target],
     *,
     remote_dir: Optional[str] = None,
     accept_new_host_key: bool = False,
@@ -232,22 +232,20 @@ def deploy(
 ) -> DeployReport:
     """Copy ``model`` (+ manifest) and ``edgeship.runtime`` to the device's cache over SFTP.
 
-    ``target`` is an SSH target string or alias, or an ``SSHTarget``.  Files already on the
+    ``target`` is an SSH target string or alias, or an open ``Target``.  Files already on the
     device with the same sha256 are skipped; the report says what was sent.
 
     Example:
         >>> r = deploy("digits_cnn.onnx", "pi@raspberrypi.local")   # doctest: +SKIP
         >>> print(r.model_path, r.bytes_sent)                       # doctest: +SKIP
     """
+    if isinstance(target, Target):
+        return deploy_to(target, Path(model), progress, remote_dir=remote_dir)
+    if target in ("", "local"):
+        raise ConfigError("deploy needs a device, not 'local'",
+                          "pass --target user@host[:port] or a Host alias")
     from edgeship.targets.ssh import SSHTarget
 
-    if isinstance(target, str):
-        if target in ("", "local"):
-            raise ConfigError("deploy needs a device, not 'local'",
-                              "pass --target user@host[:port] or a Host alias")
-        with SSHTarget(target, accept_new_host_key=accept_new_host_key,
-                       remote_dir=remote_dir) as owned:
-            return deploy_to(owned, Path(model), progress)
-    if remote_dir:
-        target.remote_dir = remote_dir
-    return deploy_to(target, Path(model), progress)
+    with SSHTarget(target, accept_new_host_key=accept_new_host_key,
+                   remote_dir=remote_dir) as owned:
+        return deploy_to(owned, Path(model), progress)
