@@ -116,7 +116,7 @@ def benchmark(
 
     Example:
         >>> r = benchmark("examples/models/digits_cnn.onnx", runs=200, threads=1)  # doctest: +SKIP
-        >>> print(r.latency_ms.p50, r.memory["peak_rss_mb"])                        # doctest: +SKIP
+        >>> print(r.latency_ms.p50, r.memory.peak_rss_mb)                        # doctest: +SKIP
     """
     path = Path(model)
     if not path.is_file():
