@@ -82,12 +82,13 @@ class ModelFacts:
 
 @dataclass
 class BackendInfo:
-    """What actually ran the model, as measured, not as requested."""
+    """What actually ran the model, as measured, not as requested (every backend fills the
+    first four; a result file that lacks one reads back with it empty)."""
 
-    backend: str  # onnxruntime | openvino | tflite
-    module: str  # the Python module that was imported (e.g. ai_edge_litert)
-    version: str
-    device: str  # execution provider / device actually used
+    backend: str = ""  # onnxruntime | openvino | tflite
+    module: str = ""  # the Python module that was imported (e.g. ai_edge_litert)
+    version: str = ""
+    device: str = ""  # execution provider / device actually used
     requested_device: Optional[str] = None
     precision: Optional[str] = None  # inference precision actually used, where the backend says
     threads: Optional[int] = None

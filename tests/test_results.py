@@ -121,6 +121,7 @@ def test_a_floor_written_before_higher_is_better_keeps_its_direction() -> None:
     (("host", "cpu_count"), "many", "host.cpu_count"),
     (("thermal", "before"), {"cpu": {"celsius": "hot"}}, "thermal.before.cpu.celsius"),
     (("backend", "version"), None, "backend.version"),
+    (("memory", "peak_rss_mb"), "a lot", "memory.peak_rss_mb"),
 ])
 def test_a_wrong_field_is_one_config_error_naming_it(path: tuple[str, str], value: Any,
                                                     named: str) -> None:
