@@ -17,7 +17,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -30,6 +29,7 @@ from edgeship.runtime.results import (
     SCHEMA,
     BenchmarkResult,
     FrequencyState,
+    HostFacts,
     InputFed,
     LatencyStats,
     MemoryUse,
@@ -204,7 +204,8 @@ def measure(
             "before": thermal_before, "after": thermal_after,
             "throttled": sysinfo.throttled(thermal_before, thermal_after)}),
         cpu_frequency=FrequencyState.from_dict({"before": freq_before, "after": freq_after}),
-        host=replace(sysinfo.host(), wall_seconds=time.perf_counter() - started),
+        host=HostFacts.from_dict({**sysinfo.host_facts(),
+                                  "wall_seconds": time.perf_counter() - started}),
         node_coverage=node_coverage,
         samples_ms=[s / 1e6 for s in samples[:: -(-len(samples) // MAX_SAMPLES_KEPT)]],
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -178,7 +178,9 @@ class CgroupLimits:
 
 @dataclass
 class HostFacts:
-    """The machine the agent ran on (``sysinfo.host_facts``), and how long the agent took."""
+    """The machine the agent ran on, and how long the agent took.  The keys are
+    ``sysinfo.host_facts()``'s: sysinfo builds a plain mapping because the device probe ships
+    that one file alone (it imports nothing of edgeship), and this class types it."""
 
     hostname: Optional[str] = None
     os: Optional[str] = None

@@ -8,11 +8,8 @@ import resource
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
-
-from edgeship.runtime.results import CgroupLimits, HostFacts
 
 
 def _read(path: str | Path) -> Optional[str]:
@@ -242,29 +239,21 @@ def elf_bits(path: str | Path) -> Optional[int]:
     return {1: 32, 2: 64}.get(head[4])
 
 
-def host() -> HostFacts:
-    """The machine this runs on (``wall_seconds`` is the agent's to fill in)."""
+def host_facts() -> dict[str, Any]:
     uname = platform.uname()
     libc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
-    return HostFacts(
-        hostname=uname.node,
-        os=f"{uname.system} {uname.release}",
-        machine=uname.machine,
-        python=platform.python_version(),
-        python_bits=elf_bits(os.path.realpath(sys.executable)) if sys.executable else None,
-        libc=libc,
-        cpu_model=cpu_model(),
-        cpu_count=os.cpu_count(),
-        cpu_affinity=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        device_model=device_tree_model(),
-        cpu_parts=parse_cpuinfo(_read("/proc/cpuinfo") or "")["cpu_parts"],
-        memory_total_mb=memory_total_mb(),
-        cgroup=CgroupLimits(**cgroup_limits()),
-    )
-
-
-def host_facts() -> dict[str, Any]:
-    """``host()`` as a mapping (what a probe reports beside its own facts)."""
-    facts = asdict(host())
-    facts.pop("wall_seconds")
-    return facts
+    return {
+        "hostname": uname.node,
+        "os": f"{uname.system} {uname.release}",
+        "machine": uname.machine,
+        "python": platform.python_version(),
+        "python_bits": elf_bits(os.path.realpath(sys.executable)) if sys.executable else None,
+        "libc": libc,
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "device_model": device_tree_model(),
+        "cpu_parts": parse_cpuinfo(_read("/proc/cpuinfo") or "")["cpu_parts"],
+        "memory_total_mb": memory_total_mb(),
+        "cgroup": cgroup_limits(),
+    }

@@ -162,3 +162,14 @@ def test_thermal_state_names_the_hottest_zone() -> None:
     state = ThermalState(before={"cpu": Zone(51.0, 85.0), "gpu": Zone(48.5)},
                          after={"cpu": Zone(None)})
     assert state.hottest("before") == 51.0 and state.hottest("after") is None
+
+
+def test_host_facts_has_a_field_for_every_fact_sysinfo_reads() -> None:
+    """sysinfo stays a plain mapping (the probe ships it alone); HostFacts must type all of it."""
+    from dataclasses import fields
+
+    from edgeship.runtime.sysinfo import host_facts
+
+    facts = host_facts()
+    assert [f.name for f in fields(HostFacts)] == [*facts, "wall_seconds"]
+    assert HostFacts.from_dict(facts).to_dict() == {**facts, "wall_seconds": None}
