@@ -4,6 +4,7 @@ Prints exactly one JSON object on stdout (backends' own chatter is sent to stder
 protocol is DESIGN.md's: a fresh process per measurement, load time, first inference, warmup
 until the rolling median settles, at least ``runs`` timed runs and ``min_seconds``, each timed
 with ``perf_counter_ns``; peak RSS from VmHWM; thermal and frequency before and after.
+The result's types and their JSON are ``edgeship.runtime.results`` (re-exported here).
 """
 
 from __future__ import annotations
