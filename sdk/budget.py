@@ -56,13 +56,12 @@ class Check:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "limit": self.limit, "measured": self.measured,
-                "unit": self.unit, "detail": self.detail, "ok": self.ok,
-                "higher_is_better": self.higher_is_better}
+                "unit": self.unit, "detail": self.detail, "ok": self.ok}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Check:
-        """A check ``to_dict`` wrote (``ok`` follows from the numbers; a file from before
-        ``higher_is_better`` was written gets the floor its name has)."""
+        """A check ``to_dict`` wrote.  ``ok`` follows from the numbers; whether the limit is a
+        floor follows from the check's name (``FLOORS``), unless the dict says."""
         higher = data.get("higher_is_better")
         return cls(data["name"], float(data["limit"]),
                    None if data.get("measured") is None else float(data["measured"]),

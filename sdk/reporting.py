@@ -22,8 +22,7 @@ Inputs (any mix, one JSON document per file):
      "accuracy_drop": 0.2,                   # points: baseline_accuracy - accuracy
      "accuracy_metric": "top1",              # "top1" with labels, "top1_agreement" without
      "benchmark": {...edgeship.benchmark/1...} | null,
-     "verdict": {"ok": bool, "checks": [{"name", "limit", "measured", "unit", "detail", "ok",
-                                         "higher_is_better"}]} | null,   # Verdict.to_dict
+     "verdict": {"ok": bool, "checks": [{"name", "limit", "measured", "unit", "detail", "ok"}]} | null,
      "error": null | "why the candidate failed (unsupported op, parity failure, ...)"}
 
 - a summary: ``{"candidates": [candidate, ...], "budget": {Budget fields} | null,

@@ -109,7 +109,7 @@ def test_a_verdict_reads_back_as_it_was_written() -> None:
     assert Verdict.from_dict(data) == verdict
 
 
-def test_a_floor_written_before_higher_is_better_keeps_its_direction() -> None:
+def test_a_floor_keeps_its_direction_through_json() -> None:
     data = {"ok": True, "checks": [{"name": "snr", "limit": 20.0, "measured": 25.0, "unit": "dB",
                                     "detail": "", "ok": True}]}
     (check,) = Verdict.from_dict(data).checks
