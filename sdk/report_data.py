@@ -151,8 +151,9 @@ def _candidate_row(payload: dict[str, Any], source: str) -> Row:
     try:
         cand = Candidate.model_validate(payload)
     except ValidationError as exc:
-        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
-        raise ConfigError(f"'{source}' is not a valid {CANDIDATE_SCHEMA}: {detail}",
+        from edgeship.result_json import errors_line
+
+        raise ConfigError(f"'{source}' is not a valid {CANDIDATE_SCHEMA}: {errors_line(exc)}",
                           "see edgeship.reporting's docstring for the shape") from None
     row = _bench_row(cand.benchmark, source) if cand.benchmark else Row(name=cand.name, source=source)
     row.name = cand.name

@@ -54,15 +54,19 @@ def _non_finite(value: Any, where: tuple[Any, ...] = ()) -> Iterator[tuple[Any, 
             yield from _non_finite(v, (*where, i))
 
 
+def errors_line(exc: ValidationError) -> str:
+    """The first three problems pydantic found, on one line: ``latency_ms.p50: ...; ...``."""
+    detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}"
+                       for e in exc.errors()[:3])
+    return " ".join(detail.split())[:300]
+
+
 def read_verdict(data: Any, source: str, fix: str) -> Verdict:
     """A verdict as ``Verdict.to_dict`` writes it, its types checked."""
     try:
         _Verdict.model_validate(data)
     except ValidationError as exc:
-        detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}"
-                           for e in exc.errors()[:3])
-        raise ConfigError(f"'{source}' verdict is not valid: {' '.join(detail.split())[:300]}",
-                          fix) from None
+        raise ConfigError(f"'{source}' verdict is not valid: {errors_line(exc)}", fix) from None
     return Verdict.from_dict(data)
 
 
@@ -79,10 +83,7 @@ def read_bench_json(payload: Any, source: str, fix: str) -> tuple[BenchmarkResul
         _result_adapter().validate_python(payload)
         edges = _Edges.model_validate(payload)
     except ValidationError as exc:
-        detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}"
-                           for e in exc.errors()[:3])
-        raise ConfigError(f"'{source}' is not a valid result: {' '.join(detail.split())[:300]}",
-                          fix) from None
+        raise ConfigError(f"'{source}' is not a valid result: {errors_line(exc)}", fix) from None
     try:
         result = BenchmarkResult.from_dict(payload)
     except (TypeError, ValueError, KeyError) as exc:
