@@ -24,6 +24,38 @@ BUDGET_ORDER = ("latency", "memory", "size", "accuracy_drop", "snr", "rel_error"
 ResultLike = Union[str, Path, dict[str, Any], BenchmarkResult]
 
 
+class FidelityRecord(BaseModel):
+    """How a candidate's fidelity was judged (compress writes more: figures, samples, reason)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    judge: str = ""
+    metric: str = ""
+    label: Optional[str] = None
+    value: Optional[float] = None
+    unit: Optional[str] = None
+    tolerance: Optional[float] = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric in ("snr_db", "cosine")
+
+    @property
+    def name(self) -> str:
+        return self.label or self.metric or "fidelity"
+
+
+class Timings(BaseModel):
+    """Seconds a candidate took to build (or came from the cache), judge and measure."""
+
+    model_config = ConfigDict(extra="allow")
+
+    build_s: Optional[float] = None
+    evaluate_s: Optional[float] = None
+    measure_s: Optional[float] = None
+    cached_build: bool = False
+
+
 class Candidate(BaseModel):
     """One candidate of a search, as the planner writes it (see the module docstring)."""
 
@@ -37,8 +69,8 @@ class Candidate(BaseModel):
     baseline_accuracy: Optional[float] = None
     accuracy_drop: Optional[float] = None
     accuracy_metric: Optional[str] = None
-    fidelity: Optional[dict[str, Any]] = None  # judge, metric, value, tolerance, decided_by...
-    timings: Optional[dict[str, Any]] = None  # build_s, evaluate_s, measure_s, cached_build
+    fidelity: Optional[FidelityRecord] = None
+    timings: Optional[Timings] = None
     benchmark: Optional[dict[str, Any]] = None
     verdict: Optional[dict[str, Any]] = None
     error: Optional[str] = None
@@ -60,8 +92,8 @@ class Row:
     error: Optional[str] = None
     on_front: bool = False
     skipped: Optional[str] = None  # not run on purpose (a fallback that was not needed)
-    fidelity: Optional[dict[str, Any]] = None
-    timings: Optional[dict[str, Any]] = None
+    fidelity: Optional[FidelityRecord] = None
+    timings: Optional[Timings] = None
 
     @property
     def quality(self) -> Optional[float]:
@@ -69,10 +101,10 @@ class Row:
         figure (minus an estimated drop, or an SNR / cosine, or minus a relative error)."""
         if self.accuracy is not None:
             return self.accuracy
-        f = self.fidelity or {}
-        if f.get("value") is None:
+        f = self.fidelity
+        if f is None or f.value is None:
             return None
-        return float(f["value"]) if f["metric"] in ("snr_db", "cosine") else -float(f["value"])
+        return f.value if f.higher_is_better else -f.value
 
     @property
     def ok(self) -> Optional[bool]:

@@ -42,16 +42,18 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from edgeship.budget import Budget, Check
 from edgeship.report_data import (
     BUDGET_ORDER,
     CANDIDATE_SCHEMA,
     Candidate,
+    FidelityRecord,
     ReportData,
     ResultLike,
     Row,
+    Timings,
     load_results,
     mark_front,
     original_candidate_name,
@@ -176,22 +178,23 @@ def _candidate_table(data: ReportData, percentile: str) -> str:
     return "".join(lines) + "</tbody></table></div>"
 
 
-def _fidelity_td(f: Optional[dict[str, Any]]) -> str:
+def _fidelity_td(f: Optional[FidelityRecord]) -> str:
     """The metric that decided fidelity, its value and the judge, e.g. "estimated drop (no
     labels) 0.51 pt · unlabelled classification"."""
-    if not f:
+    if f is None:
         return '<td class="muted">–</td>'
-    value = f"{f['value']:.3g}{' ' + f['unit'] if f.get('unit') else ''}"
-    tol = f" (budget {f['tolerance']:g})" if f.get("tolerance") is not None else ""
-    return (f"<td>{escape(str(f.get('label', f['metric'])))} {escape(value)}{escape(tol)}"
-            f'<br><span class="muted">{escape(str(f["judge"]))}</span></td>')
+    value = "–" if f.value is None else f"{f.value:.3g}{' ' + f.unit if f.unit else ''}"
+    tol = f" (budget {f.tolerance:g})" if f.tolerance is not None else ""
+    return (f"<td>{escape(f.name)} {escape(value)}{escape(tol)}"
+            f'<br><span class="muted">{escape(f.judge)}</span></td>')
 
 
-def _timings_td(t: Optional[dict[str, Any]]) -> str:
-    if not t or t.get("build_s") is None:
+def _timings_td(t: Optional[Timings]) -> str:
+    if t is None or t.build_s is None:
         return '<td class="muted">–</td>'
-    build = "cached" if t.get("cached_build") else f"{t['build_s']:.1f}"
-    return f"<td>{build} / {t['evaluate_s']:.1f} / {t['measure_s']:.1f}</td>"
+    seconds = ["cached" if t.cached_build else f"{t.build_s:.1f}",
+               *("–" if v is None else f"{v:.1f}" for v in (t.evaluate_s, t.measure_s))]
+    return f"<td>{' / '.join(seconds)}</td>"
 
 
 def _pareto_section(data: ReportData, percentile: str) -> str:
@@ -213,12 +216,12 @@ def _pareto_section(data: ReportData, percentile: str) -> str:
     metric = next((r.accuracy_metric for r in rows if r.accuracy_metric), "accuracy")
     judged = next((r.fidelity for r in rows if r.accuracy is None and r.fidelity), None)
     if judged is not None:  # no accuracy measured: plot the judge's figure (higher is better)
-        unit = f" ({judged['unit']})" if judged.get("unit") else ""
-        sign = "" if judged["metric"] in ("snr_db", "cosine") else "− "
-        if max_drop is not None and judged["metric"].endswith("drop"):
+        unit = f" ({judged.unit})" if judged.unit else ""
+        sign = "" if judged.higher_is_better else "− "
+        if max_drop is not None and judged.metric.endswith("drop"):
             lines.append(Line("y", -float(max_drop), f"budget −{fmt(max_drop)} pt"))
         return scatter(points, f"latency {percentile} (ms)",
-                       f"{sign}{judged.get('label', judged['metric'])}{unit}", lines)
+                       f"{sign}{judged.name}{unit}", lines)
     return scatter(points, f"latency {percentile} (ms)", f"{metric} (%)", lines)
 
 
