@@ -113,7 +113,7 @@ def measure(ctx: Context, technique: str, backend: str, path: Path,
     print(f"  {technique:<34} {backend:<12} p50 {result.latency_ms.p50:.4f} ms  acc {acc:.4f}",
           file=sys.stderr)
     return Row(technique, backend, path.name, model_size(path).bytes, macs, acc,
-               result.latency_ms.p50, result.backend.get("precision"), notes=notes)
+               result.latency_ms.p50, result.backend.precision, notes=notes)
 
 
 def quantize_rows(ctx: Context) -> list[Row]:

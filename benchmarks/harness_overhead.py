@@ -128,7 +128,7 @@ def main() -> None:
             bare.append(bare_median(model, args.threads, args.seconds, shapes))
             result = edgeship_result(model, args.threads, args.seconds, shapes)
             ours.append(result.latency_ms.p50)
-            precision = result.backend["precision"]
+            precision = result.backend.precision
         n, b, e = statistics.median(native), statistics.median(bare), statistics.median(ours)
         record = {
             "model": model.name, "threads": args.threads, "precision": precision,

@@ -46,8 +46,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     pick, p = result.pick, result.budget.percentile
     assert pick.benchmark is not None and pick.evaluation is not None
     print(f"pick: {pick.name} ({' -> '.join(pick.recipe.labels())})")
-    print(f"  runs on {pick.recipe.runs_on}, {pick.benchmark.model['size_bytes'] / 1e3:.1f} KB, "
-          f"{p} {pick.benchmark.latency(p):.4g} ms, peak {pick.benchmark.memory['peak_rss_mb']:.0f} MB, "
+    print(f"  runs on {pick.recipe.runs_on}, {pick.benchmark.model.size_bytes / 1e3:.1f} KB, "
+          f"{p} {pick.benchmark.latency(p):.4g} ms, peak {pick.benchmark.memory.peak_rss_mb:.0f} MB, "
           f"accuracy {pick.evaluation.accuracy:.2f} % ({pick.evaluation.drop:+.2f} pt vs the original)")
     print(f"  model: {result.output / result.summary['artifact']}")
     print(f"  report: {result.output / 'report.html'}")

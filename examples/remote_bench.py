@@ -42,11 +42,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
     lat, host, backend = result.latency_ms, result.host, result.backend
-    print(f"{result.model['name']} on {args.target}: "
-          f"{host.get('device_model') or host.get('cpu_model')} ({host.get('machine')}, "
-          f"{host.get('cpu_count')} cores), {backend['backend']} {backend['version']}")
+    print(f"{result.model.name} on {args.target}: "
+          f"{host.summary}, {backend.backend} {backend.version}")
     print(f"  latency p50 {lat.p50:.4g} ms, p99 {lat.p99:.4g} ms over {lat.runs} runs; "
-          f"peak memory {result.memory['peak_rss_mb']:.0f} MB; load {result.load_ms:.1f} ms")
+          f"peak memory {result.memory.peak_rss_mb:.0f} MB; load {result.load_ms:.1f} ms")
     print(f"  {'within budget' if verdict.ok else 'OVER BUDGET'}: {verdict.summary()}")
     return 0 if verdict.ok else 1
 

@@ -4,6 +4,7 @@ Prints exactly one JSON object on stdout (backends' own chatter is sent to stder
 protocol is DESIGN.md's: a fresh process per measurement, load time, first inference, warmup
 until the rolling median settles, at least ``runs`` timed runs and ``min_seconds``, each timed
 with ``perf_counter_ns``; peak RSS from VmHWM; thermal and frequency before and after.
+The result's types and their JSON are ``edgeship.runtime.results`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -32,109 +32,23 @@ from edgeship.runtime.benchconfig import (
 )
 from edgeship.runtime.errors import EXIT_INTERNAL, EdgeshipError
 from edgeship.runtime.formats import files_of
+from edgeship.runtime.results import (
+    SCHEMA,
+    BenchmarkResult,
+    FrequencyState,
+    HostFacts,
+    InputFed,
+    LatencyStats,
+    MemoryUse,
+    ModelFacts,
+    ThermalState,
+)
 
-__all__ = ["DEFAULT_MIN_SECONDS", "DEFAULT_RUNS", "DEFAULT_WARMUP", "BenchConfig",
+__all__ = ["DEFAULT_MIN_SECONDS", "DEFAULT_RUNS", "DEFAULT_WARMUP", "SCHEMA", "BenchConfig",
            "BenchmarkResult", "LatencyStats", "check_min_seconds", "main", "measure"]
 
-SCHEMA = "edgeship.benchmark/1"
 PERCENTILES = ("p50", "p90", "p99")
 MAX_SAMPLES_KEPT = 10_000  # per-run latencies kept in the JSON (evenly strided, in time order)
-
-
-@dataclass
-class LatencyStats:
-    """Milliseconds over the timed runs."""
-
-    min: float
-    p50: float
-    p90: float
-    p99: float
-    max: float
-    mean: float
-    std: float
-    runs: int
-
-    @classmethod
-    def from_ns(cls, samples_ns: Sequence[int]) -> LatencyStats:
-        ms = sorted(s / 1e6 for s in samples_ns)
-        return cls(
-            min=ms[0],
-            p50=_percentile(ms, 50),
-            p90=_percentile(ms, 90),
-            p99=_percentile(ms, 99),
-            max=ms[-1],
-            mean=statistics.fmean(ms),
-            std=statistics.pstdev(ms),
-            runs=len(ms),
-        )
-
-
-def _percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default method)."""
-    pos = (len(sorted_values) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
-@dataclass
-class BenchmarkResult:
-    """One measurement of one model on one machine (schema ``edgeship.benchmark/1``).
-
-    Example:
-        >>> result = BenchmarkResult.from_json(text)                 # doctest: +SKIP
-        >>> result.latency_ms.p50, result.memory["peak_rss_mb"]       # doctest: +SKIP
-        >>> verdict = result.check(Budget(max_latency_ms=20))         # doctest: +SKIP
-    """
-
-    model: dict[str, Any]
-    backend: dict[str, Any]
-    inputs: list[dict[str, Any]]
-    config: dict[str, Any]
-    load_ms: float
-    first_inference_ms: float
-    latency_ms: LatencyStats
-    throughput_ips: float
-    memory: dict[str, Any]
-    thermal: dict[str, Any]
-    cpu_frequency: dict[str, Any]
-    host: dict[str, Any]
-    node_coverage: Optional[dict[str, Any]] = None
-    samples_ms: list[float] = field(default_factory=list)
-    timestamp: str = ""
-    target: dict[str, Any] = field(default_factory=dict)  # filled in by the host side
-    schema: str = SCHEMA
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self, indent: Optional[int] = None) -> str:
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchmarkResult:
-        if data.get("schema") != SCHEMA:
-            raise ValueError(f"not an {SCHEMA} result (schema={data.get('schema')!r})")
-        data = dict(data)
-        data["latency_ms"] = LatencyStats(**data["latency_ms"])
-        return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str) -> BenchmarkResult:
-        return cls.from_dict(json.loads(text))
-
-    def latency(self, percentile: str = "p50") -> float:
-        return float(getattr(self.latency_ms, percentile))
-
-    def check(self, budget: Any) -> Any:
-        """Compare with a ``edgeship.Budget``; returns its ``Verdict``.  A benchmark measures no
-        accuracy, so an accuracy-drop budget does not apply here and is left out (``compress``
-        and ``Budget.evaluate(result, drop)`` check it where a drop is measured)."""
-        import dataclasses
-
-        if getattr(budget, "max_accuracy_drop", None) is not None and dataclasses.is_dataclass(budget):
-            budget = dataclasses.replace(budget, max_accuracy_drop=None)  # type: ignore[type-var]
-        return budget.evaluate(self)
 
 
 def sha256_file(path: Path) -> str:
@@ -254,19 +168,11 @@ def measure(model: str | Path, config: Optional[BenchConfig] = None, **options: 
     batch_size = int(batch.shape[0]) if batch is not None and batch.ndim else 1
     files = model_files(path)
     return BenchmarkResult(
-        model={
-            "path": str(path),
-            "name": path.name,
-            "format": fmt.name,
-            "size_bytes": sum(f.stat().st_size for f in files),
-            "sha256": sha256_file(path),
-            "files": [f.name for f in files],
-        },
-        backend=asdict(session.info),
-        inputs=[
-            {"name": k, "shape": list(v.shape), "dtype": v.dtype.name, "source": sources[k]}
-            for k, v in feeds.items()
-        ],
+        model=ModelFacts(path=str(path), name=path.name, format=fmt.name,
+                         size_bytes=sum(f.stat().st_size for f in files), sha256=sha256_file(path),
+                         files=[f.name for f in files]),
+        backend=session.info,
+        inputs=[InputFed(k, list(v.shape), v.dtype.name, sources[k]) for k, v in feeds.items()],
         config={
             "warmup": warmup,
             "warmup_runs": warmup_runs,
@@ -282,19 +188,15 @@ def measure(model: str | Path, config: Optional[BenchConfig] = None, **options: 
         first_inference_ms=first_ns / 1e6,
         latency_ms=stats,
         throughput_ips=batch_size * len(samples) / (timed_ns / 1e9),
-        memory={
-            "rss_before_load_mb": rss_before,
-            "peak_rss_mb": peak,
-            "delta_mb": peak - rss_before if rss_before is not None else None,
-            "source": peak_source,
-        },
-        thermal={
-            "before": thermal_before,
-            "after": thermal_after,
-            "throttled": sysinfo.throttled(thermal_before, thermal_after),
-        },
-        cpu_frequency={"before": freq_before, "after": freq_after},
-        host=sysinfo.host_facts() | {"wall_seconds": time.perf_counter() - started},
+        memory=MemoryUse(rss_before_load_mb=rss_before, peak_rss_mb=peak,
+                         delta_mb=peak - rss_before if rss_before is not None else None,
+                         source=peak_source),
+        thermal=ThermalState.from_dict({
+            "before": thermal_before, "after": thermal_after,
+            "throttled": sysinfo.throttled(thermal_before, thermal_after)}),
+        cpu_frequency=FrequencyState.from_dict({"before": freq_before, "after": freq_after}),
+        host=HostFacts.from_dict({**sysinfo.host_facts(),
+                                  "wall_seconds": time.perf_counter() - started}),
         node_coverage=node_coverage,
         samples_ms=[s / 1e6 for s in samples[:: -(-len(samples) // MAX_SAMPLES_KEPT)]],
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),

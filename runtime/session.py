@@ -8,12 +8,14 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
 from edgeship.runtime.errors import ConfigError, EdgeshipError, ModelError
+from edgeship.runtime.results import BackendInfo as BackendInfo  # its home before results.py
+from edgeship.runtime.results import NodeCoverage
 
 Dim = Optional[Union[int, str]]  # None or a symbolic name for a dynamic dimension
 
@@ -38,20 +40,6 @@ class TensorSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class BackendInfo:
-    """What actually ran the model, as measured, not as requested."""
-
-    backend: str  # onnxruntime | openvino | tflite
-    module: str  # the Python module that was imported (e.g. ai_edge_litert)
-    version: str
-    device: str  # execution provider / device actually used
-    requested_device: Optional[str] = None
-    precision: Optional[str] = None  # inference precision actually used, where the backend says
-    threads: Optional[int] = None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 class Session:
@@ -102,7 +90,7 @@ class Session:
         checked = self.check_feeds(feeds)
         return lambda: self._run(checked)
 
-    def node_coverage(self, feeds: Optional[Mapping[str, np.ndarray]] = None) -> Optional[dict[str, Any]]:
+    def node_coverage(self, feeds: Optional[Mapping[str, np.ndarray]] = None) -> Optional[NodeCoverage]:
         """Which device/provider ran how many nodes (for one run on ``feeds``, the measured
         inputs); None where the backend cannot tell."""
         return None

@@ -57,7 +57,7 @@ def benchmark(
 
     Example:
         >>> r = benchmark("examples/models/digits_cnn.onnx", runs=200, threads=1)  # doctest: +SKIP
-        >>> print(r.latency_ms.p50, r.memory["peak_rss_mb"])                        # doctest: +SKIP
+        >>> print(r.latency_ms.p50, r.memory.peak_rss_mb)                        # doctest: +SKIP
     """
     config = bench_config(backend=backend, threads=threads, warmup=warmup, runs=runs,
                           min_seconds=min_seconds, input_shapes=input_shapes,

@@ -54,6 +54,20 @@ class Check:
         """The sign a missed check is shown with: ``>`` past a ceiling, ``<`` under a floor."""
         return "<" if self.higher_is_better else ">"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "limit": self.limit, "measured": self.measured,
+                "unit": self.unit, "detail": self.detail, "ok": self.ok}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Check:
+        """A check ``to_dict`` wrote.  ``ok`` follows from the numbers; whether the limit is a
+        floor follows from the check's name (``FLOORS``), unless the dict says."""
+        higher = data.get("higher_is_better")
+        return cls(data["name"], float(data["limit"]),
+                   None if data.get("measured") is None else float(data["measured"]),
+                   str(data.get("unit", "")), str(data.get("detail", "")),
+                   data["name"] in FLOORS if higher is None else bool(higher))
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -68,6 +82,14 @@ class Verdict:
     @property
     def failed(self) -> list[Check]:
         return [c for c in self.checks if not c.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The verdict as every JSON output writes it (bench --json, fleets, candidates)."""
+        return {"ok": self.ok, "checks": [c.to_dict() for c in self.checks]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        return cls([Check.from_dict(c) for c in data.get("checks", [])])
 
     def summary(self) -> str:
         if self.ok:
@@ -89,6 +111,7 @@ _FIDELITY_CHECKS: dict[str, tuple[str, str, str, bool]] = {
                     "snr_db": ("min_snr_db", "snr", "dB", True),
                     "rel_error": ("max_rel_error", "rel_error", "", False),
                     "cosine": ("min_cosine", "cosine", "", True)}
+FLOORS = frozenset(name for _, name, _, higher in _FIDELITY_CHECKS.values() if higher)
 
 
 @dataclass(frozen=True)
@@ -147,10 +170,10 @@ class Budget:
             checks.append(Check("latency", self.max_latency_ms, result.latency(self.percentile),
                                 "ms", self.percentile))
         if self.max_memory_mb is not None:
-            checks.append(Check("memory", self.max_memory_mb, result.memory.get("peak_rss_mb"),
+            checks.append(Check("memory", self.max_memory_mb, result.memory.peak_rss_mb,
                                 "MB", "peak RSS"))
         if self.max_size_mb is not None:
-            checks.append(Check("size", self.max_size_mb, result.model["size_bytes"] / 1e6, "MB",
+            checks.append(Check("size", self.max_size_mb, result.model.size_mb, "MB",
                                 "model files"))
         if fidelity is not None:
             check = self.fidelity_check(fidelity)

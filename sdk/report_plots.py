@@ -1,4 +1,4 @@
-"""Inline SVG charts for the HTML report: scatter with a front and budget lines, histograms, bars.
+"""Inline SVG charts for the HTML report: scatter with the front and budget lines, histograms, bars.
 
 Hand-written SVG (no matplotlib, no JavaScript, no network): the report stays one small file
 that renders the same everywhere.  Every mark carries a <title> with its exact value, so a
@@ -178,8 +178,10 @@ class _Labels:
 
 def scatter(points: Sequence[Point], x_label: str, y_label: str, lines: Sequence[Line] = (),
             height: int = 380) -> str:
-    """Candidates as numbered dots (green inside every budget, red outside), the front joined
-    by a line, the pick ringed and labelled.  The axes fit the candidates: a budget outside
+    """Candidates as numbered dots (green inside every budget, red outside), those on the
+    Pareto front drawn bold, the pick ringed and labelled.  The front is over accuracy,
+    latency, memory and size, so it is marked, not joined: in this plane of two of its four
+    axes a front point can sit behind another.  The axes fit the candidates: a budget outside
     their range is drawn at the plot's edge with an arrow and its value, not by stretching the
     scale.  The legend below is HTML, so long names wrap instead of running off the chart."""
     xs, ys = [p.x for p in points], [p.y for p in points]
@@ -197,10 +199,6 @@ def scatter(points: Sequence[Point], x_label: str, y_label: str, lines: Sequence
     labels = _Labels(*plot)
     for ln in lines:
         body += _budget_line(ln, frame, plot, labels)
-    front = sorted((p for p in points if p.on_front), key=lambda p: p.x)
-    if len(front) > 1:
-        path = " ".join(f"{frame.px(p.x):.1f},{frame.py(p.y):.1f}" for p in front)
-        body.append(f'<polyline points="{path}" fill="none" stroke="#555" stroke-width="1.5"/>')
     placed = [(frame.px(p.x), frame.py(p.y)) for p in points]
     for x, y in placed:
         labels.reserve(x, y, 7)
@@ -223,34 +221,30 @@ def scatter(points: Sequence[Point], x_label: str, y_label: str, lines: Sequence
 
 def _budget_line(ln: Line, frame: _Frame, plot: tuple[float, float, float, float],
                  labels: _Labels) -> list[str]:
+    """A budget across the plot: vertical (a latency limit) or horizontal (an accuracy floor).
+    One outside the candidates' range is drawn at the edge it lies beyond, dotted, with an
+    arrow, so the scale stays the candidates'."""
     left, right, top, bottom = plot
-    out = []
-    if ln.axis == "x":
-        x = frame.px(ln.value)
-        off = "" if left <= x <= right else (" →" if x > right else " ←")
-        x = min(max(x, left), right)
-        dash = "6 4" if not off else "2 3"
-        out.append(f'<line class="budget" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" '
-                   f'stroke="#d62728" stroke-dasharray="{dash}"/>')
-        text = ln.label + (" (off the scale" + off + ")" if off else "")
-        anchor, dx = ("end", -4) if x > WIDTH * 0.6 else ("start", 4)
-        out.append(f'<text class="budget-label" x="{x + dx:.1f}" y="{top + 10}" '
-                   f'text-anchor="{anchor}" fill="#d62728" {FONT}>{escape(text)}</text>')
-        w = 6.4 * len(text)
-        labels.taken.append((x - w if anchor == "end" else x, x if anchor == "end" else x + w,
-                             top, top + 14))
-    else:
-        y = frame.py(ln.value)
-        off = "" if top <= y <= bottom else (" ↓" if y > bottom else " ↑")
-        y = min(max(y, top), bottom)
-        dash = "6 4" if not off else "2 3"
-        out.append(f'<line class="budget" x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" '
-                   f'stroke="#d62728" stroke-dasharray="{dash}"/>')
-        text = ln.label + (" (off the scale" + off + ")" if off else "")
-        ty = y - 4 if y - 14 > top else y + 12
-        out.append(f'<text class="budget-label" x="{right - 4}" y="{ty:.1f}" text-anchor="end" '
-                   f'fill="#d62728" {FONT}>{escape(text)}</text>')
-        labels.taken.append((right - 6.4 * len(text) - 4, right, ty - 11, ty + 2))
+    vertical = ln.axis == "x"
+    at = frame.px(ln.value) if vertical else frame.py(ln.value)
+    lo, hi = (left, right) if vertical else (top, bottom)
+    off = "" if lo <= at <= hi else ((" →" if at > hi else " ←") if vertical
+                                     else (" ↓" if at > hi else " ↑"))
+    at = min(max(at, lo), hi)
+    x1, y1, x2, y2 = (at, top, at, bottom) if vertical else (left, at, right, at)
+    out = [f'<line class="budget" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+           f'stroke="#d62728" stroke-dasharray="{"2 3" if off else "6 4"}"/>']
+    text = ln.label + (" (off the scale" + off + ")" if off else "")
+    w = 6.4 * len(text)
+    if vertical:  # the label at the top, on the side with room
+        anchor, tx, ty = ("end", at - 4, top + 10) if at > WIDTH * 0.6 else ("start", at + 4, top + 10)
+        box = (at - w if anchor == "end" else at, at if anchor == "end" else at + w, top, top + 14)
+    else:  # the label at the right end, above the line where there is room
+        anchor, tx, ty = "end", right - 4, at - 4 if at - 14 > top else at + 12
+        box = (right - w - 4, right, ty - 11, ty + 2)
+    out.append(f'<text class="budget-label" x="{tx:.1f}" y="{ty:.1f}" text-anchor="{anchor}" '
+               f'fill="#d62728" {FONT}>{escape(text)}</text>')
+    labels.taken.append(box)
     return out
 
 
@@ -264,7 +258,8 @@ def _legend(points: Sequence[Point]) -> str:
                      f'{escape(p.label)} <span class="muted">{what}{extra}</span></li>')
     return ('<ol class="legend">' + "".join(items) + "</ol>"
             '<p class="muted">Green: inside every budget; red: misses one; a ring: the pick; '
-            'bold outline and the line: the accuracy-latency Pareto front; dashed red: budgets.</p>')
+            'bold outline: on the Pareto front (accuracy, latency, memory and size; for a compress '
+            'run, the front its summary.json lists); dashed red: budgets.</p>')
 
 
 def histograms(series: Sequence[tuple[str, Sequence[float], dict[str, float]]], unit: str,

@@ -1,7 +1,8 @@
 """``edgeship report``: one self-contained HTML page from benchmark and candidate JSON files.
 
 The page has the candidate table (a pass/over mark per budget, drawn in CSS), the
-accuracy-vs-latency plot with the accuracy-latency Pareto front and budget lines, latency
+accuracy-vs-latency plot with the Pareto front marked (a compress summary's own, over
+accuracy, latency, memory and size) and budget lines, latency
 distributions, memory and size bars, and the conditions of every measurement (device,
 backend, provider, precision, threads, thermal state).  Plots are inline SVG; there is no
 script and nothing is fetched.
@@ -25,7 +26,9 @@ Inputs (any mix, one JSON document per file):
      "error": null | "why the candidate failed (unsupported op, parity failure, ...)"}
 
 - a summary: ``{"candidates": [candidate, ...], "budget": {Budget fields} | null,
-  "pick": "name" | null, "device": "raspberry-pi-5" | null}`` (``compress``'s summary.json).
+  "pick": "name" | null, "device": "raspberry-pi-5" | null, "pareto_front": ["name", ...]}``
+  (``compress``'s summary.json; the report marks the front it lists, and computes the same
+  front over loose candidate files).
 
 Example:
     >>> import edgeship
@@ -36,89 +39,32 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Optional, Union
 
-from edgeship.budget import Budget
-from edgeship.core.errors import ConfigError
+from edgeship.budget import Budget, Check
+from edgeship.report_data import (
+    BUDGET_ORDER,
+    CANDIDATE_SCHEMA,
+    Candidate,
+    FidelityRecord,
+    ReportData,
+    ResultLike,
+    Row,
+    Timings,
+    load_results,
+    mark_front,
+    original_candidate_name,
+    percentile_of,
+)
 from edgeship.report_plots import Line, Point, bars, fmt, histograms, scatter
 from edgeship.report_style import STYLE
-from edgeship.runtime.bench import SCHEMA as BENCH_SCHEMA
-from edgeship.runtime.bench import BenchmarkResult
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from edgeship.runtime.results import FrequencyState, ThermalState
 
-CANDIDATE_SCHEMA = "edgeship.candidate/1"
-BUDGET_ORDER = ("latency", "memory", "size", "accuracy_drop", "snr", "rel_error", "cosine")
-ResultLike = Union[str, Path, dict[str, Any], BenchmarkResult]
-
-
-class Candidate(BaseModel):
-    """One candidate of a search, as the planner writes it (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    schema_: Literal["edgeship.candidate/1"] = Field("edgeship.candidate/1", alias="schema")
-    name: str
-    model: Optional[str] = None
-    recipe: list[Union[str, dict[str, Any]]] = Field(default_factory=list)
-    accuracy: Optional[float] = None
-    baseline_accuracy: Optional[float] = None
-    accuracy_drop: Optional[float] = None
-    accuracy_metric: Optional[str] = None
-    fidelity: Optional[dict[str, Any]] = None  # judge, metric, value, tolerance, decided_by...
-    timings: Optional[dict[str, Any]] = None  # build_s, evaluate_s, measure_s, cached_build
-    benchmark: Optional[dict[str, Any]] = None
-    verdict: Optional[dict[str, Any]] = None
-    error: Optional[str] = None
-
-
-@dataclass
-class Row:
-    """A line of the report: a candidate or a bare measurement."""
-
-    name: str
-    source: str
-    result: Optional[BenchmarkResult] = None
-    accuracy: Optional[float] = None
-    baseline_accuracy: Optional[float] = None
-    accuracy_drop: Optional[float] = None
-    accuracy_metric: Optional[str] = None
-    recipe: list[str] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
-    error: Optional[str] = None
-    on_front: bool = False
-    skipped: Optional[str] = None  # not run on purpose (a fallback that was not needed)
-    fidelity: Optional[dict[str, Any]] = None
-    timings: Optional[dict[str, Any]] = None
-
-    @property
-    def quality(self) -> Optional[float]:
-        """Higher is better: the accuracy when one was measured, else the fidelity judge's
-        figure (minus an estimated drop, or an SNR / cosine, or minus a relative error)."""
-        if self.accuracy is not None:
-            return self.accuracy
-        f = self.fidelity or {}
-        if f.get("value") is None:
-            return None
-        return float(f["value"]) if f["metric"] in ("snr_db", "cosine") else -float(f["value"])
-
-    @property
-    def ok(self) -> Optional[bool]:
-        if self.error or self.skipped:
-            return False
-        return all(c["ok"] for c in self.checks) if self.checks else None
-
-
-@dataclass
-class ReportData:
-    rows: list[Row]
-    budget: Optional[Budget] = None
-    pick: Optional[str] = None
-    device: Optional[str] = None
-    original: Optional[str] = None  # the row that is the original model (a compress summary)
+__all__ = ["CANDIDATE_SCHEMA", "Candidate", "ReportData", "Row", "load_results", "mark_front",
+           "original_candidate_name", "render_report", "report"]
 
 
 def report(
@@ -142,156 +88,8 @@ def render_report(results: Sequence[ResultLike], *, budget: Optional[Budget] = N
                   title: Optional[str] = None) -> str:
     """The report's HTML as a string (see ``report``)."""
     data = load_results(results, budget)
-    mark_front(data.rows, _percentile(data))
+    mark_front(data, percentile_of(data))
     return _page(data, title or "edgeship report")
-
-
-def original_candidate_name(source_format: Optional[str]) -> str:
-    """The candidate that is the original model as it is (a torch model: exported to ONNX as it
-    is): what every speed-up is measured against."""
-    return f"fp32-{'onnx' if source_format in (None, 'torch') else source_format}"
-
-
-# -- loading -------------------------------------------------------------------------------------
-def load_results(results: Sequence[ResultLike], budget: Optional[Budget] = None) -> ReportData:
-    if not results:
-        raise ConfigError("no results to report", "pass one or more RESULT.json files")
-    data = ReportData(rows=[], budget=budget)
-    for item in results:
-        source, payload = _read(item)
-        if isinstance(payload, BenchmarkResult):
-            data.rows.append(_bench_row(payload.to_dict(), source))
-        elif isinstance(payload, dict) and isinstance(payload.get("candidates"), list):
-            _summary(payload, source, data)
-        elif isinstance(payload, dict) and payload.get("schema") == CANDIDATE_SCHEMA:
-            data.rows.append(_candidate_row(payload, source))
-        elif isinstance(payload, dict) and payload.get("schema") == BENCH_SCHEMA:
-            data.rows.append(_bench_row(payload, source))
-        else:
-            raise ConfigError(f"'{source}' is not an edgeship result",
-                              f"pass {BENCH_SCHEMA} or {CANDIDATE_SCHEMA} JSON, or a compress summary")
-    _unique_names(data.rows)
-    for row in data.rows:  # a passed budget re-checks all; a summary's fills rows without verdicts
-        if row.result is not None and (budget is not None or (data.budget and not row.checks)):
-            verdict = (budget or data.budget).evaluate(row.result, row.accuracy_drop)  # type: ignore
-            row.checks = [_check_dict(c) for c in verdict.checks]
-    return data
-
-
-def _read(item: ResultLike) -> tuple[str, Any]:
-    if isinstance(item, BenchmarkResult):
-        return item.model.get("name", "result"), item
-    if isinstance(item, dict):
-        return str(item.get("name") or item.get("model", {}).get("name") or "result"), item
-    from edgeship.runtime.textfiles import read_json
-
-    path = Path(item)
-    return path.name, read_json(path, f"result file '{path}'",
-                                "pass the JSON written by edgeship bench -o or compress")
-
-
-def _bench_row(payload: dict[str, Any], source: str) -> Row:
-    from edgeship.result_json import check_bench_json
-
-    if not isinstance(payload, dict):
-        raise ConfigError(f"'{source}' benchmark is not a JSON object", "re-run edgeship bench")
-    if "error" in payload:
-        err = payload["error"] or {}
-        message = err.get("message", err) if isinstance(err, dict) else err
-        return Row(name=source, source=source, error=" ".join(str(message).split())[:300])
-    check_bench_json(payload, source, "re-run edgeship bench to write a fresh one")
-    payload = dict(payload)
-    verdict = payload.pop("verdict", None) or {}
-    try:
-        result = BenchmarkResult.from_dict(payload)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ConfigError(f"'{source}' is not a valid {BENCH_SCHEMA} result: {exc}",
-                          "re-run edgeship bench to write a fresh one") from None
-    name = f"{result.model.get('name')} · {result.backend.get('backend')}"
-    return Row(name=name, source=source, result=result, checks=list(verdict.get("checks", [])))
-
-
-def _candidate_row(payload: dict[str, Any], source: str) -> Row:
-    try:
-        cand = Candidate.model_validate(payload)
-    except ValidationError as exc:
-        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
-        raise ConfigError(f"'{source}' is not a valid {CANDIDATE_SCHEMA}: {detail}",
-                          "see edgeship.reporting's docstring for the shape") from None
-    row = _bench_row(cand.benchmark, source) if cand.benchmark else Row(name=cand.name, source=source)
-    row.name = cand.name
-    row.accuracy, row.baseline_accuracy = cand.accuracy, cand.baseline_accuracy
-    row.accuracy_metric = cand.accuracy_metric
-    row.accuracy_drop = cand.accuracy_drop
-    if row.accuracy_drop is None and cand.accuracy is not None and cand.baseline_accuracy is not None:
-        row.accuracy_drop = cand.baseline_accuracy - cand.accuracy
-    row.fidelity, row.timings = cand.fidelity, cand.timings
-    row.recipe = [r if isinstance(r, str) else str(r.get("step", r)) for r in cand.recipe]
-    if cand.verdict:
-        row.checks = list(cand.verdict.get("checks", []))
-    error = cand.error or row.error
-    if error and error.startswith("skipped: "):  # compress writes skipped candidates so
-        row.skipped = error[len("skipped: "):]
-    else:
-        row.error = error
-    return row
-
-
-def _summary(payload: dict[str, Any], source: str, data: ReportData) -> None:
-    for i, cand in enumerate(payload["candidates"]):
-        if not isinstance(cand, dict):
-            raise ConfigError(f"'{source}' candidate {i} is not an object", "re-run compress")
-        data.rows.append(_candidate_row({"schema": CANDIDATE_SCHEMA, **cand}, f"{source}#{i}"))
-    if data.budget is None and payload.get("budget"):
-        budget = payload["budget"]
-        try:
-            data.budget = Budget(**budget)
-        except TypeError:  # not a mapping, or keys Budget does not take
-            raise ConfigError(f"'{source}' budget {str(budget)[:80]} is not a budget",
-                              "re-run compress to write a fresh summary") from None
-    pick, device = payload.get("pick"), payload.get("device")
-    data.pick = pick if isinstance(pick, str) and pick else data.pick
-    data.device = device if isinstance(device, str) and device else data.device
-    original = payload.get("original")
-    if isinstance(original, dict) and isinstance(original.get("format"), str) and original["format"]:
-        data.original = original_candidate_name(original["format"])
-
-
-def _unique_names(rows: list[Row]) -> None:
-    seen: dict[str, int] = {}
-    for row in rows:
-        if row.name in seen:
-            seen[row.name] += 1
-            row.name = f"{row.name} #{seen[row.name]}"
-        else:
-            seen[row.name] = 1
-
-
-def _check_dict(c: Any) -> dict[str, Any]:
-    return {"name": c.name, "limit": c.limit, "measured": c.measured, "unit": c.unit,
-            "detail": c.detail, "ok": c.ok}
-
-
-def _percentile(data: ReportData) -> str:
-    if data.budget is not None:
-        return data.budget.percentile
-    for row in data.rows:
-        for c in row.checks:
-            if c["name"] == "latency" and c.get("detail") in ("p50", "p90", "p99"):
-                return str(c["detail"])
-    return "p50"
-
-
-def mark_front(rows: list[Row], percentile: str = "p50") -> None:
-    """Flag rows no other row beats on both accuracy (higher) and latency (lower)."""
-    measured = [r for r in rows if r.result is not None and r.quality is not None and not r.error]
-    for r in measured:
-        lat, acc = r.result.latency(percentile), r.quality  # type: ignore[union-attr]
-        r.on_front = not any(
-            o is not r and o.result.latency(percentile) <= lat and o.quality >= acc  # type: ignore
-            and (o.result.latency(percentile) < lat or o.quality > acc)  # type: ignore
-            for o in measured
-        )
 
 
 # -- the page ------------------------------------------------------------------------------------
@@ -309,15 +107,14 @@ def _td(value: Optional[float], key: str, row: int, unit: str = "") -> str:
             f'{fmt(value)}{unit}</td>')
 
 
-def _check_cell(check: Optional[dict[str, Any]], row: int) -> str:
+def _check_cell(check: Optional[Check], row: int) -> str:
     if check is None:
         return '<td class="muted">–</td>'
-    measured = check.get("measured")  # the limit is in the column's header
-    text = (f"{badge('ok', 'ok') if check['ok'] else badge('bad', 'over')}{fmt(measured)}"
+    measured = check.measured  # the limit is in the column's header
+    text = (f"{badge('ok', 'ok') if check.ok else badge('bad', 'over')}{fmt(measured)}"
             if measured is not None else f"{badge('bad', 'n/a')}not measured")
-    return (f'<td class="{"ok" if check["ok"] else "bad"}" data-row="{row}" '
-            f'data-key="budget_{escape(check["name"])}" '
-            f'data-ok="{str(bool(check["ok"])).lower()}">{text}</td>')
+    return (f'<td class="{"ok" if check.ok else "bad"}" data-row="{row}" '
+            f'data-key="budget_{escape(check.name)}" data-ok="{str(check.ok).lower()}">{text}</td>')
 
 
 MEASURE_KEYS = ("size_mb", "latency", "latency_p99_ms", "peak_rss_mb")
@@ -338,12 +135,12 @@ def _status(r: Row, pick: Optional[str]) -> tuple[str, str, str]:
 
 
 def _candidate_table(data: ReportData, percentile: str) -> str:
-    names = [n for n in BUDGET_ORDER if any(c["name"] == n for r in data.rows for c in r.checks)]
+    names = [n for n in BUDGET_ORDER if any(c.name == n for r in data.rows for c in r.checks)]
     head = ["candidate", "format", "backend · device", "precision", "size MB", f"latency {percentile} ms",
             "p99 ms", "peak memory MB", "accuracy %", "drop pt", "fidelity (judge)",
             "build / evaluate / measure s"]
-    limits = {c["name"]: c for r in data.rows for c in r.checks}
-    head += [f"{n.replace('_', ' ')} ≤ {fmt(limits[n]['limit'])} {limits[n]['unit']}" for n in names]
+    limits = {c.name: c for r in data.rows for c in r.checks}
+    head += [f"{n.replace('_', ' ')} ≤ {fmt(limits[n].limit)} {limits[n].unit}" for n in names]
     head += ["status"]
     lines = ["<div class='scroll'><table id='candidates'><thead><tr>"
              + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
@@ -361,42 +158,43 @@ def _candidate_table(data: ReportData, percentile: str) -> str:
             continue
         if res is not None:
             be = res.backend
-            cells += [f"<td>{escape(str(res.model.get('format')))}</td>",
-                      f"<td>{escape(str(be.get('backend')))} "
-                      f"{escape(str(be.get('version')).split('-')[0])} · "  # the full one: below
-                      f"{escape(str(be.get('device')))}</td>",
-                      f"<td>{escape(str(be.get('precision') or 'as stored'))}</td>",
-                      _td(res.model["size_bytes"] / 1e6, "size_mb", i),
+            cells += [f"<td>{escape(res.model.format)}</td>",
+                      f"<td>{escape(be.backend)} "
+                      f"{escape(be.version.split('-')[0])} · "  # the full one: below
+                      f"{escape(be.device)}</td>",
+                      f"<td>{escape(be.precision or 'as stored')}</td>",
+                      _td(res.model.size_mb, "size_mb", i),
                       _td(res.latency(percentile), f"latency_{percentile}_ms", i),
                       _td(res.latency_ms.p99, "latency_p99_ms", i),
-                      _td(res.memory.get("peak_rss_mb"), "peak_rss_mb", i)]
+                      _td(res.memory.peak_rss_mb, "peak_rss_mb", i)]
         else:  # the same cells, empty: a row always has the header's cell count
             cells += ['<td class="muted">–</td>'] * 3 + [_td(None, k, i) for k in MEASURE_KEYS]
         cells += [_td(r.accuracy, "accuracy", i), _td(r.accuracy_drop, "accuracy_drop", i),
                   _fidelity_td(r.fidelity), _timings_td(r.timings)]
-        by_name = {c["name"]: c for c in r.checks}
+        by_name = {c.name: c for c in r.checks}
         cells += [_check_cell(by_name.get(n), i) for n in names]
         cells.append(f'<td class="{status_cls}" data-row="{i}" data-key="status">{status}</td>')
         lines.append(f'<tr class="{row_cls}">' + "".join(cells) + "</tr>")
     return "".join(lines) + "</tbody></table></div>"
 
 
-def _fidelity_td(f: Optional[dict[str, Any]]) -> str:
+def _fidelity_td(f: Optional[FidelityRecord]) -> str:
     """The metric that decided fidelity, its value and the judge, e.g. "estimated drop (no
     labels) 0.51 pt · unlabelled classification"."""
-    if not f:
+    if f is None:
         return '<td class="muted">–</td>'
-    value = f"{f['value']:.3g}{' ' + f['unit'] if f.get('unit') else ''}"
-    tol = f" (budget {f['tolerance']:g})" if f.get("tolerance") is not None else ""
-    return (f"<td>{escape(str(f.get('label', f['metric'])))} {escape(value)}{escape(tol)}"
-            f'<br><span class="muted">{escape(str(f["judge"]))}</span></td>')
+    value = "–" if f.value is None else f"{f.value:.3g}{' ' + f.unit if f.unit else ''}"
+    tol = f" (budget {f.tolerance:g})" if f.tolerance is not None else ""
+    return (f"<td>{escape(f.name)} {escape(value)}{escape(tol)}"
+            f'<br><span class="muted">{escape(f.judge)}</span></td>')
 
 
-def _timings_td(t: Optional[dict[str, Any]]) -> str:
-    if not t or t.get("build_s") is None:
+def _timings_td(t: Optional[Timings]) -> str:
+    if t is None or t.build_s is None:
         return '<td class="muted">–</td>'
-    build = "cached" if t.get("cached_build") else f"{t['build_s']:.1f}"
-    return f"<td>{build} / {t['evaluate_s']:.1f} / {t['measure_s']:.1f}</td>"
+    seconds = ["cached" if t.cached_build else f"{t.build_s:.1f}",
+               *("–" if v is None else f"{v:.1f}" for v in (t.evaluate_s, t.measure_s))]
+    return f"<td>{' / '.join(seconds)}</td>"
 
 
 def _pareto_section(data: ReportData, percentile: str) -> str:
@@ -408,24 +206,22 @@ def _pareto_section(data: ReportData, percentile: str) -> str:
                     pick=data.pick == r.name) for r in rows]
     lines = []
     b = data.budget
-    limit = b.max_latency_ms if b else next(
-        (c["limit"] for r in data.rows for c in r.checks if c["name"] == "latency"), None)
+    limit = b.max_latency_ms if b else data.limit("latency")
     if limit is not None:
         lines.append(Line("x", float(limit), f"latency budget {fmt(limit)} ms"))
-    max_drop = b.max_accuracy_drop if b else next(
-        (c["limit"] for r in data.rows for c in r.checks if c["name"] == "accuracy_drop"), None)
+    max_drop = b.max_accuracy_drop if b else data.limit("accuracy_drop")
     baseline = next((r.baseline_accuracy for r in rows if r.baseline_accuracy is not None), None)
     if max_drop is not None and baseline is not None:
         lines.append(Line("y", baseline - max_drop, f"accuracy floor {fmt(baseline - max_drop)} %"))
     metric = next((r.accuracy_metric for r in rows if r.accuracy_metric), "accuracy")
     judged = next((r.fidelity for r in rows if r.accuracy is None and r.fidelity), None)
     if judged is not None:  # no accuracy measured: plot the judge's figure (higher is better)
-        unit = f" ({judged['unit']})" if judged.get("unit") else ""
-        sign = "" if judged["metric"] in ("snr_db", "cosine") else "− "
-        if max_drop is not None and judged["metric"].endswith("drop"):
+        unit = f" ({judged.unit})" if judged.unit else ""
+        sign = "" if judged.higher_is_better else "− "
+        if max_drop is not None and judged.metric.endswith("drop"):
             lines.append(Line("y", -float(max_drop), f"budget −{fmt(max_drop)} pt"))
         return scatter(points, f"latency {percentile} (ms)",
-                       f"{sign}{judged.get('label', judged['metric'])}{unit}", lines)
+                       f"{sign}{judged.name}{unit}", lines)
     return scatter(points, f"latency {percentile} (ms)", f"{metric} (%)", lines)
 
 
@@ -448,9 +244,9 @@ def _memory_section(data: ReportData) -> str:
     if not measured:
         return ""
     b = data.budget
-    mem = [(r.name, float(r.result.memory.get("peak_rss_mb") or 0),  # type: ignore[union-attr]
-            r.result.memory.get("delta_mb")) for r in measured]  # type: ignore[union-attr]
-    size = [(r.name, r.result.model["size_bytes"] / 1e6, None) for r in measured]  # type: ignore
+    mem = [(r.name, float(r.result.memory.peak_rss_mb or 0),  # type: ignore[union-attr]
+            r.result.memory.delta_mb) for r in measured]  # type: ignore[union-attr]
+    size = [(r.name, r.result.model.size_mb, None) for r in measured]  # type: ignore[union-attr]
     return (bars(mem, "MB", "peak memory (RSS); dark: over the pre-load baseline",
                  b.max_memory_mb if b else None)
             + bars(size, "MB", "model size", b.max_size_mb if b else None))
@@ -469,35 +265,30 @@ def _conditions_table(data: ReportData) -> str:
         if res is None:
             continue
         host, be, cfg = res.host, res.backend, res.config
-        target = res.target.get("name") or "local"
+        target = res.where
         if target == "local":
             target += " (host measurement)"
-        freq = res.cpu_frequency
-        therm = res.thermal
-        cov = res.node_coverage or {}
-        provider = str(be.get("device"))
-        if cov.get("share_on_primary") is not None:
-            provider += f" ({cov['share_on_primary']:.0%} of {cov.get('nodes')} nodes)"
-        governor = (freq.get("before") or {}).get("governor")
-        mhz = (_mhz(freq.get("before")), _mhz(freq.get("after")))
-        temps = (_temp(therm.get("before")), _temp(therm.get("after")))
+        cov = res.node_coverage
+        provider = be.device
+        if cov is not None and cov.share_on_primary is not None:
+            provider += f" ({cov.share_on_primary:.0%} of {cov.nodes} nodes)"
+        governor, mhz = _clock(res.cpu_frequency)
+        temps = _temps(res.thermal)
         rows.append([
-            escape(r.name), escape(target),
-            escape(f"{host.get('device_model') or host.get('cpu_model')} ({host.get('machine')}, "
-                   f"{host.get('cpu_count')} cores)"),
-            escape(f"{host.get('os')} · Python {host.get('python')}"),
-            escape(f"{be.get('backend')} {be.get('version')} ({be.get('module')})"),
+            escape(r.name), escape(target), escape(host.summary),
+            escape(f"{host.os} · Python {host.python}"),
+            escape(f"{be.backend} {be.version} ({be.module})"),
             escape(provider),
-            escape(str(be.get("precision") or "backend default")),
+            escape(be.precision or "backend default"),
             f'<span data-row="{i}" data-key="threads">'
-            f'{escape(str(be.get("threads") or cfg.get("threads") or "backend default"))}</span>',
+            f'{escape(str(be.threads or cfg.get("threads") or "backend default"))}</span>',
             f'<span data-row="{i}" data-key="runs">{res.latency_ms.runs}</span> '
             f'({cfg.get("warmup_runs")})',
-            escape(", ".join(f"{x['name']} {x['shape']} {x.get('source', '')}" for x in res.inputs)),
+            escape(", ".join(f"{x.name} {x.shape} {x.source}" for x in res.inputs)),
             "" if governor is None and mhz == (None, None)
             else escape(f"{governor or '–'} · {mhz[0] or '–'}→{mhz[1] or '–'}"),
             "" if temps == (None, None) else escape(f"{temps[0] or '–'}→{temps[1] or '–'}"),
-            {True: "yes", False: "no", None: ""}[therm.get("throttled")],
+            {True: "yes", False: "no", None: ""}[res.thermal.throttled],
             escape(res.timestamp),
         ])
     # a column no measurement could fill says so once, instead of a column of question marks
@@ -516,15 +307,16 @@ def _conditions_table(data: ReportData) -> str:
     return "".join(lines)
 
 
-def _mhz(freq: Optional[dict[str, Any]]) -> Optional[str]:
-    return fmt(freq["mhz"]) if freq and freq.get("mhz") else None
+def _clock(freq: FrequencyState) -> tuple[Optional[str], tuple[Optional[str], Optional[str]]]:
+    """CPU 0's governor before the runs, and its MHz before and after."""
+    mhz = tuple(fmt(f.mhz) if f and f.mhz else None for f in (freq.before, freq.after))
+    return (freq.before.governor if freq.before else None), (mhz[0], mhz[1])
 
 
-def _temp(zones: Optional[dict[str, Any]]) -> Optional[str]:
-    """The hottest thermal zone (sysinfo.thermal: {zone: {"celsius", "trip_celsius"}})."""
-    temps = [z["celsius"] for z in (zones or {}).values()
-             if isinstance(z, dict) and z.get("celsius") is not None]
-    return fmt(max(temps)) if temps else None
+def _temps(thermal: ThermalState) -> tuple[Optional[str], Optional[str]]:
+    """The hottest thermal zone before and after the runs."""
+    hot = (thermal.hottest("before"), thermal.hottest("after"))
+    return (None if hot[0] is None else fmt(hot[0])), (None if hot[1] is None else fmt(hot[1]))
 
 
 def _versus_original(data: ReportData, percentile: str) -> str:
@@ -538,7 +330,7 @@ def _versus_original(data: ReportData, percentile: str) -> str:
                 "no compressed candidate beat it inside the budgets.</p>")
     before, after = base.result.latency(percentile), pick.result.latency(percentile)
     speed = (f"{before / after:.3g}× faster" if after <= before else f"{after / before:.3g}× slower")
-    size = pick.result.model["size_bytes"] / base.result.model["size_bytes"]
+    size = pick.result.model.size_bytes / base.result.model.size_bytes
     drop = "" if pick.accuracy_drop is None else f", accuracy drop {pick.accuracy_drop:+.2f} pt"
     return (f'<p class="note" id="versus-original">{badge("pick", "pick")}<b>{escape(pick.name)}</b>: '
             f"{speed} than the original ({escape(base.name)}, {percentile} {fmt(before)} → "
@@ -548,8 +340,8 @@ def _versus_original(data: ReportData, percentile: str) -> str:
 def _page(data: ReportData, title: str) -> str:
     from edgeship import __version__
 
-    percentile = _percentile(data)
-    hosts = {r.result.target.get("name") or "local" for r in data.rows if r.result is not None}
+    percentile = percentile_of(data)
+    hosts = {r.result.where for r in data.rows if r.result is not None}
     note = ('<p class="note">Measured on this host (<code>local</code>), not on the device: '
             'latency and memory on the device will differ.</p>' if hosts == {"local"} else "")
     budget = data.budget

@@ -4,7 +4,7 @@ front and the pick."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -61,8 +61,8 @@ class Candidate:
         is better: minus the drop, or the output-error metric) of a measured one."""
         assert self.benchmark is not None and self.evaluation is not None
         return float({"latency": self.benchmark.latency(percentile),
-                      "memory": self.benchmark.memory.get("peak_rss_mb") or 0.0,
-                      "size": self.benchmark.model["size_bytes"],
+                      "memory": self.benchmark.memory.peak_rss_mb or 0.0,
+                      "size": self.benchmark.model.size_bytes,
                       "accuracy": self.evaluation.score}[name])
 
     def status(self) -> str:
@@ -88,7 +88,7 @@ class Candidate:
             "fidelity": self.fidelity_record(),
             "timings": self.timings(),
             "benchmark": self.benchmark.to_dict() if self.benchmark else None,
-            "verdict": verdict_dict(self.verdict) if self.verdict else None,
+            "verdict": self.verdict.to_dict() if self.verdict else None,
             "error": self.error or (f"skipped: {self.skipped}" if self.skipped else None),
         }
 
@@ -120,12 +120,12 @@ class Candidate:
             "recipe": self.recipe.to_dict(), "status": self.status(), "format": _format(self),
             "backend": self.recipe.runs_on, "precision_hint": self.recipe.precision,
             "macs": self.macs, "flops": 2 * self.macs if self.macs is not None else None,
-            "size_bytes": bench.model["size_bytes"] if bench else None,
+            "size_bytes": bench.model.size_bytes if bench else None,
             "latency_ms": {"p50": bench.latency_ms.p50, "p90": bench.latency_ms.p90,
                            "p99": bench.latency_ms.p99, "runs": bench.latency_ms.runs}
             if bench else None,
-            "peak_memory_mb": bench.memory.get("peak_rss_mb") if bench else None,
-            "backend_used": bench.backend if bench else None,
+            "peak_memory_mb": bench.memory.peak_rss_mb if bench else None,
+            "backend_used": asdict(bench.backend) if bench else None,
             "parity": ev.parity if ev else None, "steps": self.steps,
             "on_pareto_front": self.on_front, "seconds": self.seconds,
         }
@@ -136,12 +136,6 @@ def _format(c: Candidate) -> Optional[str]:
         return c.recipe.format
     except ConfigError:
         return None
-
-
-def verdict_dict(verdict: Verdict) -> dict[str, Any]:
-    return {"ok": verdict.ok, "checks": [
-        {"name": c.name, "limit": c.limit, "measured": c.measured, "unit": c.unit,
-         "detail": c.detail, "ok": c.ok} for c in verdict.checks]}
 
 
 def misses(verdict: Verdict) -> str:
@@ -192,17 +186,13 @@ def fallback_needed(primary: Candidate, done: list[Candidate], percentile: str) 
 
 def mark_front(cands: list[Candidate], percentile: str) -> None:
     """Pareto front over accuracy (higher) x latency x memory x size (lower)."""
-    measured = [c for c in cands if c.measured]
+    from edgeship.pareto import pareto_front
 
-    def objectives(c: Candidate) -> tuple[float, ...]:
-        return (-c.metric("accuracy"), c.metric("latency", percentile), c.metric("memory"),
-                c.metric("size"))
-
-    for c in measured:
-        mine = objectives(c)
-        c.on_front = not any(
-            all(o <= m for o, m in zip(objectives(other), mine)) and objectives(other) != mine
-            for other in measured if other is not c)
+    front = pareto_front([c for c in cands if c.measured], lambda c: (
+        -c.metric("accuracy"), c.metric("latency", percentile), c.metric("memory"),
+        c.metric("size")))
+    for c in cands:
+        c.on_front = any(c is f for f in front)
 
 
 def select(cands: list[Candidate], prefer: str, percentile: str = "p50") -> Optional[Candidate]:

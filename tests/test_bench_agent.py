@@ -12,6 +12,7 @@ import pytest
 from edgeship import Budget, benchmark
 from edgeship.core.errors import ConfigError, ModelError
 from edgeship.runtime.bench import SCHEMA, BenchmarkResult, LatencyStats
+from edgeship.runtime.results import InputFed
 
 
 def agent(*args: str) -> subprocess.CompletedProcess[str]:
@@ -39,20 +40,18 @@ def test_agent_records_the_protocol_fields(linear_onnx: Path) -> None:
     assert lat.min <= lat.p50 <= lat.p90 <= lat.p99 <= lat.max
     assert result.config["warmup_runs"] >= 10
     assert result.load_ms > 0 and result.first_inference_ms > 0
-    assert result.memory["source"] == "VmHWM"
-    assert result.memory["peak_rss_mb"] >= result.memory["rss_before_load_mb"] > 0
-    assert result.backend["backend"] == "onnxruntime"
-    assert result.backend["threads"] == 1
+    assert result.memory.source == "VmHWM"
+    assert result.memory.peak_rss_mb >= result.memory.rss_before_load_mb > 0
+    assert result.backend.backend == "onnxruntime"
+    assert result.backend.threads == 1
     coverage = result.node_coverage
     assert coverage is not None
     # Counted after graph optimisation (MatMul+Add fuse), so fewer nodes than the file has.
-    assert list(coverage["by_device"]) == ["CPUExecutionProvider"]
-    assert 1 <= coverage["nodes"] <= 3 and coverage["share_on_primary"] == 1.0
-    assert result.model["size_bytes"] == linear_onnx.stat().st_size
-    assert result.host["machine"] and result.host["python"] == ".".join(map(str, sys.version_info[:3]))
-    assert result.inputs == [
-        {"name": "x", "shape": [1, 16], "dtype": "float32", "source": "random(seed=0)"}
-    ]
+    assert list(coverage.by_device) == ["CPUExecutionProvider"]
+    assert 1 <= coverage.nodes <= 3 and coverage.share_on_primary == 1.0
+    assert result.model.size_bytes == linear_onnx.stat().st_size
+    assert result.host.machine and result.host.python == ".".join(map(str, sys.version_info[:3]))
+    assert result.inputs == [InputFed("x", [1, 16], "float32", "random(seed=0)")]
 
 
 def test_statistics_are_computed_from_the_samples(linear_onnx: Path) -> None:
@@ -77,7 +76,7 @@ def test_agent_uses_user_samples(linear_onnx: Path, tmp_path: Path) -> None:
     np.savez(data, x=np.ones((4, 16), np.float32))
     proc = agent(str(linear_onnx), "--runs", "5", "--min-seconds", "0", "--data", str(data))
     result = BenchmarkResult.from_json(proc.stdout)
-    assert result.inputs[0]["source"] == "samples:samples.npz"
+    assert result.inputs[0].source == "samples:samples.npz"
 
 
 def test_agent_errors_are_json_with_the_exit_code(tmp_path: Path) -> None:
@@ -104,7 +103,7 @@ def test_benchmark_api_runs_a_fresh_process(linear_onnx: Path) -> None:
     assert result.target["kind"] == "LocalTarget"
     assert result.latency_ms.runs >= 20
     # Memory is this model's alone: the agent is a fresh process, far smaller than pytest's.
-    assert result.memory["peak_rss_mb"] > 0
+    assert result.memory.peak_rss_mb > 0
 
 
 def test_benchmark_api_reraises_agent_errors_as_the_same_class(tmp_path: Path) -> None:

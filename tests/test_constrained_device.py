@@ -79,9 +79,9 @@ def test_cpu_quota_of_the_device_shows_in_its_latency(
     # 10 % of a core stretches the mean ~10x over the CPU time of a run (fast.p50 at most)
     assert slow.latency_ms.mean > 2 * fast.latency_ms.p50, (slow.latency_ms, fast.latency_ms)
     for result, device in ((fast, full), (slow, tenth)):
-        assert result.backend["backend"] == "onnxruntime"
+        assert result.backend.backend == "onnxruntime"
         assert result.target["kind"] == "SSHTarget"
-        assert result.memory["peak_rss_mb"] < device.memory_mb
+        assert result.memory.peak_rss_mb < device.memory_mb
 
 
 def test_model_bigger_than_device_memory_fails_as_out_of_memory(

@@ -20,6 +20,7 @@ from edgeship.converters.fidelity import (
     output_error_figures,
 )
 from edgeship.core.errors import ConfigError
+from edgeship.runtime.results import MemoryUse, ModelFacts
 
 from tests.fixtures.corpus import corpus_model
 
@@ -244,8 +245,8 @@ def test_the_pick_is_the_fastest_inside_every_budget() -> None:
     cands = [_measured("fp32", 0.0, 6.0), _measured("int8-a", 1.5, 1.0),
              _measured("int8-b", 0.6, 2.0), _measured("bf16", 0.1, 2.5)]
     for c in cands:
-        c.benchmark.model = {"size_bytes": 1}  # type: ignore[attr-defined]
-        c.benchmark.memory = {"peak_rss_mb": 1.0}  # type: ignore[attr-defined]
+        c.benchmark.model = ModelFacts(size_bytes=1)  # type: ignore[attr-defined]
+        c.benchmark.memory = MemoryUse(peak_rss_mb=1.0)  # type: ignore[attr-defined]
         c.benchmark.latency = c.latency  # type: ignore[attr-defined]
     pick = select(cands, "latency")  # type: ignore[arg-type]
     assert pick is not None and pick.name == "int8-b"  # int8-a is faster but misses 1 pt

@@ -32,10 +32,10 @@ def test_remote_bench_measures_on_the_device_from_its_cache(
     result = benchmark(bundled_onnx, ssh_home.alias, **QUICK)
     assert result.target["name"] == ssh_home.alias
     assert result.target["kind"] == "SSHTarget"
-    assert result.model["path"].startswith(str(ssh_home.user.cache))
-    assert result.model["name"] == bundled_onnx.name
+    assert result.model.path.startswith(str(ssh_home.user.cache))
+    assert result.model.name == bundled_onnx.name
     assert result.latency_ms.runs >= 20 and result.latency_ms.p50 > 0
-    assert result.backend["backend"] == "onnxruntime"
+    assert result.backend.backend == "onnxruntime"
     assert ssh_home.temp_files() == []
 
 

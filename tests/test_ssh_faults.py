@@ -381,8 +381,8 @@ def test_hostile_model_file_names_are_measured_and_never_executed(
             model = tmp_path / name
             shutil.copy(bundled_onnx, model)
             result = benchmark(model, target, **QUICK)
-            assert result.model["name"] == name
-            assert Path(result.model["path"]).read_bytes() == bundled_onnx.read_bytes()
+            assert result.model.name == name
+            assert Path(result.model.path).read_bytes() == bundled_onnx.read_bytes()
     proc = cli(ssh_home, "bench", str(tmp_path / HOSTILE_NAMES[0]), "--target", ssh_home.alias,
                "--runs", "20", "--min-seconds", "0", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

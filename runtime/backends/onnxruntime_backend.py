@@ -12,6 +12,7 @@ from typing import Any, Optional
 import numpy as np
 from edgeship.runtime.backends import import_backend
 from edgeship.runtime.errors import ModelError, UnsupportedError
+from edgeship.runtime.results import NodeCoverage
 from edgeship.runtime.session import (
     BackendInfo,
     Session,
@@ -140,7 +141,7 @@ class OnnxRuntimeSession(Session):
         run, names = self._sess.run, self._output_names
         return lambda: run(names, checked)
 
-    def node_coverage(self, feeds: Optional[dict[str, np.ndarray]] = None) -> Optional[dict[str, Any]]:
+    def node_coverage(self, feeds: Optional[dict[str, np.ndarray]] = None) -> Optional[NodeCoverage]:
         """Nodes per execution provider, read from one profiled run of a second session on
         ``feeds`` (the measured inputs; else inputs made at the session's input shapes)."""
         from edgeship.runtime.inputs import random_inputs
@@ -163,8 +164,5 @@ class OnnxRuntimeSession(Session):
                 per_node[args.get("node_name") or ev["name"]] = args["provider"]
         counts = Counter(per_node.values())
         total = sum(counts.values())
-        return {
-            "nodes": total,
-            "by_device": dict(counts),
-            "share_on_primary": (counts.get(self.info.device, 0) / total) if total else None,
-        }
+        return NodeCoverage(nodes=total, by_device=dict(counts),
+                            share_on_primary=(counts.get(self.info.device, 0) / total) if total else None)

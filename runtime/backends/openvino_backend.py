@@ -10,6 +10,7 @@ import numpy as np
 from edgeship.runtime.backends import import_backend
 from edgeship.runtime.errors import ConfigError, ModelError, UnsupportedError
 from edgeship.runtime.formats import runtime_hints
+from edgeship.runtime.results import NodeCoverage
 from edgeship.runtime.session import (
     BackendInfo,
     Session,
@@ -139,7 +140,7 @@ class OpenVINOSession(Session):
             self._request.set_tensor(name, self._ov.Tensor(arr))
         return self._request.infer
 
-    def node_coverage(self, feeds: Any = None) -> Optional[dict[str, Any]]:
+    def node_coverage(self, feeds: Any = None) -> Optional[NodeCoverage]:
         """Runtime precision of each executed layer, from the compiled (runtime) model (the
         same for any inputs: ``feeds`` is not needed)."""
         precisions: Counter[str] = Counter()
@@ -147,9 +148,7 @@ class OpenVINOSession(Session):
             info = op.get_rt_info()
             if "layerType" in info and str(info["layerType"]) not in ("Input", "Output"):
                 precisions[str(info["runtimePrecision"]) if "runtimePrecision" in info else "?"] += 1
-        return {
-            "nodes": sum(precisions.values()),
-            "by_device": {self.info.device: sum(precisions.values())},
-            "share_on_primary": 1.0 if precisions else None,
-            "runtime_precisions": dict(precisions),
-        }
+        return NodeCoverage(nodes=sum(precisions.values()),
+                            by_device={self.info.device: sum(precisions.values())},
+                            share_on_primary=1.0 if precisions else None,
+                            runtime_precisions=dict(precisions))

@@ -103,7 +103,7 @@ def bench(
         with leased, err_console.status(f"benchmarking {model.name} on {targets[0]}…"):
             result = benchmark(model, tgt, timeout=timeout, **options)  # type: ignore[arg-type]
     verdict = result.check(budget)
-    payload = result.to_dict() | {"verdict": verdict_dict(verdict)}
+    payload = result.to_dict() | {"verdict": verdict.to_dict()}
     if output:
         import json
 
@@ -118,17 +118,6 @@ def bench(
             err_console.print(f"[yellow]measured on this host, not on a {device}: budgets come from "
                               f"its profile; use --target to measure on the device itself[/yellow]")
         if targets[0] != "local":
-            err_console.print(r.device_table(result.host, f"device {targets[0]}"))
+            err_console.print(r.device_table(result.host.to_dict(), f"device {targets[0]}"))
         err_console.print(("✅ " if verdict.ok else "❌ ") + verdict.summary())
     raise typer.Exit(0 if verdict.ok else 1)
-
-
-def verdict_dict(verdict) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    return {
-        "ok": verdict.ok,
-        "checks": [
-            {"name": c.name, "limit": c.limit, "measured": c.measured, "unit": c.unit,
-             "detail": c.detail, "ok": c.ok}
-            for c in verdict.checks
-        ],
-    }

@@ -163,13 +163,13 @@ def _cells(c: Any, result: Any) -> dict[str, str]:
     return {
         "mark": _mark(c, result.pick), "name": c.name,
         "runs_on": c.recipe.runs_on + (f" {c.recipe.precision}" if c.recipe.precision else ""),
-        "size": f"{bench.model['size_bytes'] / 1e3:.1f}" if bench else "",
+        "size": f"{bench.model.size_bytes / 1e3:.1f}" if bench else "",
         "accuracy": f"{ev.accuracy:.2f}" if ev and ev.accuracy is not None else "",
         "drop": f"{ev.drop:+.2f}" if ev and ev.drop is not None else "",
         "fidelity": _fidelity_cell(c), "timings": _timings_cell(c),
         "latency": _ms(bench.latency(p)) if bench else "",
         "p99": _ms(bench.latency_ms.p99) if bench else "",
-        "memory": f"{bench.memory.get('peak_rss_mb'):.0f}" if bench else "",
+        "memory": f"{bench.memory.peak_rss_mb:.0f}" if bench else "",
     }
 
 
@@ -207,7 +207,7 @@ def versus_original(result: Any) -> Optional[str]:
     if not before or not after:
         return None
     ev = pick.evaluation
-    size = (base.benchmark.model["size_bytes"], pick.benchmark.model["size_bytes"])  # type: ignore
+    size = (base.benchmark.model.size_bytes, pick.benchmark.model.size_bytes)  # type: ignore
     if pick is base:
         return f"the pick is the original itself ({name}): no compressed candidate beat it"
     speed = (f"{before / after:.3g}× faster" if after <= before else f"{after / before:.3g}× slower")

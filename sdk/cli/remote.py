@@ -109,21 +109,19 @@ def fleet_table(fleet: Any) -> Any:
         host = result.host
         table.add_row(h.target, status, f"{result.latency_ms.p50:.3g}",
                       f"{result.latency_ms.p99:.3g}",
-                      f"{result.memory.get('peak_rss_mb') or 0:.0f}",
-                      f"{host.get('device_model') or host.get('cpu_model')} ({host.get('machine')})",
+                      f"{result.memory.peak_rss_mb or 0:.0f}",
+                      f"{host.device_model or host.cpu_model} ({host.machine})",
                       f"{h.seconds:.1f}")
     return table
 
 
 def fleet_payload(fleet: Any) -> dict[str, Any]:
-    from edgeship.cli.bench import verdict_dict
-
     def host_value(h: Any) -> dict[str, Any]:
         if h.value is None:
             return {"result": None, "verdict": None}
         result, verdict = h.value
         return {"result": result.to_dict(),
-                "verdict": verdict_dict(verdict) if verdict is not None else None}
+                "verdict": verdict.to_dict() if verdict is not None else None}
 
     return fleet.to_dict(host_value)
 

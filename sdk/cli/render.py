@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from edgeship.budget import Verdict
+    from edgeship.runtime.results import BenchmarkResult
 
 err_console = Console(stderr=True)
 
@@ -16,11 +20,12 @@ def _fmt(value: Optional[float], unit: str = "", digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}g}{unit}"
 
 
-def result_table(result: Any, verdict: Any = None, title: Optional[str] = None) -> Table:
+def result_table(result: BenchmarkResult, verdict: Optional[Verdict] = None,
+                 title: Optional[str] = None) -> Table:
     """The table `edgeship bench` prints: latency, memory, backend, and a ✅/❌ per budget."""
     lat = result.latency_ms
     be = result.backend
-    table = Table(title=title or f"{result.model['name']} on {result.target.get('name', 'local')}",
+    table = Table(title=title or f"{result.model.name} on {result.where}",
                   show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -33,9 +38,9 @@ def result_table(result: Any, verdict: Any = None, title: Optional[str] = None) 
             return ""
         return f"{'✅' if c.ok else '❌'} ≤ {c.limit:g} {c.unit}"
 
-    table.add_row("backend", f"{be['backend']} {be['version']} on {be['device']}"
-                  + (f" ({be['precision']})" if be.get("precision") else ""), "")
-    table.add_row("threads", str(be.get("threads") or "backend default"), "")
+    table.add_row("backend", f"{be.backend} {be.version} on {be.device}"
+                  + (f" ({be.precision})" if be.precision else ""), "")
+    table.add_row("threads", str(be.threads or "backend default"), "")
     table.add_row("load", _fmt(result.load_ms, " ms"), "")
     table.add_row("first inference", _fmt(result.first_inference_ms, " ms"), "")
     for p in ("min", "p50", "p90", "p99", "max"):
@@ -45,22 +50,20 @@ def result_table(result: Any, verdict: Any = None, title: Optional[str] = None) 
     table.add_row("runs", f"{lat.runs} (+{result.config['warmup_runs']} warmup)", "")
     table.add_row("throughput", _fmt(result.throughput_ips, " /s", 4), "")
     mem = result.memory
-    table.add_row("peak memory", _fmt(mem.get("peak_rss_mb"), " MB") +
-                  f" (+{_fmt(mem.get('delta_mb'), ' MB')} for the model)", budget_cell("memory"))
-    table.add_row("model size", _fmt(result.model["size_bytes"] / 1e6, " MB"), budget_cell("size"))
-    cov = result.node_coverage or {}
-    if cov.get("share_on_primary") is not None:
-        table.add_row("nodes on device", f"{cov['share_on_primary']:.0%} of {cov['nodes']}", "")
-    therm = result.thermal
-    if therm.get("throttled") is not None:
-        table.add_row("throttled", "yes" if therm["throttled"] else "no", "")
+    table.add_row("peak memory", _fmt(mem.peak_rss_mb, " MB") +
+                  f" (+{_fmt(mem.delta_mb, ' MB')} for the model)", budget_cell("memory"))
+    table.add_row("model size", _fmt(result.model.size_mb, " MB"), budget_cell("size"))
+    cov = result.node_coverage
+    if cov is not None and cov.share_on_primary is not None:
+        table.add_row("nodes on device", f"{cov.share_on_primary:.0%} of {cov.nodes}", "")
+    if result.thermal.throttled is not None:
+        table.add_row("throttled", "yes" if result.thermal.throttled else "no", "")
     host = result.host
-    limits = host.get("cgroup") or {}
-    if limits.get("memory_limit_mb") or limits.get("cpu_quota_cores"):
-        table.add_row("cgroup limits", f"memory {_fmt(limits.get('memory_limit_mb'), ' MB')}, "
-                      f"cpu {_fmt(limits.get('cpu_quota_cores'), ' cores')}", "")
-    table.add_row("host", f"{host.get('device_model') or host.get('cpu_model')} "
-                  f"({host.get('machine')}, {host.get('cpu_count')} cores)", "")
+    limits = host.cgroup
+    if limits is not None and (limits.memory_limit_mb or limits.cpu_quota_cores):
+        table.add_row("cgroup limits", f"memory {_fmt(limits.memory_limit_mb, ' MB')}, "
+                      f"cpu {_fmt(limits.cpu_quota_cores, ' cores')}", "")
+    table.add_row("host", host.summary, "")
     return table
 
 
