@@ -38,8 +38,6 @@ from edgeship.runtime.results import (
     ThermalState,
 )
 
-__all__ = ["SCHEMA", "BenchmarkResult", "LatencyStats", "main", "measure"]
-
 DEFAULT_WARMUP = 10
 DEFAULT_RUNS = 100
 DEFAULT_MIN_SECONDS = 1.0
