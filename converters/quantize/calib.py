@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -123,9 +122,7 @@ def calibration_feeds(
         return _random_set(model.inputs, limit, seed, fixed, fills)
     bound = as_dataset(data).for_model(model)  # binds the preprocessing before reading a file
     _check_kinds(bound, model.inputs)
-    dataset = bound
-    feeds = [sample for sample, _ in islice(bound, limit)]
-    return SampleSet.from_feeds(feeds, str(dataset.source))
+    return bound.samples(limit)
 
 
 def labelled_data(data: Any, inputs: Union[Sequence[TensorSpec], ModelInputs]

@@ -78,7 +78,9 @@ class Original:
     @property
     def view(self) -> Any:
         """What ``Dataset.for_model`` binds to: the inputs, and the manifest (preprocessing)."""
-        return _ModelView(self.specs, self.manifest)
+        from edgeship.converters.quantize.calib import ModelInputs
+
+        return ModelInputs(self.specs, self.manifest)
 
     def layouts(self) -> list[Optional[str]]:
         ins = (self.manifest or {}).get("inputs") or []
@@ -108,12 +110,6 @@ class Original:
 
             self._torch, _ = load_torch_model(self.path, example)
         return self._torch
-
-
-@dataclass(frozen=True)
-class _ModelView:
-    inputs: list[TensorSpec]
-    manifest: Optional[dict[str, Any]]
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -151,9 +147,10 @@ def _bind(data: Any, original: Original) -> SampleSet:
     from edgeship.core.data import Dataset
 
     dataset = data if isinstance(data, Dataset) else Dataset(data)
-    feeds, labels = dataset.for_model(original.view).arrays()
-    return SampleSet([feeds[s.name] for s in original.specs], labels, str(dataset.source),
-                   tuple(s.name for s in original.specs))
+    samples = dataset.for_model(original.view).samples()
+    by_name = samples.by_name()
+    return SampleSet([by_name[s.name] for s in original.specs], samples.y, samples.source,
+                     tuple(s.name for s in original.specs))
 
 
 def load_data(original: Original, data: Any, train_data: Any, seed: int = 0) -> Data:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -307,6 +308,15 @@ class Dataset:
             return {}, None
         feeds, labels = zip(*self)
         return _stack(feeds, labels, self.specs)
+
+    def samples(self, limit: Optional[int] = None) -> SampleSet:
+        """The (first ``limit``) samples in memory, stacked per input, with their labels."""
+        feeds, labels = [], []
+        for sample, label in islice(self, limit):
+            feeds.append(sample)
+            labels.append(label)
+        known = None if any(v is None for v in labels) else np.asarray(labels, np.int64)
+        return SampleSet.from_feeds(feeds, str(self.source), labels=known)
 
     def for_model(self, model: Any) -> Dataset:
         """Bind to a model (a runtime Session or a list of TensorSpec): check every input's shape
