@@ -156,11 +156,16 @@ def test_sample_sets_split_and_take_keeping_labels_and_names() -> None:
     assert samples.by_name()["input"] is x
 
 
-def test_sample_sets_from_feeds_stack_them_or_say_which_input_differs() -> None:
-    feeds = [{"a": np.zeros((1, 3), np.float32), "rate": np.array(16000)} for _ in range(4)]
+def test_sample_sets_from_feeds_give_each_sample_its_feed_back() -> None:
+    # a batch axis of one at axis 0, a recurrent state batched on axis 1, a rank-0 sample rate
+    feeds = [{"a": np.full((1, 3), i, np.float32), "state": np.full((2, 1, 4), i, np.float32),
+              "rate": np.array(16000)} for i in range(4)]
     samples = SampleSet.from_feeds(feeds, "random", batched=True)
     assert samples.x[0].shape == (4, 3) and samples.random
-    assert samples.feeds[2]["a"].shape == (1, 3) and samples.feeds[2]["rate"].shape == ()
+    assert samples.unbatched == {"state", "rate"}
+    for given, back in zip(feeds, samples.feeds):
+        assert all(np.array_equal(back[n], given[n]) and back[n].shape == given[n].shape
+                   and isinstance(back[n], np.ndarray) for n in given)
     with pytest.raises(ConfigError, match="give input 'a' different shapes"):
         SampleSet.from_feeds([{"a": np.zeros(3)}, {"a": np.zeros(4)}], "list")
     two = SampleSet([np.zeros((2, 1)), np.zeros((2, 1))], None, "two")

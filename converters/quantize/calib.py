@@ -168,5 +168,4 @@ def _random_set(inputs: Sequence[TensorSpec], limit: int, seed: int,
     )
     feeds = [random_inputs(inputs, seed=seed + i, fixed=fixed, fills=fills)
              for i in range(min(limit, 32))]
-    return SampleSet.from_feeds(feeds, "random", batched=True,
-                                scalars=[s.name for s in inputs if not s.shape])
+    return SampleSet.from_feeds(feeds, "random", batched=True)

@@ -56,9 +56,10 @@ class SampleSet:
     """Model-ready samples: one array per input (samples along axis 0, in the model's input
     order), optional integer labels (one per sample), and where they came from.
 
-    ``names`` are the inputs' names when known (calibration feeds go by name); ``scalars``
-    names the inputs without a batch axis (a sample rate): their array holds one value per
-    sample and a sample's feed gets it rank 0.
+    ``names`` are the inputs' names when known (calibration feeds go by name).  ``unbatched``
+    names the inputs whose batch axis is not axis 0 (a sample rate of rank 0, a recurrent
+    state shaped ``[2, batch, 128]``): their array holds each sample's value as given, stacked
+    along a new leading axis, and a sample's feed gets it back unchanged.
 
     Example:
         >>> s = SampleSet([np.zeros((10, 3), np.float32)], np.arange(10), "demo")
@@ -70,28 +71,31 @@ class SampleSet:
     y: Optional[np.ndarray] = None
     source: str = ""
     names: tuple[str, ...] = ()
-    scalars: frozenset[str] = frozenset()
+    unbatched: frozenset[str] = frozenset()
 
     @classmethod
     def from_feeds(cls, feeds: list[Feeds], source: str, *, batched: bool = False,
-                   labels: Optional[np.ndarray] = None,
-                   scalars: Iterable[str] = ()) -> SampleSet:
+                   labels: Optional[np.ndarray] = None) -> SampleSet:
         """SampleSet from one feed per sample, arrays by input name: without a batch axis
-        (``Dataset`` iteration), or ``batched`` with a batch axis of one (random inputs)."""
+        (``Dataset`` iteration), or ``batched`` as a model takes them (random inputs: a batch
+        axis of one where the input has one at axis 0, else as given, see ``unbatched``)."""
         if not feeds:
             raise ConfigError(f"'{source}' gives no samples", "pass at least one sample")
         names = tuple(feeds[0])
-        flat = set(scalars) | {n for n in names if np.ndim(feeds[0][n]) == 0}
+        unbatched = set()
         x = []
         for name in names:
             parts = [np.asarray(f[name]) for f in feeds]
+            whole = batched and all(p.ndim and p.shape[0] == 1 for p in parts)
+            if batched and not whole:
+                unbatched.add(name)
             try:
-                x.append(np.concatenate(parts) if batched and name not in flat else np.stack(parts))
+                x.append(np.concatenate(parts) if whole else np.stack(parts))
             except ValueError:
                 raise ConfigError(f"the samples from '{source}' give input '{name}' different "
                                   f"shapes ({parts[0].shape} and others)",
                                   "give every sample the same shape") from None
-        return cls(x, labels, source, names, frozenset(flat))
+        return cls(x, labels, source, names, frozenset(unbatched))
 
     def __len__(self) -> int:
         return len(self.x[0])
@@ -114,7 +118,7 @@ class SampleSet:
         if isinstance(index, (int, np.integer)):
             index = np.arange(min(len(self), int(index)))
         return SampleSet([a[index] for a in self.x], None if self.y is None else self.y[index],
-                       self.source, self.names, self.scalars)
+                       self.source, self.names, self.unbatched)
 
     def split(self, share: float, seed: int = 0) -> tuple[SampleSet, SampleSet]:
         """A seeded random (1 - share, share) split, e.g. training and validation; the second
@@ -126,8 +130,8 @@ class SampleSet:
     @property
     def feeds(self) -> list[Feeds]:
         """One feed per sample, by input name, each with a batch axis of one."""
-        return [{n: a[i] if n in self.scalars else a[i:i + 1] for n, a in zip(self.names, self.x)}
-                for i in range(len(self))]
+        return [{n: a[i, ...] if n in self.unbatched else a[i:i + 1]
+                 for n, a in zip(self.names, self.x)} for i in range(len(self))]
 
     def for_converters(self, specs: list[TensorSpec]) -> Union[np.ndarray, Feeds]:
         """What export/quantize take: one array for single-input models, else arrays by name."""
