@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 from edgeship.converters.steps import (
+    TRAINING_STEPS,
     DistillStep,
     ExportStep,
     PruneStep,
@@ -95,7 +96,7 @@ class Recipe:
 
     @property
     def needs_training_data(self) -> bool:
-        return any(isinstance(s, (PruneStep, DistillStep)) for s in self.steps)
+        return any(isinstance(s, TRAINING_STEPS) for s in self.steps)
 
     def labels(self) -> list[str]:
         """One short label per step, e.g. ``["prune(50% channels, l1)", "export(tflite)"]``."""
