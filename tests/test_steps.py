@@ -171,3 +171,15 @@ def test_sample_sets_from_feeds_give_each_sample_its_feed_back() -> None:
     two = SampleSet([np.zeros((2, 1)), np.zeros((2, 1))], None, "two")
     with pytest.raises(ConfigError, match="holds 2 input arrays"):
         _ = two.array
+
+
+def test_a_dataset_reads_into_a_sample_set_with_its_labels(digits_test_npz: Path) -> None:
+    from edgeship.runtime.session import TensorSpec
+
+    samples = edgeship.Dataset(digits_test_npz).for_model(
+        [TensorSpec("input", ("N", 1, 8, 8), "float32")]).samples(50)
+    assert samples.names == ("input",) and samples.array.shape == (50, 1, 8, 8)
+    with np.load(digits_test_npz) as npz:
+        np.testing.assert_array_equal(samples.array, npz["x"][:50])
+        np.testing.assert_array_equal(samples.y, npz["y"][:50])  # type: ignore[arg-type]
+    assert samples.source == str(digits_test_npz) and not samples.random
