@@ -171,9 +171,11 @@ def _onnx_for_tflite(artifact: Artifact) -> Optional[Path]:
     """An ONNX file that onnx2tf can convert as it is (when installed), for a TFLite step
     whose torch route (onnx2torch + litert-torch, which keeps NCHW) fails."""
     from edgeship.converters.export.tools import tool_env
+    from edgeship.runtime.formats import get_format
 
     if artifact.module is None and artifact.path is not None and \
-            artifact.path.suffix.lower() == ".onnx" and tool_env("onnx2tf") is not None:
+            artifact.path.suffix.lower() in get_format("onnx").suffixes and \
+            tool_env("onnx2tf") is not None:
         return artifact.path
     return None
 

@@ -214,7 +214,10 @@ class ExportStep:
 
 def _as_file(artifact: Artifact, ctx: BuildContext) -> Artifact:
     """The artifact as a file onnxruntime/OpenVINO quantizers read: ONNX exported if needed."""
-    if artifact.path is not None and artifact.path.suffix.lower() in (".onnx", ".xml"):
+    from edgeship.runtime.formats import get_format
+
+    readable = (*get_format("onnx").suffixes, *get_format("openvino").suffixes)
+    if artifact.path is not None and artifact.path.suffix.lower() in readable:
         return artifact
     return ExportStep(to="onnx").apply(artifact, ctx)
 

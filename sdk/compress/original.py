@@ -46,14 +46,15 @@ class Original:
         from edgeship.runtime.preprocess import read_manifest
 
         shapes = dict(input_shapes or {})
-        if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".xml", ".tflite"):
+        kind = _session_kind(model)
+        if kind is not None:
             from edgeship.core.artifact import sha256_file
             from edgeship.runtime import load
 
             path = Path(model)
-            session = load(path, precision="fp32" if path.suffix.lower() == ".xml" else None,
+            # OpenVINO runs bf16 on CPUs with AMX unless told otherwise: the reference is fp32
+            session = load(path, precision="fp32" if kind == "openvino" else None,
                            input_shapes=shapes or None)
-            kind = "openvino" if path.suffix.lower() == ".xml" else "tflite"
             return cls(kind, path, fix_specs(list(session.inputs), shapes),
                        [s.name for s in session.outputs], sha256_file(path), str(path),
                        read_manifest(path), input_shapes=shapes)
@@ -110,6 +111,17 @@ class Original:
 
             self._torch, _ = load_torch_model(self.path, example)
         return self._torch
+
+
+def _session_kind(model: Any) -> Optional[str]:
+    """openvino or tflite for a file the runtime reads (no torch form, no ONNX source)."""
+    if not isinstance(model, (str, Path)):
+        return None
+    from edgeship.runtime.formats import get_format
+
+    suffix = Path(model).suffix.lower()
+    return next((name for name in ("openvino", "tflite") if suffix in get_format(name).suffixes),
+                None)
 
 
 # -- data -------------------------------------------------------------------------------------
