@@ -10,6 +10,11 @@ step's defaults are that function's (``tests/test_steps.py`` holds them equal), 
 a recipe's prune step removes channels (``structured: true``), the only pruning that makes a
 model faster, where ``edgeship.prune`` zeroes weights unless told ``structured=True``.
 
+To add a step: a frozen dataclass here with ``__pydantic_config__ = _FORBID``, a
+``step: Literal["name"]`` field first, ``label()`` and ``apply(artifact, ctx)`` (a thin call of
+its public function; put what every step needs on ``BuildContext``), then add it to ``Step``:
+recipes load it by its ``step`` key and compress's builder runs it like the others.
+
 Example:
     >>> QuantizeStep(backend="openvino").label()
     'quantize(int8 static, per-channel, openvino)'
