@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
-from edgeship.converters.evaluate import DataLike, Labelled, ModelStats, accuracy_of, load_labelled
+from edgeship.converters.evaluate import DataLike, ModelStats, accuracy_of, load_labelled
 from edgeship.converters.onnx_to_torch import check_output
+from edgeship.core.data import SampleSet
 from edgeship.core.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -181,18 +182,18 @@ def _progress(enabled: bool, description: str) -> Any:
 
 def train_student(
     student: Any,
-    train: Labelled,
+    train: SampleSet,
     *,
     config: TrainConfig,
     soft_targets: Optional[np.ndarray] = None,
-    val: Optional[Labelled] = None,
+    val: Optional[SampleSet] = None,
     after_step: Optional[Callable[[], None]] = None,
     progress: bool = True,
     description: str = "distilling",
 ) -> list[EpochLog]:
     """Train ``student`` in place; keeps the weights of the best validation epoch.
 
-    ``soft_targets`` are the teacher's outputs for ``train.x`` (None: labels only, i.e.
+    ``soft_targets`` are the teacher's outputs for ``train.array`` (None: labels only, i.e.
     fine-tuning).  ``after_step`` runs after every optimizer step (pruning masks use it).
     The learning rate follows a cosine decay over all steps.
     """
@@ -201,7 +202,7 @@ def train_student(
     if soft_targets is None and train.y is None:
         raise ConfigError("training needs labels or a teacher", "pass data with labels y")
     generator = torch.Generator().manual_seed(config.seed)
-    x = torch.from_numpy(train.x)
+    x = torch.from_numpy(train.array)
     y = None if train.y is None else torch.from_numpy(train.y)
     soft = None if soft_targets is None else torch.from_numpy(soft_targets.astype(np.float32))
     params = [p for p in student.parameters() if p.requires_grad]
@@ -244,18 +245,18 @@ def train_student(
     return history
 
 
-def _val_accuracy(student: Any, val: Optional[Labelled]) -> Optional[float]:
+def _val_accuracy(student: Any, val: Optional[SampleSet]) -> Optional[float]:
     if val is None or val.y is None:
         return None
-    return accuracy_of(torch_outputs(student, val.x), val.y).accuracy
+    return accuracy_of(torch_outputs(student, val.array), val.y).accuracy
 
 
 # ---------------------------------------------------------------------------------------------
 # the step
 
 
-def _split(data: Labelled, val_data: Optional[DataLike], share: float, seed: int
-           ) -> tuple[Labelled, Optional[Labelled]]:
+def _split(data: SampleSet, val_data: Optional[DataLike], share: float, seed: int
+           ) -> tuple[SampleSet, Optional[SampleSet]]:
     if val_data is not None:
         return data, load_labelled(val_data)
     if data.y is None or share == 0 or len(data) < 20:
@@ -302,12 +303,12 @@ def resolve_student(student: Any, teacher: Any, sparsity: float, example: np.nda
     return copy.deepcopy(student)
 
 
-def _stats(model: Any, example: np.ndarray, val: Optional[Labelled]) -> ModelStats:
+def _stats(model: Any, example: np.ndarray, val: Optional[SampleSet]) -> ModelStats:
     from edgeship.converters.evaluate import model_stats, module_stats
 
     labelled = val if val is not None and val.y is not None else None
     if isinstance(model, (str, Path)):
-        return model_stats(model, *((labelled.x, labelled.y) if labelled else (None, None)))
+        return model_stats(model, *((labelled.array, labelled.y) if labelled else (None, None)))
     return module_stats(model, example, labelled)
 
 
@@ -349,19 +350,19 @@ def distill(
     check_output(output)
     everything = load_labelled(data)
     train, val = _split(everything, val_data, config.val_share, seed)
-    teacher_out = model_outputs(teacher, train.x, "teacher")
+    teacher_out = model_outputs(teacher, train.array, "teacher")
     student_spec = student if isinstance(student, (str, Path)) else type(student).__name__
-    student = resolve_student(student, teacher, sparsity, train.x[:1])
-    _check_outputs(teacher_out, model_outputs(student, train.x[:2], "student"), everything.y)
-    before = _stats(teacher, train.x[:1], val)
+    student = resolve_student(student, teacher, sparsity, train.array[:1])
+    _check_outputs(teacher_out, model_outputs(student, train.array[:2], "student"), everything.y)
+    before = _stats(teacher, train.array[:1], val)
     history = train_student(student, train, config=config, soft_targets=teacher_out, val=val,
                             progress=progress)
-    result = DistillResult(student, history, config, before, _stats(student, train.x[:1], val))
+    result = DistillResult(student, history, config, before, _stats(student, train.array[:1], val))
     if output is not None:
         from edgeship.converters.onnx_to_torch import origin_of, save_torch
 
         origin = origin_of(teacher)
-        result.output = save_torch(student, output, train.x[:1], origin=origin,
+        result.output = save_torch(student, output, train.array[:1], origin=origin,
                                    step={"step": "distill", "config": asdict(config) | {
                                        "teacher": str(origin or type(teacher).__name__),
                                        "student": str(student_spec)}})
@@ -412,7 +413,7 @@ def pruned_candidates(
 
     out = Path(out_dir)
     train = load_labelled(data)
-    example = train.x[:1] if example_input is None else example_input
+    example = train.array[:1] if example_input is None else example_input
     pct = f"{round(100 * sparsity)}"
     rows = []
     for name, technique, run in [
@@ -431,27 +432,3 @@ def pruned_candidates(
         rows.append(PrunedCandidate(name, technique, target,
                                     result.to_dict()["config"], time.perf_counter() - start))
     return rows
-
-
-@dataclass(frozen=True)
-class Distill:
-    """The Distill step (DESIGN.md): the artifact is the teacher; ``student`` a torch module, a
-    torch/ONNX file, or "pruned:R"; ``data`` the (labelled) training samples."""
-
-    config: TrainConfig = field(default_factory=TrainConfig)
-    student: Any = "pruned:0.5"
-
-    def apply(self, artifact: Any, ctx: Any = None, output: Union[str, Path, None] = None,
-              data: Optional[DataLike] = None) -> Any:
-        from edgeship.converters.prune import default_output
-        from edgeship.core.artifact import ModelArtifact
-
-        if data is None:
-            raise ConfigError("distillation needs training data", "pass data (CLI: --data)")
-        c = self.config
-        teacher = getattr(artifact, "path", artifact)
-        result = distill(teacher, self.student, data, temperature=c.temperature, alpha=c.alpha,
-                         epochs=c.epochs, lr=c.lr, optimizer=c.optimizer, batch_size=c.batch_size,
-                         output=output or default_output(teacher, "distilled"), progress=False,
-                         seed=c.seed)
-        return ModelArtifact.load(result.output)  # type: ignore[arg-type]

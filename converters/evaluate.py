@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
+from edgeship.core.data import SampleSet
 from edgeship.core.errors import ConfigError, ModelError
 from edgeship.runtime.formats import FORMATS, files_of, is_format
 
@@ -33,39 +34,21 @@ ModelLike = Union[str, Path, Any]  # a model path, or an already-loaded edgeship
 Inputs = Union[np.ndarray, Mapping[str, np.ndarray]]
 
 
-@dataclass(frozen=True)
-class Labelled:
-    """Model-ready samples ``x`` (float32 for float models) and optional integer labels ``y``."""
-
-    x: np.ndarray
-    y: Optional[np.ndarray] = None
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def split(self, share: float, seed: int = 0) -> tuple[Labelled, Labelled]:
-        """A seeded random (1 - share, share) split, e.g. training and validation."""
-        order = np.random.default_rng(seed).permutation(len(self.x))
-        cut = len(order) - max(1, int(round(share * len(order))))
-        parts = order[:cut], order[cut:]
-        return tuple(  # type: ignore[return-value]
-            Labelled(self.x[i], None if self.y is None else self.y[i]) for i in parts
-        )
+DataLike = Union[str, Path, np.ndarray, tuple, SampleSet, Any]  # type: ignore[type-arg]
 
 
-DataLike = Union[str, Path, np.ndarray, tuple, Labelled, Any]  # type: ignore[type-arg]
-
-
-def load_labelled(data: DataLike) -> Labelled:
+def load_labelled(data: DataLike) -> SampleSet:
     """Samples and labels as arrays, from anything ``edgeship.Dataset`` reads (an ``.npz`` with
     ``x`` and optional ``y``, an image folder, a Dataset), an array, or a pair (x, y).
 
     Example:
-        >>> load_labelled("digits_test.npz").x.shape            # doctest: +SKIP
+        >>> load_labelled("digits_test.npz").array.shape        # doctest: +SKIP
         (360, 1, 8, 8)
     """
-    if isinstance(data, Labelled):
+    if isinstance(data, SampleSet):
+        _ = data.array  # one input only: raises for multi-input samples
         return data
+    source = "arrays"
     if isinstance(data, tuple):
         x, y = data[0], (data[1] if len(data) > 1 else None)
     elif isinstance(data, np.ndarray):
@@ -79,6 +62,7 @@ def load_labelled(data: DataLike) -> Labelled:
             raise ConfigError(f"'{dataset.source}' holds {len(feeds)} input arrays {sorted(feeds)}",
                               "pruning and distillation take single-input data: store it as x")
         x = next(iter(feeds.values()))
+        source = str(dataset.source)
     x = np.asarray(x)
     if x.dtype.kind == "f":
         x = x.astype(np.float32, copy=False)
@@ -92,7 +76,7 @@ def load_labelled(data: DataLike) -> Labelled:
                 "save class indices as y",
             )
         y = y.astype(np.int64)
-    return Labelled(x, y)
+    return SampleSet([x], y, source)
 
 
 @dataclass(frozen=True)
@@ -501,7 +485,7 @@ def model_stats(
     return ModelStats(str(path), params, nonzero, macs, size.bytes, size.compressed_bytes, acc)
 
 
-def module_stats(module: Any, example: np.ndarray, data: Optional[Labelled] = None) -> ModelStats:
+def module_stats(module: Any, example: np.ndarray, data: Optional[SampleSet] = None) -> ModelStats:
     """:func:`model_stats` of a torch module, through a temporary ONNX export of it."""
     import tempfile
 
@@ -509,5 +493,5 @@ def module_stats(module: Any, example: np.ndarray, data: Optional[Labelled] = No
 
     with tempfile.TemporaryDirectory(prefix="edgeship-stats-") as tmp:
         path = torch_to_onnx_file(module, Path(tmp) / FORMATS["onnx"].filename("model"), example)
-        stats = model_stats(path, *((data.x, data.y) if data is not None else (None, None)))
+        stats = model_stats(path, *((data.array, data.y) if data is not None else (None, None)))
     return replace(stats, path="")

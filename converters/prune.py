@@ -32,15 +32,10 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
-from edgeship.converters.evaluate import (
-    DataLike,
-    Labelled,
-    ModelStats,
-    load_labelled,
-    module_stats,
-)
+from edgeship.converters.evaluate import DataLike, ModelStats, load_labelled, module_stats
 from edgeship.converters.onnx_to_torch import check_output, save_torch
 from edgeship.converters.onnx_to_torch import origin_of as _origin
+from edgeship.core.data import SampleSet
 from edgeship.core.errors import ConfigError
 
 METHODS = ("unstructured", "channels", "neurons")
@@ -176,7 +171,7 @@ def _resolve(names: Any, layers: dict[str, Any], what: str) -> None:
 # importance from data
 
 
-def _accumulate_gradients(module: Any, data: Optional[Labelled], limit: int = 512) -> None:
+def _accumulate_gradients(module: Any, data: Optional[SampleSet], limit: int = 512) -> None:
     """Fill ``.grad`` of every parameter with the cross-entropy gradient on up to ``limit`` samples."""
     import torch
     import torch.nn.functional as F
@@ -185,7 +180,7 @@ def _accumulate_gradients(module: Any, data: Optional[Labelled], limit: int = 51
         raise ConfigError("taylor importance needs labelled data to take gradients on",
                           "pass finetune_data with labels (CLI: --finetune-data DATA.npz)")
     module.zero_grad()
-    x, y = torch.from_numpy(data.x[:limit]), torch.from_numpy(data.y[:limit])
+    x, y = torch.from_numpy(data.array[:limit]), torch.from_numpy(data.y[:limit])
     for idx in torch.arange(len(x)).split(64):
         F.cross_entropy(module(x[idx]), y[idx], reduction="sum").backward()
 
@@ -386,7 +381,7 @@ def _protected(module: Any, layers: dict[str, Any], config: PruneConfig, example
 
 
 def _prune_in_place(module: Any, layers: dict[str, Any], config: PruneConfig,
-                    protected: set[str], example: Any, tune: Optional[Labelled]) -> dict[str, Any]:
+                    protected: set[str], example: Any, tune: Optional[SampleSet]) -> dict[str, Any]:
     """Apply the method; returns the unstructured masks (empty for structured methods)."""
     out_shape = tuple(_first(module(example)).shape)
     if config.importance == "taylor":
@@ -408,7 +403,7 @@ def _prune_in_place(module: Any, layers: dict[str, Any], config: PruneConfig,
     return masks
 
 
-def _finetune(module: Any, tune: Optional[Labelled], config: PruneConfig, after_step: Any,
+def _finetune(module: Any, tune: Optional[SampleSet], config: PruneConfig, after_step: Any,
               progress: bool) -> list[Any]:
     from edgeship.converters.distill import TrainConfig, train_student
 
@@ -427,7 +422,7 @@ def _achieved(module: Any, masks: dict[str, Any], reports: list[LayerReport], me
     return sum(float((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
 
 
-def _notes(config: PruneConfig, tune: Optional[Labelled]) -> list[str]:
+def _notes(config: PruneConfig, tune: Optional[SampleSet]) -> list[str]:
     notes = [DENSE_RUNTIME_NOTE] if config.method == "unstructured" else []
     if config.method != "unstructured" and not config.epochs:
         notes.append("removed channels take accuracy with them: fine-tune (--finetune-data DATA "
@@ -452,13 +447,13 @@ def _reapply(layers: dict[str, Any], masks: dict[str, Any]) -> Any:
     return apply if masks else None
 
 
-def _as_module(model: Any, example: Optional[np.ndarray], data: Optional[Labelled]
+def _as_module(model: Any, example: Optional[np.ndarray], data: Optional[SampleSet]
                ) -> tuple[Any, np.ndarray]:
     """A private copy of the model as a torch module, and one example batch for tracing."""
     from edgeship.converters.onnx_to_torch import load_torch_model
 
     if example is None and data is not None:
-        example = data.x[:1]
+        example = data.array[:1]
     if isinstance(model, (str, Path)):
         module, example = load_torch_model(model, example)
     else:
@@ -478,26 +473,3 @@ def default_output(model: Any, tag: str) -> Path:
 
     path = Path(model)
     return path.with_name(FORMATS["onnx"].filename(f"{path.stem}-{tag}"))
-
-
-@dataclass(frozen=True)
-class Prune:
-    """The Prune step (DESIGN.md): a typed config and ``apply(artifact) -> artifact``.
-
-    ``data`` is the labelled fine-tuning (and taylor) data when the config asks for it.
-    """
-
-    config: PruneConfig = field(default_factory=PruneConfig)
-
-    def apply(self, artifact: Any, ctx: Any = None, output: Union[str, Path, None] = None,
-              data: Optional[DataLike] = None) -> Any:
-        from edgeship.core.artifact import ModelArtifact
-
-        c = self.config
-        source = getattr(artifact, "path", artifact)  # a ModelArtifact, a path or a module
-        result = prune(source, c.sparsity, structured=c.method == "channels",
-                       neurons=c.method == "neurons", importance=c.importance, scope=c.scope,
-                       per_layer=c.per_layer, protect=c.protect, finetune_data=data,
-                       epochs=c.epochs, lr=c.lr, output=output or default_output(source, "pruned"),
-                       progress=False)
-        return ModelArtifact.load(result.output)  # type: ignore[arg-type]

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from edgeship.budget import Budget, Verdict
-from edgeship.candidate import Builder, Data, Original, load_data
+from edgeship.compress.build import Builder
+from edgeship.compress.original import Data, Original, load_data
 from edgeship.core.errors import ConfigError
 from edgeship.judging import Judge
 from edgeship.recipe import DistillStep, ExportStep, PruneStep, QuantizeStep, Recipe, load_recipes
@@ -528,7 +529,7 @@ def write_output(result: CompressResult, original: Original, path: Path, force: 
     """The output directory, staged and renamed into place (see ``edgeship.outdir``)."""
     import json
 
-    from edgeship.candidate import copy_model
+    from edgeship.compress.build import copy_model
     from edgeship.outdir import SUMMARY, OutputDir, disk_error
     from edgeship.reporting import render_report
 

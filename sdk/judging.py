@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from edgeship.candidate import Data, Original
+from edgeship.compress.original import Data, Original
 from edgeship.converters.fidelity import Fidelity
 
 EVAL_BATCH = 16  # samples per evaluation batch for dynamic-batch models: bounds peak memory

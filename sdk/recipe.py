@@ -1,6 +1,10 @@
 """Recipes: what ``compress`` tries, as data.  A ``Recipe`` is an ordered list of steps (Prune,
 Distill, Quantize, Export) plus how to run the result (backend, inference precision hint).
 
+The steps are ``edgeship.converters.steps`` (``PruneStep``, ``DistillStep``, ``QuantizeStep``,
+``ExportStep``, the same classes under these names here): each entry of ``steps:`` is one of
+them, and its ``step`` key (``prune | distill | quantize | export``, required) says which.
+
 The planner (``edgeship.planner``) builds recipes from a device profile; users can write their
 own in YAML and pass them with ``edgeship compress --recipes FILE.yaml``::
 
@@ -17,7 +21,8 @@ own in YAML and pass them with ``edgeship compress --recipes FILE.yaml``::
 
 A recipe's result format is its last export or quantize step's; its backend defaults to the
 first backend the formats table lists for that format.  Unknown keys are an error (``extra``
-forbidden), so a typo never silently turns into a default.
+forbidden), so a typo never silently turns into a default; a missing or unknown ``step`` is a
+one-line error naming the entry.
 
 Example:
     >>> from edgeship.recipe import Recipe, QuantizeStep
@@ -31,102 +36,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
+from edgeship.converters.steps import (
+    TRAINING_STEPS,
+    DistillStep,
+    ExportStep,
+    PruneStep,
+    QuantizeStep,
+    Step,
+    StepField,
+    native_format,
+)
 from edgeship.core.errors import ConfigError
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 _FORBID = ConfigDict(extra="forbid")
-
-
-def native_format(backend: str) -> Optional[str]:
-    """The format a backend is the first choice for in the formats table (onnxruntime -> onnx);
-    also the format ``edgeship.quantize`` writes with that backend."""
-    from edgeship.runtime.formats import FORMATS
-
-    return next((name for name, fmt in FORMATS.items() if fmt.backends[0] == backend), None)
-
-
-@dataclass(frozen=True)
-class PruneStep:
-    """Remove a share of channels (structured) or weights; torch-pruning underneath."""
-
-    __pydantic_config__ = _FORBID
-    step: Literal["prune"] = "prune"
-    sparsity: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    structured: bool = True
-    importance: Literal["l1", "l2", "taylor"] = "l1"
-    finetune_epochs: Annotated[int, Field(ge=0)] = 0
-
-    def label(self) -> str:
-        what = "channels" if self.structured else "weights"
-        return f"prune({self.sparsity:.0%} {what}, {self.importance})"
-
-
-@dataclass(frozen=True)
-class DistillStep:
-    """Train the current model to reproduce the original's outputs (and labels, if any)."""
-
-    __pydantic_config__ = _FORBID
-    step: Literal["distill"] = "distill"
-    epochs: Annotated[int, Field(ge=1)] = 10
-    temperature: Annotated[float, Field(gt=0)] = 4.0
-    alpha: Annotated[float, Field(ge=0, le=1)] = 0.7
-    lr: Annotated[float, Field(gt=0)] = 1e-3
-
-    def label(self) -> str:
-        return f"distill({self.epochs} epochs, T={self.temperature:g})"
-
-
-@dataclass(frozen=True)
-class QuantizeStep:
-    """Quantize with one of ``edgeship.quantize``'s backends (which also fixes the format)."""
-
-    __pydantic_config__ = _FORBID
-    step: Literal["quantize"] = "quantize"
-    mode: Literal["static", "dynamic", "fp16"] = "static"
-    backend: Literal["onnxruntime", "openvino", "tflite"] = "onnxruntime"
-    per_channel: bool = True
-    calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
-    accuracy_aware: bool = False  # keep sensitive layers in fp32 until the accuracy budget holds
-    # onnxruntime only: activation type (weights are always int8) and 7-bit weights for x86
-    # CPUs without VNNI, whose vpmaddubsw saturates
-    activations: Literal["uint8", "int8"] = "uint8"
-    reduce_range: bool = False
-
-    @property
-    def format(self) -> str:
-        fmt = native_format(self.backend)
-        assert fmt is not None, f"the formats table has no format for {self.backend}"
-        return fmt
-
-    def label(self) -> str:
-        what = {"static": "int8 static", "dynamic": "int8 dynamic", "fp16": "fp16"}[self.mode]
-        extra = ", per-channel" if self.per_channel and self.mode == "static" else ""
-        if self.backend == "onnxruntime" and self.mode == "static":
-            extra += f", QDQ {'u8s8' if self.activations == 'uint8' else 's8s8'}"
-            extra += ", 7-bit weights" if self.reduce_range else ""
-        extra += ", accuracy-aware" if self.accuracy_aware else ""
-        return f"quantize({what}{extra}, {self.backend})"
-
-
-@dataclass(frozen=True)
-class ExportStep:
-    """Convert to a format (parity-checked by the exporter)."""
-
-    __pydantic_config__ = _FORBID
-    step: Literal["export"] = "export"
-    to: Literal["onnx", "openvino", "tflite"] = "onnx"
-    precision: Literal["fp32", "fp16"] = "fp32"
-
-    @property
-    def format(self) -> str:
-        return self.to
-
-    def label(self) -> str:
-        return f"export({self.to}{'' if self.precision == 'fp32' else ', ' + self.precision})"
-
-
-Step = Union[PruneStep, DistillStep, QuantizeStep, ExportStep]
-_StepField = Annotated[Step, Field(discriminator="step")]
 
 
 @dataclass(frozen=True)
@@ -141,7 +64,7 @@ class Recipe:
 
     __pydantic_config__ = _FORBID
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$", max_length=80)]
-    steps: Annotated[tuple[_StepField, ...], Field(min_length=1)]
+    steps: Annotated[tuple[StepField, ...], Field(min_length=1)]
     backend: Optional[str] = None
     precision: Optional[Literal["fp32", "fp16", "bf16"]] = None
     only_if_missed: Optional[str] = None
@@ -173,7 +96,7 @@ class Recipe:
 
     @property
     def needs_training_data(self) -> bool:
-        return any(isinstance(s, (PruneStep, DistillStep)) for s in self.steps)
+        return any(isinstance(s, TRAINING_STEPS) for s in self.steps)
 
     def labels(self) -> list[str]:
         """One short label per step, e.g. ``["prune(50% channels, l1)", "export(tflite)"]``."""
@@ -232,3 +155,7 @@ def load_recipes(path: Union[str, Path]) -> list[Recipe]:
     data = read_yaml(path, f"recipes file '{path}'",
                      "write it as YAML: recipes: [{name: ..., steps: [...]}]")
     return parse_recipes(data, f"recipes file '{path.name}'")
+
+
+__all__ = ["DistillStep", "ExportStep", "PruneStep", "QuantizeStep", "Recipe", "Step",
+           "load_recipes", "native_format", "parse_recipes"]

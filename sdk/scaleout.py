@@ -130,7 +130,7 @@ def build_and_evaluate(context: dict[str, Any], recipe: Any,
     ``recipe``, and return the built files as bytes (the temp dir is removed)."""
     import resource
 
-    from edgeship.candidate import Builder
+    from edgeship.compress.build import Builder
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
     sweep_stale()  # what killed workers on this node left behind

@@ -65,7 +65,7 @@ class Work:
         self.original, self.builder, self.judge = original, builder, judge
 
     def run(self, recipe: Any, stage: Callable[[str], None] = lambda _: None) -> Outcome:
-        from edgeship.candidate import finish_manifest
+        from edgeship.compress.build import finish_manifest
         from edgeship.compressing import _tolerance
 
         out = Outcome()

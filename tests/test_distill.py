@@ -196,27 +196,3 @@ def test_pruned_candidates_for_the_compression_benchmark(digits_onnx: Path, digi
     assert unstructured.macs == original.macs and unstructured.sparsity == pytest.approx(0.5, abs=0.02)
     assert channels.macs == distilled.macs <= 0.55 * original.macs
     assert all(r.path.with_name(r.path.name + ".manifest.json").is_file() for r in rows)
-
-
-def test_the_distill_step_needs_data_and_returns_an_artifact(digits_onnx: Path, digits_data,
-                                                             tmp_path: Path) -> None:
-    from edgeship.converters.distill import Distill
-
-    step = Distill(TrainConfig(epochs=1, lr=1e-2), student="pruned:0.5")
-    with pytest.raises(ConfigError, match="needs training data"):
-        step.apply(digits_onnx, output=tmp_path / "s.onnx")
-    artifact = step.apply(digits_onnx, output=tmp_path / "s.onnx",
-                          data=(digits_data.x_train, digits_data.y_train))
-    steps = artifact.manifest.provenance.steps
-    assert [s.step for s in steps] == ["distill", "export"]
-    assert steps[0].config["temperature"] == 4.0 and steps[0].config["student"] == "pruned:0.5"
-    assert artifact.manifest.provenance.source == str(digits_onnx)
-
-
-@pytest.mark.parametrize("name", ["student.tflite", "blocker/student.onnx"])
-def test_an_unwritable_output_is_refused_before_training(name: str, digits_onnx: Path,
-                                                         digits_data, tmp_path: Path) -> None:
-    (tmp_path / "blocker").write_text("a file where a folder should be")
-    with pytest.raises(ConfigError, match="cannot write"):
-        distill(digits_onnx, "pruned", digits_data.x_train, output=tmp_path / name, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from edgeship.converters.evaluate import (
-    Labelled,
     accuracy,
     agreement,
     agreement_of,
@@ -17,6 +16,7 @@ from edgeship.converters.evaluate import (
     model_stats,
     predict,
 )
+from edgeship.core.data import SampleSet
 from edgeship.core.errors import ConfigError, ModelError
 
 
@@ -158,11 +158,11 @@ def test_model_stats_collects_everything(digits_onnx: Path, digits_data) -> None
 
 def test_labelled_data_from_npz(digits_test_npz: Path) -> None:
     data = load_labelled(digits_test_npz)
-    assert data.x.shape == (360, 1, 8, 8) and data.x.dtype == np.float32
+    assert data.array.shape == (360, 1, 8, 8) and data.array.dtype == np.float32
     assert data.y is not None and data.y.dtype == np.int64
     train, val = data.split(0.1)
     assert (len(train), len(val)) == (324, 36)
-    assert not set(map(bytes, train.x)) & set(map(bytes, val.x))
+    assert not set(map(bytes, train.array)) & set(map(bytes, val.array))
 
 
 @pytest.mark.parametrize(
@@ -179,8 +179,8 @@ def test_bad_labelled_data_is_a_config_error(tmp_path: Path, arrays, message: st
 
 def test_labelled_accepts_arrays_and_pairs() -> None:
     x = np.zeros((4, 2), np.float64)
-    assert load_labelled(x).x.dtype == np.float32
-    assert isinstance(load_labelled((x, np.arange(4))), Labelled)
+    assert load_labelled(x).array.dtype == np.float32
+    assert isinstance(load_labelled((x, np.arange(4))), SampleSet)
     with pytest.raises(ConfigError, match="integers"):
         load_labelled((x, np.zeros(4, np.float32)))
     with pytest.raises(ConfigError, match="does not exist"):

@@ -216,7 +216,7 @@ def test_cli_prunes_an_onnx_model_structured(digits_onnx: Path, digits_test_npz:
     assert report["macs_ratio"] <= 0.55
     assert report["after"]["macs"] == count_onnx(out).macs
     data = load_labelled(digits_test_npz)
-    assert predict(out, data.x).shape == (360, 10)
+    assert predict(out, data.array).shape == (360, 10)
     # the manifest continues the source's provenance and records the parity of the export
     manifest = ModelArtifact.load(out).manifest
     assert manifest.provenance.source == str(digits_onnx)
@@ -292,13 +292,3 @@ def test_cli_prunes_torchscript_given_its_input_shape(digits_torch_model, tmp_pa
     assert code == 0, err
     assert count_onnx(tmp_path / "digits-pruned.onnx").macs == 7232
     assert "fine-tune" in err  # the note that channels removed without training cost accuracy
-
-
-def test_the_prune_step_turns_an_artifact_into_an_artifact(digits_onnx: Path, tmp_path: Path) -> None:
-    from edgeship.converters.prune import Prune, PruneConfig
-
-    artifact = Prune(PruneConfig(0.5, method="channels")).apply(digits_onnx,
-                                                                output=tmp_path / "step.onnx")
-    assert artifact.path == tmp_path / "step.onnx"
-    assert [s.step for s in artifact.manifest.provenance.steps] == ["prune", "export"]
-    assert count_onnx(artifact.path).macs == 7232

@@ -293,18 +293,6 @@ def test_tflite_backend_without_onnx2tf_refuses_onnx_input_and_says_what_it_need
     assert not (tmp_path / "x.tflite").exists()
 
 
-def test_quantize_step_applies_its_config_and_returns_the_artifact(
-        digits_onnx: Path, calib_npz: Path, tmp_path: Path) -> None:
-    from edgeship.converters.quantize import Quantize, QuantizeConfig
-
-    step = Quantize(QuantizeConfig(calibration="percentile", per_channel=False), calib=calib_npz)
-    artifact = step.apply(digits_onnx, tmp_path / "step.onnx")
-    assert artifact.path == tmp_path / "step.onnx"
-    assert artifact.manifest.provenance.steps[-1].config["calibration"] == "percentile"
-    assert artifact.manifest.quantization is not None
-    assert artifact.manifest.quantization["params"]["per_channel"] is False
-
-
 def test_config_rejects_options_the_backend_does_not_have() -> None:
     from edgeship.converters.quantize import QuantizeConfig
     from edgeship.core.errors import ConfigError, UnsupportedError

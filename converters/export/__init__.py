@@ -21,7 +21,6 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -101,20 +100,6 @@ def export(
         artifact.save()
         publish(staging, [*exported.files, artifact.manifest_path.name], target.parent)
     return ModelArtifact(target, manifest)
-
-
-@dataclass(frozen=True)
-class Export:
-    """The export Step (DESIGN.md): a typed config and ``apply(artifact) -> artifact``."""
-
-    config: ExportOptions
-
-    def apply(self, artifact: ModelArtifact, ctx: Any = None,
-              output: Union[str, Path, None] = None, data: Any = None) -> ModelArtifact:
-        c = self.config
-        return export(artifact.path, c.to, output, precision=c.precision, data=data,
-                      dynamic_batch=c.dynamic_batch, opset=c.opset, dynamo=c.dynamo,
-                      parity_random=c.parity_random, parity_real=c.parity_real, check=c.check)
 
 
 def exporter_for(fmt: Format) -> Exporter:
@@ -253,4 +238,4 @@ def _zip_pad(specs: Sequence[Any], layouts: Sequence[Optional[str]]) -> list[tup
     return [(s, layouts[i] if i < len(layouts) else None) for i, s in enumerate(specs)]
 
 
-__all__ = ["Export", "ExportOptions", "export"]
+__all__ = ["ExportOptions", "export"]

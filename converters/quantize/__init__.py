@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -135,26 +134,8 @@ def _default_backend(model: Any) -> QuantBackend:
     return "tflite"  # a torch module: LiteRT is the backend that quantizes from torch
 
 
-@dataclass
-class Quantize:
-    """The Quantize step (DESIGN.md): a typed config and ``apply``."""
-
-    config: QuantizeConfig = field(default_factory=QuantizeConfig)
-    calib: CalibData = None
-    data: Any = None
-
-    def apply(self, model: Union[str, Path, Any], output: Union[str, Path, None] = None) -> Any:
-        """Quantize a model file (or a ModelArtifact) and return the output's ModelArtifact."""
-        from edgeship.core.artifact import ModelArtifact
-
-        source = getattr(model, "path", model)  # a ModelArtifact, a path or a torch module
-        result = run(source, output, self.config, calib=self.calib, data=self.data)
-        return ModelArtifact.load(result.path)
-
-
 __all__ = [
     "LayerSensitivity",
-    "Quantize",
     "QuantizeConfig",
     "QuantizeResult",
     "SensitivityReport",

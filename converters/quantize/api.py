@@ -14,7 +14,6 @@ from typing import Any, Optional
 import numpy as np
 from edgeship.converters.quantize.calib import (
     CalibData,
-    CalibrationSet,
     Feed,
     calibration_feeds,
     collect_warnings,
@@ -24,6 +23,7 @@ from edgeship.converters.quantize.calib import (
 )
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
 from edgeship.converters.quantize.sensitivity import AccuracySearch, SensitivityReport
+from edgeship.core.data import SampleSet
 from edgeship.core.errors import BudgetExceeded, ConfigError, ModelError
 from edgeship.runtime.formats import (
     FORMATS,
@@ -183,7 +183,7 @@ def _prepare_source(model: Path, cfg: QuantizeConfig, work: Path,
 
 
 def _finish(model: Path, out: Path, staged: Path, cfg: QuantizeConfig,
-            calib: Optional[CalibrationSet], labelled: Optional[tuple[Feed, np.ndarray]],
+            calib: Optional[SampleSet], labelled: Optional[tuple[Feed, np.ndarray]],
             outcome: Outcome, notes: list[str]) -> QuantizeResult:
     from edgeship.converters.evaluate import model_size
 

@@ -16,31 +16,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
+from edgeship.core.data import SampleSet
 from edgeship.core.errors import ConfigError
 from edgeship.runtime.session import TensorSpec
 
 CalibData = Union[str, Path, np.ndarray, Mapping[str, np.ndarray], Iterable[Any], None]
 Feed = dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class CalibrationSet:
-    """Model-ready samples, one feed per sample (batch axis of 1), and where they came from."""
-
-    feeds: list[Feed]
-    source: str  # a path, the iterable's type, or "random"
-
-    @property
-    def random(self) -> bool:
-        return self.source == "random"
-
-    def describe(self) -> dict[str, Any]:
-        return {"source": self.source, "samples": len(self.feeds), "random": self.random}
 
 
 _NOTES: ContextVar[list[str] | None] = ContextVar("quantize_warnings", default=None)
@@ -127,7 +112,7 @@ def calibration_feeds(
     data: CalibData, inputs: Union[Sequence[TensorSpec], ModelInputs], *, limit: int,
     seed: int = 0, fixed: Optional[Mapping[str, tuple[int, ...]]] = None,
     fills: Optional[Mapping[str, Any]] = None,
-) -> CalibrationSet:
+) -> SampleSet:
     """Up to ``limit`` checked samples for ``inputs``; random data (with a loud warning) if
     ``data`` is None, shaped by ``fixed`` (``--input-shape``) and valued by ``fills``
     (``--input-value``/``--input-range``).  Pass ``ModelInputs`` (``model_inputs(path,
@@ -137,9 +122,7 @@ def calibration_feeds(
         return _random_set(model.inputs, limit, seed, fixed, fills)
     bound = as_dataset(data).for_model(model)  # binds the preprocessing before reading a file
     _check_kinds(bound, model.inputs)
-    dataset = bound
-    feeds = [{k: v[None] for k, v in sample.items()} for sample, _ in islice(bound, limit)]
-    return CalibrationSet(feeds, str(dataset.source))
+    return bound.samples(limit)
 
 
 def labelled_data(data: Any, inputs: Union[Sequence[TensorSpec], ModelInputs]
@@ -175,7 +158,7 @@ def _check_kinds(dataset: Any, inputs: Sequence[TensorSpec]) -> None:
 
 def _random_set(inputs: Sequence[TensorSpec], limit: int, seed: int,
                 fixed: Optional[Mapping[str, tuple[int, ...]]] = None,
-                fills: Optional[Mapping[str, Any]] = None) -> CalibrationSet:
+                fills: Optional[Mapping[str, Any]] = None) -> SampleSet:
     from edgeship.runtime.inputs import random_inputs
 
     warn(
@@ -185,4 +168,4 @@ def _random_set(inputs: Sequence[TensorSpec], limit: int, seed: int,
     )
     feeds = [random_inputs(inputs, seed=seed + i, fixed=fixed, fills=fills)
              for i in range(min(limit, 32))]
-    return CalibrationSet(feeds, "random")
+    return SampleSet.from_feeds(feeds, "random", batched=True)

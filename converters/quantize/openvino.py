@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from edgeship.converters.quantize.calib import CalibrationSet, Feed, to_stderr
+from edgeship.converters.quantize.calib import Feed, to_stderr
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
+from edgeship.core.data import SampleSet
 from edgeship.core.errors import MissingBackendError, ModelError, UnsupportedError
 from edgeship.runtime.formats import companions, is_format
 
@@ -76,14 +77,14 @@ def params(cfg: QuantizeConfig) -> dict[str, Any]:
     }
 
 
-def quantize(model: Any, calib: CalibrationSet, cfg: QuantizeConfig,
+def quantize(model: Any, calib: SampleSet, cfg: QuantizeConfig,
              validation: Optional[tuple[Feed, np.ndarray]] = None) -> tuple[Any, dict[str, Any]]:
     """NNCF int8; with ``validation`` data and ``cfg.max_accuracy_drop``, NNCF's accuracy
     control reverts the most damaging quantizers to fp32 until the drop is within budget."""
     nncf, _ = _nncf()
     preset = (nncf.QuantizationPreset.MIXED if cfg.symmetric is False
               else nncf.QuantizationPreset.PERFORMANCE)
-    common = {"preset": preset, "subset_size": len(calib.feeds)}
+    common = {"preset": preset, "subset_size": len(calib)}
     info = params(cfg)
     try:
         if cfg.max_accuracy_drop is None or validation is None:
@@ -152,7 +153,7 @@ def save(model: Any, xml: Path) -> list[Path]:
     return [xml, *companions(xml)]
 
 
-def run(src: Path, out: Path, cfg: QuantizeConfig, calib: Optional[CalibrationSet],
+def run(src: Path, out: Path, cfg: QuantizeConfig, calib: Optional[SampleSet],
         labelled: Optional[tuple[Feed, np.ndarray]], work: Path) -> Outcome:
     """The OpenVINO side of ``quantize_file``: ONNX or IR ``src`` into IR ``out``."""
     _, ov = _nncf()

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-from edgeship.converters.quantize.calib import CalibrationSet, to_stderr, warn
+from edgeship.converters.quantize.calib import to_stderr, warn
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
+from edgeship.core.data import SampleSet
 from edgeship.core.errors import ConfigError, MissingBackendError, ModelError, UnsupportedError
 from edgeship.runtime.formats import FORMATS
 
@@ -59,9 +59,9 @@ def preprocess(src: Path, dst: Path) -> Path:
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over a CalibrationSet (re-iterable)."""
+    """onnxruntime's CalibrationDataReader protocol over a SampleSet (re-iterable)."""
 
-    def __init__(self, calib: CalibrationSet) -> None:
+    def __init__(self, calib: SampleSet) -> None:
         self._it = iter(calib.feeds)
 
     def get_next(self) -> Optional[dict[str, Any]]:
@@ -94,7 +94,7 @@ def warn_slow_static(cfg: QuantizeConfig) -> None:
 def quantize_static(
     pre: Path,
     out: Path,
-    calib: CalibrationSet,
+    calib: SampleSet,
     cfg: QuantizeConfig,
     cache: Path,
     *,
@@ -225,7 +225,7 @@ def _named(src: Path, dst: Path) -> Path:
     return dst
 
 
-def run(src: Path, out: Path, cfg: QuantizeConfig, calib: Optional[CalibrationSet],
+def run(src: Path, out: Path, cfg: QuantizeConfig, calib: Optional[SampleSet],
         labelled: Optional[tuple[dict[str, Any], Any]], work: Path) -> Outcome:
     """The onnxruntime side of ``quantize_file``: ``src`` (ONNX) into ``out``."""
     from edgeship.converters.quantize.graph import conv_share
@@ -247,7 +247,7 @@ def run(src: Path, out: Path, cfg: QuantizeConfig, calib: Optional[CalibrationSe
     return Outcome([out], params)
 
 
-def _run_static(pre: Path, out: Path, cfg: QuantizeConfig, calib: CalibrationSet,
+def _run_static(pre: Path, out: Path, cfg: QuantizeConfig, calib: SampleSet,
                 labelled: Optional[tuple[dict[str, Any], Any]], work: Path) -> Outcome:
     from edgeship.converters.quantize.sensitivity import accuracy_aware, layer_sensitivity
 
@@ -260,8 +260,7 @@ def _run_static(pre: Path, out: Path, cfg: QuantizeConfig, calib: CalibrationSet
     else:
         quantize_static(pre, out, calib, cfg, cache)
     if cfg.sensitivity and (report is None or not report.layers):
-        feeds = labelled[0] if labelled is not None else {
-            k: np.concatenate([f[k] for f in calib.feeds]) for k in calib.feeds[0]}
+        feeds = labelled[0] if labelled is not None else calib.by_name()
         report = layer_sensitivity(pre, calib, cfg, cache, feeds, work)
     check_loadable(out)
     params = {**static_params(cfg), "kept_fp32": search.excluded if search else []}

@@ -19,8 +19,9 @@ from typing import Any, Optional
 
 import numpy as np
 from edgeship.converters.quantize import ort
-from edgeship.converters.quantize.calib import CalibrationSet, Feed
+from edgeship.converters.quantize.calib import Feed
 from edgeship.converters.quantize.config import QuantizeConfig
+from edgeship.core.data import SampleSet
 from edgeship.core.errors import BudgetExceeded
 from edgeship.runtime.formats import FORMATS
 
@@ -107,7 +108,7 @@ def _sqnr(ref: np.ndarray, got: np.ndarray) -> float:
 
 
 def layer_sensitivity(
-    pre: Path, calib: CalibrationSet, cfg: QuantizeConfig, cache: Path, feeds: Feed, work: Path,
+    pre: Path, calib: SampleSet, cfg: QuantizeConfig, cache: Path, feeds: Feed, work: Path,
 ) -> SensitivityReport:
     """Quantize each weighted layer alone and measure the damage (see the module docstring)."""
     import onnx
@@ -161,7 +162,7 @@ class AccuracySearch:
 
 
 def accuracy_aware(
-    pre: Path, out: Path, calib: CalibrationSet, cfg: QuantizeConfig, cache: Path,
+    pre: Path, out: Path, calib: SampleSet, cfg: QuantizeConfig, cache: Path,
     labelled: tuple[Feed, np.ndarray], ranking: Optional[SensitivityReport], work: Path,
 ) -> tuple[AccuracySearch, SensitivityReport]:
     """Quantize into ``out`` keeping the fewest most-sensitive layers in fp32 so that the top-1

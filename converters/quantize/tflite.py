@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import numpy as np
 from edgeship.converters.quantize.api import QuantizeResult
 from edgeship.converters.quantize.calib import CalibData, calibration_feeds, collect_warnings
 from edgeship.converters.quantize.config import QuantizeConfig
@@ -118,13 +117,12 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
 def _calibration(calib: Any, source: Any) -> Any:
     """The calibration feeds as export's data: one array (single input), else arrays by name
     (onnx2tf calibrates each input; litert-torch's PT2E path takes single-input models)."""
-    names = list(calib.feeds[0])
-    if len(names) == 1:
-        return np.concatenate([f[names[0]] for f in calib.feeds])
+    if len(calib.x) == 1:
+        return calib.x[0]
     if source.kind != "onnx":
         raise ConfigError("TFLite int8 from torch here takes single-input models",
                           "quantize multi-input models with --backend onnxruntime")
-    return {n: np.concatenate([f[n] for f in calib.feeds]) for n in names}
+    return calib.by_name()
 
 
 def _fp32_bytes(module: Any) -> int:

@@ -17,6 +17,11 @@ Samples carry no batch axis; ``batches(n)`` stacks them.  ``for_model(session)``
 and dtypes against the model's inputs and names the arrays after them, so a mismatch is one
 clear ``ConfigError`` before anything runs.
 
+``SampleSet`` is what a read Dataset becomes inside edgeship: model-ready arrays in memory (one
+per input, samples along axis 0), optional labels, and where they came from, with ``take`` and
+``split``.  It is the one sample container: compress's evaluation and training splits, the
+quantizers' calibration set, pruning's and distillation's training data.
+
 Example:
     >>> from edgeship import Dataset, runtime
     >>> session = runtime.load("examples/models/fashion_mnist_cnn.onnx")     # doctest: +SKIP
@@ -30,6 +35,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -46,6 +52,100 @@ Feeds = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
+class SampleSet:
+    """Model-ready samples: one array per input (samples along axis 0, in the model's input
+    order), optional integer labels (one per sample), and where they came from.
+
+    ``names`` are the inputs' names when known (calibration feeds go by name).  ``unbatched``
+    names the inputs whose batch axis is not axis 0 (a sample rate of rank 0, a recurrent
+    state shaped ``[2, batch, 128]``): their array holds each sample's value as given, stacked
+    along a new leading axis, and a sample's feed gets it back unchanged.
+
+    Example:
+        >>> s = SampleSet([np.zeros((10, 3), np.float32)], np.arange(10), "demo")
+        >>> len(s.take(4)), [len(p) for p in s.split(0.2)]
+        (4, [8, 2])
+    """
+
+    x: list[np.ndarray]
+    y: Optional[np.ndarray] = None
+    source: str = ""
+    names: tuple[str, ...] = ()
+    unbatched: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_feeds(cls, feeds: list[Feeds], source: str, *, batched: bool = False,
+                   labels: Optional[np.ndarray] = None) -> SampleSet:
+        """SampleSet from one feed per sample, arrays by input name: without a batch axis
+        (``Dataset`` iteration), or ``batched`` as a model takes them (random inputs: a batch
+        axis of one where the input has one at axis 0, else as given, see ``unbatched``)."""
+        if not feeds:
+            raise ConfigError(f"'{source}' gives no samples", "pass at least one sample")
+        names = tuple(feeds[0])
+        unbatched = set()
+        x = []
+        for name in names:
+            parts = [np.asarray(f[name]) for f in feeds]
+            whole = batched and all(p.ndim and p.shape[0] == 1 for p in parts)
+            if batched and not whole:
+                unbatched.add(name)
+            try:
+                x.append(np.concatenate(parts) if whole else np.stack(parts))
+            except ValueError:
+                raise ConfigError(f"the samples from '{source}' give input '{name}' different "
+                                  f"shapes ({parts[0].shape} and others)",
+                                  "give every sample the same shape") from None
+        return cls(x, labels, source, names, frozenset(unbatched))
+
+    def __len__(self) -> int:
+        return len(self.x[0])
+
+    @property
+    def array(self) -> np.ndarray:
+        """The single input's array (pruning and distillation take single-input models)."""
+        if len(self.x) != 1:
+            raise ConfigError(f"'{self.source}' holds {len(self.x)} input arrays "
+                              f"{list(self.names) or ''}".rstrip(),
+                              "pruning and distillation take single-input data: store it as x")
+        return self.x[0]
+
+    def by_name(self) -> Feeds:
+        """Every sample stacked per input, by input name."""
+        return dict(zip(self.names, self.x))
+
+    def take(self, index: Union[int, np.ndarray]) -> SampleSet:
+        """The samples at ``index`` (an index array), or the first ``index`` of them (an int)."""
+        if isinstance(index, (int, np.integer)):
+            index = np.arange(min(len(self), int(index)))
+        return SampleSet([a[index] for a in self.x], None if self.y is None else self.y[index],
+                       self.source, self.names, self.unbatched)
+
+    def split(self, share: float, seed: int = 0) -> tuple[SampleSet, SampleSet]:
+        """A seeded random (1 - share, share) split, e.g. training and validation; the second
+        part holds at least one sample."""
+        order = np.random.default_rng(seed).permutation(len(self))
+        cut = len(order) - max(1, int(round(share * len(order))))
+        return self.take(order[:cut]), self.take(order[cut:])
+
+    @property
+    def feeds(self) -> list[Feeds]:
+        """One feed per sample, by input name, each with a batch axis of one."""
+        return [{n: a[i, ...] if n in self.unbatched else a[i:i + 1]
+                 for n, a in zip(self.names, self.x)} for i in range(len(self))]
+
+    def for_converters(self, specs: list[TensorSpec]) -> Union[np.ndarray, Feeds]:
+        """What export/quantize take: one array for single-input models, else arrays by name."""
+        return self.x[0] if len(self.x) == 1 else {s.name: a for s, a in zip(specs, self.x)}
+
+    @property
+    def random(self) -> bool:
+        return self.source == "random"
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.source, "samples": len(self), "random": self.random}
+
+
+@dataclass(frozen=True)
 class _Item:
     """One sample before loading: raw inputs (or a path), and its label if known."""
 
@@ -54,7 +154,7 @@ class _Item:
 
 
 class Dataset:
-    """Samples (and labels) for evaluation and calibration; see the module docstring."""
+    """SampleSet (and labels) for evaluation and calibration; see the module docstring."""
 
     def __init__(
         self,
@@ -212,6 +312,15 @@ class Dataset:
             return {}, None
         feeds, labels = zip(*self)
         return _stack(feeds, labels, self.specs)
+
+    def samples(self, limit: Optional[int] = None) -> SampleSet:
+        """The (first ``limit``) samples in memory, stacked per input, with their labels."""
+        feeds, labels = [], []
+        for sample, label in islice(self, limit):
+            feeds.append(sample)
+            labels.append(label)
+        known = None if any(v is None for v in labels) else np.asarray(labels, np.int64)
+        return SampleSet.from_feeds(feeds, str(self.source), labels=known)
 
     def for_model(self, model: Any) -> Dataset:
         """Bind to a model (a runtime Session or a list of TensorSpec): check every input's shape
