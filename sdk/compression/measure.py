@@ -1,0 +1,100 @@
+"""Measuring compress candidates: where (the device, or this host standing in for it, said
+plainly), with how many threads, and the benchmark of each built candidate on that target
+(leased when the device is in a lab)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+
+def describe_measurement(target: Any, profile: Any) -> dict[str, Any]:
+    """Where latency and memory come from, said plainly: a local run is the host's numbers."""
+    from edgeship.profiles import match_profile
+    from edgeship.targets import LocalTarget
+
+    if isinstance(target, LocalTarget):
+        from edgeship.runtime import sysinfo
+
+        facts = sysinfo.host_facts() | {"cpu_flags": sysinfo.cpu_flags()}
+    else:
+        facts = target.probe()
+    matched, _, reasons = match_profile(facts, [profile])
+    cpu = facts.get("device_model") or facts.get("cpu_model") or "unknown CPU"
+    host = isinstance(target, LocalTarget)
+    fit = "" if matched is not None else f"; it does not match {profile.name}: " + \
+        reasons[0].removeprefix("no bundled profile fits: ").removeprefix(f"{profile.name}: ")
+    if host:
+        note = (f"measured on THIS HOST ({cpu}, {facts.get('cpu_count')} cores), not on a "
+                f"{profile.display_name}: latency and memory are the host's{fit}. "
+                "Pass --target HOST to measure on the device.")
+    else:
+        note = f"measured on the device {target.name} ({cpu}){fit}"
+    return {"kind": "host" if host else "device", "target": getattr(target, "name", "local"),
+            "label": "this host" if host else target.name, "cpu": cpu,
+            "machine": facts.get("machine"), "cpu_count": facts.get("cpu_count"),
+            "profile": profile.name, "matches_profile": matched is not None, "note": note,
+            # the planner's CPU precisions follow these; another machine's flags say nothing
+            # about the device (the caller pops them: they are not a result)
+            "cpu_flags": facts.get("cpu_flags") if matched is not None else None}
+
+
+class Measurer:
+    """Benchmarks built candidates on one target, one at a time, with the search's options."""
+
+    def __init__(self, target: Any, profile: Any, original: Any, *, threads: Optional[int],
+                 runs: int, warmup: int, min_seconds: float,
+                 lease: Optional[Callable[[], Any]] = None) -> None:
+        self.target, self.original = target, original
+        self.lease = lease if lease is not None else nullcontext
+        self.measured_on = describe_measurement(target, profile)
+        # the planner's CPU precisions follow the device's flags; they are not a result
+        self.cpu_flags = self.measured_on.pop("cpu_flags", None)
+        self.measured_on["cpu_precisions"] = profile.cpu_precisions(self.cpu_flags)
+        choice = profile.thread_choice()
+        self.threads = threads if threads else (
+            choice.threads if self.measured_on["kind"] == "device" else None)
+        self.measured_on["threads"] = self.threads
+        self.measured_on["threads_why"] = (
+            "--threads" if threads else f"{choice.cores}: {choice.why}" if self.threads
+            else "the backend's default on this host")
+        self.options = {"runs": runs, "warmup": warmup, "min_seconds": min_seconds}
+        self.input_shapes: Optional[dict[str, tuple[int, ...]]] = None  # the original's facts
+
+    def measure(self, cand: Any, scratch: Path, stage: Callable[[str], None]) -> None:
+        """Benchmark a built and judged candidate and hold it to ``budget``; a failed
+        measurement is this candidate's error, not the search's."""
+        from edgeship.bench import benchmark
+        from edgeship.compression.executor import failure
+
+        planned = cand.planned
+        t0 = time.perf_counter()
+        stage(f"benchmarking on {self.measured_on['label']}")
+        try:
+            with self.lease():
+                cand.benchmark = benchmark(cand.path, self.target, backend=planned.runs_on,
+                                           threads=self.threads,
+                                           precision=planned.recipe.precision,
+                                           input_shapes=self._shapes(cand.path),
+                                           fills=self.original.input_fills or None,
+                                           **self.options)
+        except Exception as exc:  # a failed measurement is this candidate's, not the search's
+            cand.error = failure(exc, planned.name, scratch)
+            return
+        cand.seconds["benchmark"] = time.perf_counter() - t0
+
+    def _shapes(self, path: Path) -> Optional[dict[str, tuple[int, ...]]]:
+        if _static_inputs(path):
+            return None
+        return self.input_shapes or self.original.input_shapes or None
+
+
+def _static_inputs(path: Path) -> bool:
+    """The candidate's manifest lists only fixed input dimensions (onnx2tf's TFLite, whose
+    layout may also differ from the original's): it needs no --input-shape to be measured."""
+    from edgeship.runtime.preprocess import read_manifest
+
+    ins = (read_manifest(path) or {}).get("inputs") or []
+    return bool(ins) and all(isinstance(d, int) and d > 0 for i in ins for d in i.get("shape") or [None])
