@@ -1,16 +1,17 @@
 """``compress``: make a model fit a named device, and prove it with measurements.
 
-From the device profile the planner (``edgeship.compression.plan``) builds candidate recipes (formats
-the device runs best x precisions its CPU/accelerators support, then structured pruning +
-distillation); each candidate is built (converters), checked against the original (parity),
-judged on the user's data by the fidelity judge for its outputs (``converters.fidelity``: the
-top-1 drop with labels, the estimated drop without, output error for outputs that are not class
-scores; built candidates come from ``edgeship.compression.cache`` when it has them), and benchmarked on
-the target: the device over SSH, or this host -- then labelled as the host's numbers, not the
-device's.  A candidate that fails is recorded with its reason and the search goes on.  Builds
-and evaluations run through an executor (``edgeship.compression.executor``): in this process,
-or as Ray tasks across a cluster (``ray=``, ``edgeship.compression.scaleout``), with the same
-result.  The phases, one module each, are listed in ``edgeship.compression.search``.
+From the device profile the planner (``edgeship.compression.plan``) builds candidate recipes
+(formats the device runs best x precisions its CPU/accelerators support, then structured
+pruning + distillation); each candidate is built (converters), checked against the original
+(parity), judged on the user's data by the fidelity judge for its outputs
+(``converters.fidelity``: the top-1 drop with labels, the estimated drop without, output error
+for outputs that are not class scores; built candidates come from ``edgeship.compression.cache``
+when it has them), and benchmarked on the target: the device over SSH, or this host -- then
+labelled as the host's numbers, not the device's.  A candidate that fails is recorded with its
+reason and the search goes on.  Builds and evaluations run through an executor
+(``edgeship.compression.executor``): in this process, or as Ray tasks across a cluster (``ray=``,
+``edgeship.compression.scaleout``), with the same result.  The phases, one module each, are
+listed in ``edgeship.compression.search``.
 
 Selection: the Pareto front over accuracy x latency x memory x size; the pick is the best
 candidate inside every budget by ``prefer`` (latency by default, then size, then memory).
@@ -95,10 +96,9 @@ def compress(
         progress: True prints plain progress lines on stderr (``events.Lines``), False nothing;
             or a ``edgeship.compression.events.Listener`` that hears the search (the CLI's bar).
         events: called with ``{"event": "candidate_start" | "candidate_end", ...}`` per candidate.
-        ray: build and evaluate the candidates as Ray tasks (``edgeship.compression.scaleout``): ``"auto"``
-            or True (``RAY_ADDRESS``, this machine's running cluster, or a new local one) or a
-            cluster address;
-            None searches in this process.  Needs ``pip install 'edgeship[ray]'``.
+        ray: build and evaluate the candidates as Ray tasks (``edgeship.compression.scaleout``):
+            ``"auto"`` or True (``RAY_ADDRESS``, this machine's running cluster, or a new local
+            one) or a cluster address; None searches in this process.  Needs ``pip install 'edgeship[ray]'``.
         lab: a Ray cluster address whose device lab (``edgeship.lab``) leases ``target``: no
             other measurement runs on that device meanwhile.
         input_shapes: ``{input name: shape}`` fixing dynamic dimensions (``--input-shape``), for

@@ -64,7 +64,7 @@ class Measurer:
         self.input_shapes: Optional[dict[str, tuple[int, ...]]] = None  # the original's facts
 
     def measure(self, cand: Any, scratch: Path, stage: Callable[[str], None]) -> None:
-        """Benchmark a built and judged candidate and hold it to ``budget``; a failed
+        """Benchmark a built and judged candidate into ``cand.benchmark``; a failed
         measurement is this candidate's error, not the search's."""
         from edgeship.bench import benchmark
         from edgeship.compression.executor import failure
