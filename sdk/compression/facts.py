@@ -5,21 +5,22 @@ dimensions."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
 _CONV_OPS = ("Conv", "ConvInteger", "QLinearConv", "ConvTranspose")
 
 
-def model_facts(original: Any, facts: dict[str, Any], data: Any, max_accuracy_drop: Optional[float],
-                class_scores: bool) -> Any:
+def model_facts(original: Any, facts: OriginalFacts, data: Any,
+                max_accuracy_drop: Optional[float], class_scores: bool) -> Any:
     """The planner's ``ModelFacts`` from the original's facts (``original_facts``), the data
     and the judge."""
     from edgeship.compression.plan import ModelFacts
 
-    return ModelFacts(original.kind, facts.get("conv_share"), data.labelled,
-                      data.training_samples, max_accuracy_drop, params=facts.get("params"),
-                      class_scores=class_scores, quantized=already_quantized(original))
+    return ModelFacts(original.kind, facts.conv_share, data.labelled, data.training_samples,
+                      max_accuracy_drop, params=facts.params, class_scores=class_scores,
+                      quantized=already_quantized(original))
 
 
 def already_quantized(original: Any) -> Optional[str]:
@@ -35,30 +36,51 @@ def already_quantized(original: Any) -> Optional[str]:
     return is_quantized(proto) or int8_weights(proto)
 
 
-def original_facts(original: Any, scratch: Path, data: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class OriginalFacts:
+    """The original model's format, size and cost (None: not known or not countable)."""
+
+    format: str
+    path: Optional[str]
+    description: str
+    sha256: str
+    size_bytes: Optional[int]
+    input_shapes: Optional[dict[str, tuple[int, ...]]]  # concrete dynamic dims, for every pass
+    macs: Optional[int] = None
+    params: Optional[int] = None
+    conv_share: Optional[float] = None
+    conv_share_basis: Optional[str] = None  # MACs, or the node count when MACs are not countable
+
+    def to_dict(self, **judged: Any) -> dict[str, Any]:
+        """summary.json's ``original`` (the keys it always had), plus ``judged`` (the baseline
+        accuracy and the fidelity judge, known once the judge has run the original)."""
+        facts = {k: v for k, v in asdict(self).items()
+                 if k != "conv_share_basis" or v is not None}
+        return facts | judged
+
+
+def original_facts(original: Any, scratch: Path, data: Any) -> OriginalFacts:
     """Format, size, MACs and the share of them in convolutions (the planner's dynamic-int8
     rule), counted on the ONNX graph; and concrete shapes for dynamic non-batch dimensions."""
     from edgeship.converters.evaluate import count_onnx, model_size
 
     shapes = {s.name: (1, *x.shape[1:]) for s, x in zip(original.specs, data.eval.x)}
     dynamic = any(not isinstance(d, int) or d < 0 for s in original.specs for d in s.shape[1:])
-    facts: dict[str, Any] = {
-        "format": original.kind, "path": str(original.path) if original.path else None,
-        "description": original.description, "sha256": original.sha256,
-        "size_bytes": model_size(original.path).bytes if original.path and original.kind != "torch"
+    facts = OriginalFacts(
+        format=original.kind, path=str(original.path) if original.path else None,
+        description=original.description, sha256=original.sha256,
+        size_bytes=model_size(original.path).bytes if original.path and original.kind != "torch"
         else None,
-        "input_shapes": shapes if dynamic else None, "macs": None, "params": None,
-        "conv_share": None,
-    }
+        input_shapes=shapes if dynamic else None)
     onnx_path = _onnx_form(original, scratch, data)
-    if onnx_path is not None:
-        cost = count_onnx(onnx_path, shapes)
-        conv = sum(v for k, v in cost.macs_by_op.items() if k in _CONV_OPS)
-        counted = bool(cost.macs) and not cost.uncounted
-        facts.update(macs=cost.macs if counted else None, params=cost.params,
-                     conv_share=conv / cost.macs if counted else _conv_node_share(onnx_path),
-                     conv_share_basis="MACs" if counted else "node count (MACs not countable)")
-    return facts
+    if onnx_path is None:
+        return facts
+    cost = count_onnx(onnx_path, shapes)
+    conv = sum(v for k, v in cost.macs_by_op.items() if k in _CONV_OPS)
+    counted = bool(cost.macs) and not cost.uncounted
+    return replace(facts, macs=cost.macs if counted else None, params=cost.params,
+                   conv_share=conv / cost.macs if counted else _conv_node_share(onnx_path),
+                   conv_share_basis="MACs" if counted else "node count (MACs not countable)")
 
 
 def _conv_node_share(path: Path) -> Optional[float]:

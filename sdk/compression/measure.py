@@ -61,11 +61,12 @@ class Measurer:
             "--threads" if threads else f"{choice.cores}: {choice.why}" if self.threads
             else "the backend's default on this host")
         self.options = {"runs": runs, "warmup": warmup, "min_seconds": min_seconds}
-        self.input_shapes: Optional[dict[str, tuple[int, ...]]] = None  # the original's facts
 
-    def measure(self, cand: Any, scratch: Path, stage: Callable[[str], None]) -> None:
-        """Benchmark a built and judged candidate into ``cand.benchmark``; a failed
-        measurement is this candidate's error, not the search's."""
+    def measure(self, cand: Any, scratch: Path, stage: Callable[[str], None],
+                shapes: Optional[dict[str, tuple[int, ...]]] = None) -> None:
+        """Benchmark a built and judged candidate into ``cand.benchmark`` (``shapes``: the
+        dynamic dimensions fixed for the original); a failed measurement is this candidate's
+        error, not the search's."""
         from edgeship.bench import benchmark
         from edgeship.compression.executor import failure
 
@@ -77,7 +78,7 @@ class Measurer:
                 cand.benchmark = benchmark(cand.path, self.target, backend=planned.runs_on,
                                            threads=self.threads,
                                            precision=planned.recipe.precision,
-                                           input_shapes=self._shapes(cand.path),
+                                           input_shapes=self._shapes(cand.path, shapes),
                                            fills=self.original.input_fills or None,
                                            **self.options)
         except Exception as exc:  # a failed measurement is this candidate's, not the search's
@@ -85,10 +86,11 @@ class Measurer:
             return
         cand.seconds["benchmark"] = time.perf_counter() - t0
 
-    def _shapes(self, path: Path) -> Optional[dict[str, tuple[int, ...]]]:
+    def _shapes(self, path: Path, shapes: Optional[dict[str, tuple[int, ...]]]
+                ) -> Optional[dict[str, tuple[int, ...]]]:
         if _static_inputs(path):
             return None
-        return self.input_shapes or self.original.input_shapes or None
+        return shapes or self.original.input_shapes or None
 
 
 def _static_inputs(path: Path) -> bool:

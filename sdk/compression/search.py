@@ -45,14 +45,13 @@ class Search:
         self.measurer = Measurer(target, profile, original, threads=threads, runs=runs,
                                  warmup=warmup, min_seconds=min_seconds, lease=lease)
         self.measured_on = self.measurer.measured_on
-        self.original_facts = original_facts(original, scratch, self.data)
-        self.measurer.input_shapes = self.original_facts.get("input_shapes")
+        self.facts = original_facts(original, scratch, self.data)
         self.judge = Judge(original, data, task, metric)
         self.budget, self.judge.spec = fidelity_budget(budget, self.judge.spec, metric is not None)
-        self.original_facts["accuracy"] = self.judge.baseline
-        self.original_facts["fidelity_judge"] = {
-            "task": self.judge.spec.task, "metric": self.judge.spec.metric,
-            "reason": self.judge.spec.reason}
+        spec = self.judge.spec
+        self.original_facts = self.facts.to_dict(  # summary.json's "original"
+            accuracy=self.judge.baseline,
+            fidelity_judge={"task": spec.task, "metric": spec.metric, "reason": spec.reason})
         self.builder = Builder(original, data, scratch / "build", budget.max_accuracy_drop,
                                cache_dir)
         self.deadline = deadline
@@ -63,7 +62,7 @@ class Search:
         from edgeship.compression.facts import model_facts
         from edgeship.compression.plan import plan_recipes, structural_candidates
 
-        facts = model_facts(self.original, self.original_facts, self.data,
+        facts = model_facts(self.original, self.facts, self.data,
                             self.budget.max_accuracy_drop,
                             class_scores=self.judge.spec.task == "classification")
         plan = plan_recipes(self.profile, facts, self.measurer.cpu_flags)
@@ -144,13 +143,13 @@ class Search:
     def _measure(self, cand: Candidate, outcome: Any) -> None:
         """A built and judged candidate, benchmarked on the target and held to the budget."""
         cand.path, cand.steps, cand.cached = outcome.path, outcome.steps or [], outcome.cached
-        cand.macs = outcome.macs if outcome.macs is not None else self.original_facts.get("macs")
+        cand.macs = outcome.macs if outcome.macs is not None else self.facts.macs
         cand.evaluation = outcome.evaluation
         cand.seconds = dict(outcome.seconds or {})
         if outcome.error:
             cand.error = outcome.error
             return
-        self.measurer.measure(cand, self.scratch, self.listener.stage)
+        self.measurer.measure(cand, self.scratch, self.listener.stage, self.facts.input_shapes)
         if cand.error is None:
             assert cand.evaluation is not None
             cand.verdict = self.budget.evaluate(cand.benchmark,
