@@ -21,8 +21,8 @@ class Record(Listener):
     def __init__(self) -> None:
         self.heard: list[tuple[str, Any]] = []
 
-    def searching(self, measured_on: dict[str, Any]) -> None:
-        self.heard.append(("searching", measured_on["kind"]))
+    def searching(self, where: Any) -> None:
+        self.heard.append(("searching", where.kind))
 
     def started(self, cand: Any) -> None:
         self.heard.append(("started", cand.name))

@@ -24,13 +24,13 @@ class Bar(Listener):
         self._count = 0
         self._name = ""
 
-    def searching(self, measured_on: dict[str, Any]) -> None:
+    def searching(self, where: Any) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         console = Console(stderr=True)
-        style = "bold yellow" if measured_on["kind"] == "host" else "bold"
-        console.print(f"[{style}]{measured_on['note']}[/]", highlight=False)
+        style = "bold yellow" if where.kind == "host" else "bold"
+        console.print(f"[{style}]{where.note}[/]", highlight=False)
         self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                              TimeElapsedColumn(), console=console)
         self._bar.start()

@@ -142,11 +142,12 @@ def compress(
                         deadline=started + time_budget if time_budget else None,
                         listener=_listener(progress, events), executor=executor, lease=lease)
         candidates, skipped = search.run(user_recipes)
+        measured_on = search.where.to_dict()
         if ray is not None and ray is not False:
-            search.measured_on["built_on"] = search.executor.describe()
+            measured_on["built_on"] = search.executor.describe()
         result = CompressResult(
             device=profile.name, budget=search.budget, prefer=prefer, candidates=candidates,
-            pick=select(candidates, prefer, budget.percentile), measured_on=search.measured_on,
+            pick=select(candidates, prefer, budget.percentile), measured_on=measured_on,
             data=split.describe(), skipped=skipped, wall_seconds=time.perf_counter() - started,
             original=search.original_facts)
         from edgeship.compression.write import build_summary, write_output

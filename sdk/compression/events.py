@@ -19,8 +19,9 @@ from typing import Any, Callable, Optional
 class Listener:
     """Hears a search; every method does nothing unless overridden."""
 
-    def searching(self, measured_on: dict[str, Any]) -> None:
-        """Before the first candidate: where latency and memory will come from."""
+    def searching(self, where: Any) -> None:
+        """Before the first candidate: where latency and memory will come from (a
+        ``measure.Measurement``: ``kind``, ``label``, ``note``...)."""
 
     def started(self, cand: Any) -> None:
         """A candidate's build begins."""
@@ -44,9 +45,9 @@ class Listeners(Listener):
     def __init__(self, *listeners: Optional[Listener]) -> None:
         self.listeners = [x for x in listeners if x is not None]
 
-    def searching(self, measured_on: dict[str, Any]) -> None:
+    def searching(self, where: Any) -> None:
         for x in self.listeners:
-            x.searching(measured_on)
+            x.searching(where)
 
     def started(self, cand: Any) -> None:
         for x in self.listeners:
@@ -116,8 +117,8 @@ class Lines(Listener):
     def _line(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    def searching(self, measured_on: dict[str, Any]) -> None:
-        self._line(measured_on["note"])
+    def searching(self, where: Any) -> None:
+        self._line(where.note)
 
     def _end_phase(self) -> None:
         if self._phase is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -41,6 +42,27 @@ def describe_measurement(target: Any, profile: Any) -> dict[str, Any]:
             "cpu_flags": facts.get("cpu_flags") if matched is not None else None}
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """Where a search measures, said plainly (summary.json's ``measured_on``, by ``to_dict``)."""
+
+    kind: str  # host | device
+    target: str
+    label: str  # "this host" or the device's name
+    cpu: str
+    machine: Optional[str]
+    cpu_count: Optional[int]
+    profile: str
+    matches_profile: bool
+    note: str
+    cpu_precisions: list[str]  # what the planner may use on the CPU, from the device's flags
+    threads: Optional[int]
+    threads_why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class Measurer:
     """Benchmarks built candidates on one target, one at a time, with the search's options."""
 
@@ -49,17 +71,17 @@ class Measurer:
                  lease: Optional[Callable[[], Any]] = None) -> None:
         self.target, self.original = target, original
         self.lease = lease if lease is not None else nullcontext
-        self.measured_on = describe_measurement(target, profile)
+        setting = describe_measurement(target, profile)
         # the planner's CPU precisions follow the device's flags; they are not a result
-        self.cpu_flags = self.measured_on.pop("cpu_flags", None)
-        self.measured_on["cpu_precisions"] = profile.cpu_precisions(self.cpu_flags)
+        self.cpu_flags = setting.pop("cpu_flags", None)
         choice = profile.thread_choice()
         self.threads = threads if threads else (
-            choice.threads if self.measured_on["kind"] == "device" else None)
-        self.measured_on["threads"] = self.threads
-        self.measured_on["threads_why"] = (
-            "--threads" if threads else f"{choice.cores}: {choice.why}" if self.threads
-            else "the backend's default on this host")
+            choice.threads if setting["kind"] == "device" else None)
+        self.where = Measurement(
+            **setting, cpu_precisions=list(profile.cpu_precisions(self.cpu_flags)),
+            threads=self.threads,
+            threads_why="--threads" if threads else f"{choice.cores}: {choice.why}"
+            if self.threads else "the backend's default on this host")
         self.options = {"runs": runs, "warmup": warmup, "min_seconds": min_seconds}
 
     def measure(self, cand: Any, scratch: Path, stage: Callable[[str], None],
@@ -72,7 +94,7 @@ class Measurer:
 
         planned = cand.planned
         t0 = time.perf_counter()
-        stage(f"benchmarking on {self.measured_on['label']}")
+        stage(f"benchmarking on {self.where.label}")
         try:
             with self.lease():
                 cand.benchmark = benchmark(cand.path, self.target, backend=planned.runs_on,

@@ -212,7 +212,7 @@ class RayExecutor:
         self._search = search
         # measured on this host (a Ray worker may be this host too): hand results out only
         # once every submitted build is done; on a device, measure each as it finishes
-        self.quiet = search.measured_on["kind"] == "host"
+        self.quiet = search.where.kind == "host"
         original = search.original
         files = _files_of(original.path) if original.path is not None else {}
         self._context = self.ray.put({

@@ -27,7 +27,7 @@ class Search:
     """Runs the candidates, cheap first, on one target; tells ``listener`` as it goes.
 
     What an executor reads: ``original``, ``data``, ``judge``, ``builder``, ``scratch``,
-    ``measured_on`` and ``deadline_passed()``."""
+    ``where`` (the ``measure.Measurement``) and ``deadline_passed()``."""
 
     def __init__(self, original: Original, data: Data, profile: Any, budget: Budget, target: Any,
                  scratch: Path, *, threads: Optional[int], runs: int, warmup: int,
@@ -44,7 +44,7 @@ class Search:
         self.scratch = scratch
         self.measurer = Measurer(target, profile, original, threads=threads, runs=runs,
                                  warmup=warmup, min_seconds=min_seconds, lease=lease)
-        self.measured_on = self.measurer.measured_on
+        self.where = self.measurer.where
         self.facts = original_facts(original, scratch, self.data)
         self.judge = Judge(original, data, task, metric)
         self.budget, self.judge.spec = fidelity_budget(budget, self.judge.spec, metric is not None)
@@ -74,7 +74,7 @@ class Search:
         self.executor.open(self)
         interrupted = True
         try:
-            self.listener.searching(self.measured_on)
+            self.listener.searching(self.where)
             self._phase(first, done)
             if user is None:
                 fastest = fastest_engines(done, self.budget.percentile)
