@@ -257,6 +257,7 @@ CASES: dict[str, Callable[[Path], Optional[Case]]] = {
 
 def run_case(case: Case, work: Path, runs: int, min_seconds: float) -> dict[str, Any]:
     import edgeship
+    from edgeship.compression.record import candidate_details, fidelity_record
 
     budget = edgeship.Budget(max_accuracy_drop=case.max_accuracy_drop)
     if case.default_runs:
@@ -270,8 +271,8 @@ def run_case(case: Case, work: Path, runs: int, min_seconds: float) -> dict[str,
     wall = time.perf_counter() - start
     rows = []
     for c in result.candidates:
-        d = c.details()
-        f = c.fidelity_record() or {}
+        d = candidate_details(c)
+        f = fidelity_record(c) or {}
         rows.append({"candidate": c.name, "backend": c.recipe.runs_on, "precision": c.recipe.precision,
                      "size_bytes": d["size_bytes"], "macs": d["macs"], "flops": d["flops"],
                      "accuracy": c.evaluation.accuracy if c.evaluation else None,

@@ -24,7 +24,7 @@ EXPORT_PARITY_SAMPLES = 16
 
 
 class Reference(Protocol):
-    """The model a build starts from (``edgeship.compress.original.Original``)."""
+    """The model a build starts from (``edgeship.compression.original.Original``)."""
 
     kind: str  # torch | onnx | openvino | tflite
     path: Optional[Path]

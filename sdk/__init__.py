@@ -12,8 +12,6 @@ Example:
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 from edgeship.core import __version__ as __version__
@@ -35,7 +33,8 @@ _EXPORTS = {
     "distill": "edgeship.converters.distill:distill",
     "export": "edgeship.converters.export:export",
     "trust_model_code": "edgeship.converters.export.source:trust_model_code",
-    "compress": "edgeship.compressing:compress",
+    "compress": "edgeship.compression:compress",
+    "CompressResult": "edgeship.compression:CompressResult",
     "Recipe": "edgeship.recipe:Recipe",
     "load_recipes": "edgeship.recipe:load_recipes",
     "inspect_model": "edgeship.inspect:inspect_model",
@@ -64,19 +63,6 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), attr)
     globals()[name] = value
     return value
-
-
-class _Package(types.ModuleType):
-    """Importing a submodule named like an export (the package ``edgeship.compress``) sets it as
-    this package's attribute, which would hide the function ``edgeship.compress``: keep it."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

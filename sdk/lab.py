@@ -92,7 +92,7 @@ class _Registry:
 
 
 def _ray(address: Optional[str]) -> Any:
-    from edgeship.scaleout import connect
+    from edgeship.compression.scaleout import connect
 
     return connect(address or "auto")
 

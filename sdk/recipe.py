@@ -5,7 +5,7 @@ The steps are ``edgeship.converters.steps`` (``PruneStep``, ``DistillStep``, ``Q
 ``ExportStep``, the same classes under these names here): each entry of ``steps:`` is one of
 them, and its ``step`` key (``prune | distill | quantize | export``, required) says which.
 
-The planner (``edgeship.planner``) builds recipes from a device profile; users can write their
+The planner (``edgeship.compression.plan``) builds recipes from a device profile; users can write their
 own in YAML and pass them with ``edgeship compress --recipes FILE.yaml``::
 
     recipes:

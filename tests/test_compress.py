@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgeship.planner import ModelFacts, plan_recipes, structural_recipes
+from edgeship.compression.plan import ModelFacts, plan_recipes, structural_recipes
 from edgeship.profiles import load_profile, parse_profile
 from edgeship.recipe import load_recipes
 
@@ -369,7 +369,7 @@ def test_structured_pruning_needs_enough_samples_to_recover_for_the_models_size(
 
 
 def test_onnxruntime_int8_uses_the_activation_types_the_cpu_runs_fast() -> None:
-    from edgeship.planner import ort_int8_types
+    from edgeship.compression.plan import ort_int8_types
 
     steps = {r.name: r.steps[0] for r in plan_recipes(load_profile("x86-avx512-vnni"), CONV).recipes}
     assert (steps["int8-onnx"].activations, steps["int8-onnx"].reduce_range) == ("uint8", False)

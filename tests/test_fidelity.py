@@ -191,7 +191,7 @@ def test_max_accuracy_drop_holds_the_estimate_and_names_it() -> None:
 
 
 def test_output_error_gets_the_documented_default_and_the_budgeted_metric() -> None:
-    from edgeship.compressing import DEFAULT_MIN_SNR_DB, fidelity_budget
+    from edgeship.compression.judge import DEFAULT_MIN_SNR_DB, fidelity_budget
 
     spec = FidelitySpec.infer((8, 1))
     budget, same = fidelity_budget(Budget(max_accuracy_drop=1.0), spec, metric_given=False)
@@ -206,15 +206,15 @@ def test_output_error_gets_the_documented_default_and_the_budgeted_metric() -> N
 
 def _measured(name: str, drop: float, latency: float, upper: float | None = None,
               budget: Budget | None = None) -> object:
-    from edgeship.judging import Evaluation
+    from edgeship.compression.candidate import Candidate, Planned
+    from edgeship.compression.judge import Evaluation
     from edgeship.recipe import ExportStep, Recipe
     from edgeship.runtime.bench import BenchmarkResult
-    from edgeship.selection import Candidate
 
     figures = {"estimated_drop": drop, "estimated_drop_upper": upper if upper is not None else drop}
     fid = _fidelity("estimated_drop", drop, figures)
     bench = BenchmarkResult.__new__(BenchmarkResult)
-    cand = Candidate(Recipe(name, (ExportStep(),)), evaluation=Evaluation(fid, 10, {}),
+    cand = Candidate(Planned.from_recipe(Recipe(name, (ExportStep(),))), evaluation=Evaluation(fid, 10, {}),
                      benchmark=bench)
     cand.latency = lambda percentile="p50": latency  # type: ignore[method-assign]
     cand.verdict = (budget or Budget(max_accuracy_drop=1.0)).evaluate(None, fidelity=fid)
@@ -222,7 +222,7 @@ def _measured(name: str, drop: float, latency: float, upper: float | None = None
 
 
 def test_an_accuracy_aware_search_runs_only_after_a_real_miss() -> None:
-    from edgeship.selection import fallback_needed
+    from edgeship.compression.select import fallback_needed
 
     kept = _measured("int8-onnx", 0.5, 3.0)
     assert "already kept fidelity" in fallback_needed(kept, [kept], "p50")  # type: ignore[operator]
@@ -240,7 +240,7 @@ def test_an_accuracy_aware_search_runs_only_after_a_real_miss() -> None:
 
 
 def test_the_pick_is_the_fastest_inside_every_budget() -> None:
-    from edgeship.selection import select
+    from edgeship.compression.select import select
 
     cands = [_measured("fp32", 0.0, 6.0), _measured("int8-a", 1.5, 1.0),
              _measured("int8-b", 0.6, 2.0), _measured("bf16", 0.1, 2.5)]
@@ -279,7 +279,7 @@ def test_quantizing_a_model_onnxruntime_cannot_shape_leaves_the_working_dir_alon
 
 def test_a_missed_floor_reads_as_a_floor() -> None:
     from edgeship.budget import Check, Verdict
-    from edgeship.selection import misses
+    from edgeship.compression.select import misses
 
     snr = Check("snr", 20.0, 15.2, "dB", "SNR", higher_is_better=True)
     drop = Check("accuracy_drop", 1.0, 1.5, "pt", "estimated drop (no labels)")

@@ -9,8 +9,8 @@ from typing import Any, Optional
 
 import pytest
 import yaml
+from edgeship.compression.plan import VARIANTS, ModelFacts, plan_recipes
 from edgeship.device_profiles.isa import ISA_FLAGS
-from edgeship.planner import VARIANTS, ModelFacts, plan_recipes
 from edgeship.profiles import detect_profile, list_profiles, load_profile, match_profile, parse_profile
 from edgeship.provisioning import userland_machine, wheel_index_args
 from edgeship.runtime import sysinfo
@@ -98,7 +98,7 @@ class FakeDevice:
 
 
 def test_compress_plans_from_the_flags_of_the_device_it_measures_on() -> None:
-    from edgeship.search_context import describe_measurement
+    from edgeship.compression.measure import describe_measurement
 
     profile = load_profile("x86-avx512-vnni")
     for flags, has_bf16 in ((RECORDED_EPYC_FLAGS, True), (NO_BF16, False)):
@@ -284,7 +284,7 @@ def test_compress_on_this_host_plans_with_the_flags_the_host_reports(
     """End to end through compress: the flags come from the (here: constructed) cpuinfo of the
     machine it measures on, and the plan it makes from them is the one that ran."""
     import edgeship
-    import edgeship.planner as planner
+    import edgeship.compression.plan as planner
     from edgeship.recipe import ExportStep, Recipe
 
     plans: list[Any] = []

@@ -268,8 +268,8 @@ def test_registering_a_device_the_cluster_lacks_says_how_to_declare_it(
 
 
 def _stale_task_dirs() -> list[Path]:
-    """Candidate-task temp dirs whose worker is dead (see edgeship.scaleout.sweep_stale)."""
-    from edgeship.scaleout import TMP_PREFIX, _alive
+    """Candidate-task temp dirs whose worker is dead (see edgeship.compression.scaleout.sweep_stale)."""
+    from edgeship.compression.scaleout import TMP_PREFIX, _alive
 
     return [p for p in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*-*")
             if not _alive(int(p.name[len(TMP_PREFIX):].split("-", 1)[0]))]

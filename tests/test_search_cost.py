@@ -47,7 +47,7 @@ def test_a_rerun_takes_built_candidates_from_the_cache(tmp_path: Path) -> None:
 
 
 def test_the_cache_key_changes_with_the_recipe_and_the_calibration_data(tmp_path: Path) -> None:
-    from edgeship.candidate_cache import CandidateCache
+    from edgeship.compression.cache import CandidateCache
 
     a = CandidateCache(tmp_path, "sha-of-model", "sha-of-data")
     b = CandidateCache(tmp_path, "sha-of-model", "other-data")
@@ -67,8 +67,10 @@ def test_a_spent_time_budget_skips_the_candidates_not_started(tmp_path: Path) ->
 
 def test_labelled_data_is_judged_by_the_true_top1_drop(tmp_path: Path) -> None:
     result = _compress(tmp_path, tmp_path / "cache")
+    from edgeship.compression.record import fidelity_record
+
     for c in result.candidates:  # type: ignore[attr-defined]
-        record = c.fidelity_record()
+        record = fidelity_record(c)
         assert (record["judge"], record["metric"], record["estimated"]) == (
             "labelled classification", "top1_drop", False)
         assert record["decided_by"] == "accuracy_drop: top-1 drop (labelled)"

@@ -11,8 +11,8 @@ from pathlib import Path
 import edgeship
 import numpy as np
 import pytest
-from edgeship.compress.build import Builder
-from edgeship.compress.original import Original, load_data
+from edgeship.compression.build import Builder
+from edgeship.compression.original import Original, load_data
 from edgeship.converters import steps
 from edgeship.converters.evaluate import count_onnx
 from edgeship.converters.step_context import BuildContext

@@ -89,9 +89,10 @@ def compress(
     o.trust_model_code(trust_model_code)
     import json
 
+    from edgeship.cli.progress import search_progress
     from edgeship.cli.render import err_console
-    from edgeship.compressing import DEFAULT_MAX_ACCURACY_DROP
-    from edgeship.compressing import compress as run_compress
+    from edgeship.compression import compress as run_compress
+    from edgeship.compression.judge import DEFAULT_MAX_ACCURACY_DROP
     from edgeship.profiles import load_profile
 
     shapes, fills = o.input_flags(input_shape, input_value, input_range)
@@ -106,7 +107,8 @@ def compress(
     result = run_compress(model, str(device), target=target, data=data, train_data=train_data,
                           budget=budget, prefer=prefer, threads=threads, recipes=recipes,
                           output=out, force=force, runs=runs, warmup=warmup,
-                          min_seconds=min_seconds, progress=True, task=task, metric=metric,
+                          min_seconds=min_seconds, progress=search_progress(), task=task,
+                          metric=metric,
                           time_budget=time_budget,
                           cache=False if no_cache else cache_dir, ray=ray, lab=lab,
                           input_shapes=shapes or None, input_fills=fills or None)
@@ -162,7 +164,7 @@ def _cells(c: Any, result: Any) -> dict[str, str]:
     ev, bench, p = c.evaluation, c.benchmark, result.budget.percentile
     return {
         "mark": _mark(c, result.pick), "name": c.name,
-        "runs_on": c.recipe.runs_on + (f" {c.recipe.precision}" if c.recipe.precision else ""),
+        "runs_on": c.planned.runs_on + (f" {c.recipe.precision}" if c.recipe.precision else ""),
         "size": f"{bench.model.size_bytes / 1e3:.1f}" if bench else "",
         "accuracy": f"{ev.accuracy:.2f}" if ev and ev.accuracy is not None else "",
         "drop": f"{ev.drop:+.2f}" if ev and ev.drop is not None else "",
@@ -195,13 +197,10 @@ def candidate_table(result: Any, wide: bool = False, width: Optional[int] = None
 
 def versus_original(result: Any) -> Optional[str]:
     """'5.3× faster than the original (fp32-onnx: 10.9 → 2.05 µs p50), accuracy -0.00 pt'."""
-    from edgeship.reporting import original_candidate_name
-
-    pick = result.pick
-    name = original_candidate_name(result.original.get("format"))
-    base = next((c for c in result.candidates if c.name == name and c.measured), None)
-    if pick is None or base is None or pick.evaluation is None:
+    pick, base = result.pick, result.as_given
+    if pick is None or base is None or not base.measured or pick.evaluation is None:
         return None
+    name = base.name
     p = result.budget.percentile
     before, after = base.latency(p), pick.latency(p)
     if not before or not after:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 from edgeship.core.data import SampleSet
 from edgeship.core.errors import ConfigError, ModelError
+from edgeship.runtime.formats import exact_precision_for
 from edgeship.runtime.session import TensorSpec
 
 HOLDOUT_SHARE = 0.5  # without --train-data, this share of --data is kept for evaluation only
@@ -52,9 +53,9 @@ class Original:
             from edgeship.runtime import load
 
             path = Path(model)
-            # OpenVINO runs bf16 on CPUs with AMX unless told otherwise: the reference is fp32
-            session = load(path, precision="fp32" if kind == "openvino" else None,
-                           input_shapes=shapes or None)
+            # OpenVINO runs bf16 on CPUs with AMX unless told otherwise: the reference runs
+            # the file as it is (the formats table's exact precision)
+            session = load(path, precision=exact_precision_for(path), input_shapes=shapes or None)
             return cls(kind, path, fix_specs(list(session.inputs), shapes),
                        [s.name for s in session.outputs], sha256_file(path), str(path),
                        read_manifest(path), input_shapes=shapes)
@@ -96,7 +97,7 @@ class Original:
         from edgeship.runtime import load
 
         assert self.path is not None
-        session = load(self.path, precision="fp32" if self.kind == "openvino" else None,
+        session = load(self.path, precision=exact_precision_for(self.path),
                        input_shapes=self.input_shapes or None)
         return (f"{session.info.backend} {session.info.version}", session_runner(session),
                 session_batch(session))
@@ -117,11 +118,10 @@ def _session_kind(model: Any) -> Optional[str]:
     """openvino or tflite for a file the runtime reads (no torch form, no ONNX source)."""
     if not isinstance(model, (str, Path)):
         return None
-    from edgeship.runtime.formats import get_format
+    from edgeship.runtime.formats import source_kind
 
-    suffix = Path(model).suffix.lower()
-    return next((name for name in ("openvino", "tflite") if suffix in get_format(name).suffixes),
-                None)
+    kind = source_kind(model)
+    return kind if kind in ("openvino", "tflite") else None
 
 
 # -- data -------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Scale a compress search out on Ray: each candidate's build and evaluation is a Ray task.
 
 ``compress(..., ray="auto" | ADDRESS)`` / ``edgeship compress --ray [ADDRESS]`` swaps the
-in-process executor (``edgeship.search_exec``) for ``RayExecutor``; the search loop, the
+in-process executor (``edgeship.compression.executor``) for ``RayExecutor``; the search loop, the
 measurements, the pick and the summary stay the same code.
 
 What travels, and why:
@@ -15,7 +15,7 @@ What travels, and why:
   measurement at a time on a target, as in process.  On a device each result is measured as it
   finishes (``ray.wait``) while the others build; on this host the results are handed out once
   the builds in flight are done, because a build beside a timed run would slow it.
-- The candidate cache (``edgeship.candidate_cache``) stays this process's: a hit is shipped to
+- The candidate cache (``edgeship.compression.cache``) stays this process's: a hit is shipped to
   the worker inside a throw-away cache of its own (so the worker skips the build only when its
   converter versions give the same key), and every fresh build is stored here.
 
@@ -38,8 +38,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+from edgeship.compression.executor import Outcome, Work
 from edgeship.core.errors import ConfigError, MissingBackendError
-from edgeship.search_exec import Outcome, Work
 
 INSTALL_HINT = "pip install 'edgeship[ray]'"
 TMP_PREFIX = "edgeship-ray-"  # a task's temp dir: edgeship-ray-<worker pid>-<random>
@@ -54,10 +54,8 @@ class TaskResources:
     memory_gb: float = 2.0
     train_gpus: float = 0.0  # for recipes that train; the converters use the CPU today
 
-    def for_recipe(self, recipe: Any) -> dict[str, Any]:
-        from edgeship.recipe import DistillStep, PruneStep
-
-        trains = any(isinstance(s, (DistillStep, PruneStep)) for s in recipe.steps)
+    def for_candidate(self, planned: Any) -> dict[str, Any]:
+        trains = planned.structural  # pruned and distilled: the recipes that train
         opts: dict[str, Any] = {"num_cpus": self.num_cpus,
                                 "memory": int(self.memory_gb * 1024 ** 3)}
         if trains and self.train_gpus:
@@ -124,13 +122,14 @@ def _write(files: dict[str, bytes], directory: Path) -> None:
         (directory / name).write_bytes(blob)
 
 
-def build_and_evaluate(context: dict[str, Any], recipe: Any,
+def build_and_evaluate(context: dict[str, Any], planned: Any,
                        cached: Optional[tuple[str, dict[str, bytes]]]) -> dict[str, Any]:
     """On a Ray worker: rebuild the search context in a private temp dir, build and judge
-    ``recipe``, and return the built files as bytes (the temp dir is removed)."""
+    ``planned`` (an ``edgeship.compression.candidate.Planned``), and return the built files as
+    bytes (the temp dir is removed)."""
     import resource
 
-    from edgeship.compress.build import Builder
+    from edgeship.compression.build import Builder
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
     sweep_stale()  # what killed workers on this node left behind
@@ -150,7 +149,7 @@ def build_and_evaluate(context: dict[str, Any], recipe: Any,
             _write(cached[1], cache_dir / cached[0])
         builder = Builder(original, context["data"], root / "build",
                           context["max_accuracy_drop"], cache_dir)
-        out = Work(original, builder, judge).run(recipe)
+        out = Work(original, builder, judge).run(planned)
         files = _files_of(out.path) if out.path is not None and out.error is None else {}
         return {"outcome": replace(out, path=Path(out.path.name) if out.path else None),
                 "files": files, "pid": os.getpid(), "node": _node(),
@@ -210,7 +209,7 @@ class RayExecutor:
         self._search = search
         # measured on this host (a Ray worker may be this host too): hand results out only
         # once every submitted build is done; on a device, measure each as it finishes
-        self.quiet = search.measured_on["kind"] == "host"
+        self.quiet = search.where.kind == "host"
         original = search.original
         files = _files_of(original.path) if original.path is not None else {}
         self._context = self.ray.put({
@@ -218,7 +217,7 @@ class RayExecutor:
             "max_accuracy_drop": search.builder.max_accuracy_drop})
 
     def _cached(self, recipe: Any) -> Optional[tuple[str, dict[str, bytes]]]:
-        from edgeship.candidate_cache import META
+        from edgeship.compression.cache import META
 
         cache = self._search.builder.built_cache
         if cache is None:
@@ -232,14 +231,15 @@ class RayExecutor:
         except OSError:
             return None
 
-    def submit(self, key: int, recipe: Any) -> None:
+    def submit(self, key: int, planned: Any) -> None:
+        recipe = planned.recipe
         if self._search.deadline_passed():
             self._ready.append((key, Outcome(skipped="the --time-budget was spent before it "
                                                      "started")))
             return
         ref = self._remote.options(name=f"edgeship-build:{recipe.name}",
-                                   **self.resources.for_recipe(recipe)).remote(
-            self._context, recipe, self._cached(recipe))
+                                   **self.resources.for_candidate(planned)).remote(
+            self._context, planned, self._cached(recipe))
         self._pending[ref] = (key, recipe)
 
     def next(self, started: Callable[[int], None], stage: Callable[[str], None]

@@ -10,13 +10,12 @@ the candidate cache when it holds this exact one.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from edgeship.compress.original import Data, Original
+from edgeship.compression.original import Data, Original
 from edgeship.converters.step_context import Artifact, BuildContext
 from edgeship.converters.steps import TRAINING_STEPS, QuantizeStep, Step
 from edgeship.core.errors import ConfigError, ModelError
@@ -46,7 +45,7 @@ class Builder:
         self._cache: dict[tuple[Step, ...], Artifact] = {}
         self.built_cache = None
         if cache_dir is not None:
-            from edgeship.candidate_cache import CandidateCache, data_digest
+            from edgeship.compression.cache import CandidateCache, data_digest
 
             train = data.train
             arrays = [*(train.x if train is not None else []),
@@ -121,28 +120,4 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def copy_model(path: Path, directory: Path, stem: str) -> list[Path]:
-    """Copy a model's files and manifest into ``directory`` as ``stem``; returns the copies."""
-    from edgeship.runtime.bench import model_files
-    from edgeship.runtime.preprocess import manifest_path
-
-    directory.mkdir(parents=True, exist_ok=True)
-    copies = []
-    for f in model_files(path):
-        target = directory / f"{stem}{f.suffix}"
-        shutil.copyfile(f, target)
-        copies.append(target)
-    man = manifest_path(path)
-    if man.is_file():
-        import json
-
-        data = json.loads(man.read_text())
-        data["file"] = copies[0].name
-        data["files"] = [c.name for c in copies]
-        target = manifest_path(copies[0])
-        target.write_text(json.dumps(data, indent=2) + "\n")
-        copies.append(target)
-    return copies
-
-
-__all__ = ["Builder", "Built", "copy_model", "finish_manifest"]
+__all__ = ["Builder", "Built", "finish_manifest"]

@@ -1,17 +1,61 @@
 """Judging a compress candidate against the original on the evaluation split: the parity
 report, and the fidelity judge for the model's outputs (``edgeship.converters.fidelity``),
-evaluated batch by batch so memory stays bounded."""
+evaluated batch by batch so memory stays bounded; and the fidelity budget candidates are held
+to (``search_budget``, ``fidelity_budget``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from edgeship.compress.original import Data, Original
+from edgeship.budget import Budget
+from edgeship.compression.original import Data, Original
 from edgeship.converters.fidelity import Fidelity
+from edgeship.core.errors import ConfigError
 
 EVAL_BATCH = 16  # samples per evaluation batch for dynamic-batch models: bounds peak memory
+DEFAULT_MAX_ACCURACY_DROP = 1.0  # points; compress never picks a model without an accuracy guard
+# Outputs that are not class scores: error RMS at most 10 % of the output RMS.  int8 post-training
+# quantization of conv nets lands around 20-35 dB at the output, fp16 above 50 dB; below 20 dB a
+# regression or score output is visibly another function.
+DEFAULT_MIN_SNR_DB = 20.0
+DEFAULT_OUTPUT_LIMITS = {"snr_db": ("min_snr_db", DEFAULT_MIN_SNR_DB),
+                         "rel_error": ("max_rel_error", 0.1), "cosine": ("min_cosine", 0.99)}
+
+
+def search_budget(budget: Optional[Budget], profile: Any) -> Budget:
+    """The budget a search starts from: the user's, else the profile's defaults; an unset
+    ``max_accuracy_drop`` is ``DEFAULT_MAX_ACCURACY_DROP`` points."""
+    if budget is None:
+        budget = Budget(**profile.default_budget_dict())
+    if budget.max_accuracy_drop is None:
+        budget = dataclasses.replace(budget, max_accuracy_drop=DEFAULT_MAX_ACCURACY_DROP)
+    return budget
+
+
+def fidelity_budget(budget: Budget, spec: Any, metric_given: bool) -> tuple[Budget, Any]:
+    """The budget and judge spec a search holds candidates to: outputs judged by output error
+    get the metric the user budgeted (``--max-rel-error`` alone means rel_error) and, with no
+    limit for it, the documented default (``DEFAULT_OUTPUT_LIMITS``)."""
+    if spec.task == "classification":
+        unused = [f"--{name.replace('_', '-')}" for name, _ in DEFAULT_OUTPUT_LIMITS.values()
+                  if getattr(budget, name) is not None]
+        if unused:
+            raise ConfigError(f"{', '.join(unused)} hold outputs judged by output error; these "
+                              f"are class scores, judged by the accuracy drop ({spec.reason})",
+                              "use --max-accuracy-drop, or pass --task regression")
+        return budget, spec
+    if not metric_given:
+        given = [m for m, (name, _) in DEFAULT_OUTPUT_LIMITS.items()
+                 if getattr(budget, name) is not None]
+        if given:
+            spec = dataclasses.replace(spec, metric=given[0])
+    name, default = DEFAULT_OUTPUT_LIMITS[spec.metric]
+    if getattr(budget, name) is None:
+        budget = dataclasses.replace(budget, **{name: default})
+    return budget, spec
 
 
 @dataclass(frozen=True)
@@ -131,4 +175,5 @@ class Judge:
         return perms
 
 
-__all__ = ["EVAL_BATCH", "Evaluation", "Judge"]
+__all__ = ["DEFAULT_MAX_ACCURACY_DROP", "DEFAULT_MIN_SNR_DB", "EVAL_BATCH", "Evaluation", "Judge",
+           "fidelity_budget", "search_budget"]

@@ -13,7 +13,11 @@ candidate is an engine x a variant the engine's unit supports, the converters ac
 (``QuantizeConfig``'s own rules) and that pays off (dynamic int8 is skipped for conv nets).
 Structural candidates (structured pruning 25 / 50 % + distillation, then fp32 or int8) need a
 torch model (or an ONNX file onnx2torch converts) and training samples; they run last, on the
-engine that measured fastest for their precision (``structural_recipes``).
+engine that measured fastest for their precision (``structural_candidates``).
+
+Every candidate comes out as a ``Planned`` (``edgeship.compression.candidate``): its recipe and
+what the planner knew (precision class, tolerance, engine, unit, why), which the later phases
+read instead of re-deriving it.
 
 Example:
     >>> from edgeship.profiles import load_profile
@@ -29,6 +33,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from edgeship.compression.candidate import Planned
 from edgeship.recipe import (
     DistillStep,
     ExportStep,
@@ -38,11 +43,7 @@ from edgeship.recipe import (
     Step,
     native_format,
 )
-from edgeship.runtime.formats import FORMATS
-
-# Backends whose runtime takes an inference precision hint on an fp32 file (the others run a
-# file in the precision it was written in and reject a hint).
-RUNTIME_HINTS: dict[str, tuple[str, ...]] = {"openvino": ("fp32", "bf16", "fp16")}
+from edgeship.runtime.formats import FORMATS, runtime_hints
 
 # The device part of a profile backend entry -> the compute unit it runs on.
 DEVICE_UNITS: dict[str, str] = {
@@ -107,7 +108,7 @@ class Variant:
     precision: str  # the precision the engine's unit must list
     cost: int  # ordering: cheap first
     mode: Optional[str] = None  # quantize mode; None: no quantization
-    hint: bool = False  # a runtime precision hint on the fp32 file (needs RUNTIME_HINTS)
+    hint: bool = False  # a runtime precision hint on the fp32 file (formats.runtime_hints)
     accuracy_aware: bool = False
     units: tuple[str, ...] = ("cpu", "gpu", "npu", "tpu")
     quantizers: Optional[tuple[str, ...]] = None  # quantize backends that implement it (None: all)
@@ -157,10 +158,14 @@ class ModelFacts:
 
 @dataclass
 class Plan:
-    recipes: list[Recipe]
+    planned: list[Planned]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (candidate, reason)
     engines: list[Engine] = field(default_factory=list)
     threads: Any = None  # the profile's ThreadChoice: how many threads, on which cores, why
+
+    @property
+    def recipes(self) -> list[Recipe]:
+        return [p.recipe for p in self.planned]
 
 
 def engines(profile: Any, cpu_flags: Optional[Collection[str]] = None) -> list[Engine]:
@@ -216,7 +221,7 @@ def _why_not(variant: Variant, engine: Engine, facts: ModelFacts) -> Optional[st
     if variant.precision not in engine.precisions:
         return f"the device's {engine.unit} does not list {variant.precision}"
     if variant.hint:
-        hints = RUNTIME_HINTS.get(engine.backend.partition(":")[0], ())
+        hints = runtime_hints(engine.backend)
         return None if variant.precision in hints else \
             f"{engine.backend} takes no {variant.precision} precision hint"
     if variant.mode is None:
@@ -281,7 +286,8 @@ def plan_recipes(profile: Any, facts: ModelFacts,
     """Precision candidates for every engine of ``profile``, cheapest first; CPU precisions
     from the device's reported ``cpu_flags``; every accelerator no engine runs on is listed
     in ``skipped`` (the result's ``not_planned``) with the reason."""
-    plan = Plan(recipes=[], engines=engines(profile, cpu_flags), threads=profile.thread_choice())
+    plan = Plan(planned=[], engines=engines(profile, cpu_flags), threads=profile.thread_choice())
+    given = "onnx" if facts.source_format == "torch" else facts.source_format
     plan.skipped += profile.unplanned_accelerators({e.backend for e in plan.engines})
     for variant in VARIANTS:
         for engine in plan.engines:
@@ -294,13 +300,18 @@ def plan_recipes(profile: Any, facts: ModelFacts,
             note = variant.why
             if engine.quantizer == "onnxruntime" and variant.mode == "static":
                 note += f"; QDQ {ort_int8_types(profile)[2]}"
-            plan.recipes.append(Recipe(
+            recipe = Recipe(
                 name=name, steps=variant_steps(variant, engine, facts, profile),
                 backend=engine.backend,
                 precision=hint,  # type: ignore[arg-type]
                 only_if_missed=f"{variant.only_if_missed}-{engine.tag}" if variant.only_if_missed
                 else None,
-                note=note, cost=variant.cost))
+                note=note, cost=variant.cost)
+            # the model as it is: fp32, in the format it came in, on that format's own CPU backend
+            as_given = (variant.mode is None and not variant.hint and engine.format == given
+                        and engine.tag == engine.format)
+            plan.planned.append(Planned.of(recipe, variant.precision, unit=engine.unit,
+                                           engine=engine.tag, as_given=as_given, why=note))
     _drop_orphans(plan)
     return plan
 
@@ -310,20 +321,21 @@ def _hint(precision: Optional[str], engine: Engine) -> Optional[str]:
     (OpenVINO picks bf16 on some CPUs by itself, which would make 'fp32' a lie)."""
     if precision is None:
         return None
-    hints = RUNTIME_HINTS.get(engine.backend.partition(":")[0], ())
+    hints = runtime_hints(engine.backend)
     return precision if precision in hints else None
 
 
 def _drop_orphans(plan: Plan) -> None:
     """A fallback whose primary was not planned has nothing to fall back from."""
-    names = {r.name for r in plan.recipes}
+    names = {p.name for p in plan.planned}
     kept = []
-    for r in plan.recipes:
-        if r.only_if_missed and r.only_if_missed not in names:
-            plan.skipped.append((r.name, f"its primary {r.only_if_missed} was not planned"))
+    for p in plan.planned:
+        primary = p.recipe.only_if_missed
+        if primary and primary not in names:
+            plan.skipped.append((p.name, f"its primary {primary} was not planned"))
         else:
-            kept.append(r)
-    plan.recipes = kept
+            kept.append(p)
+    plan.planned = kept
 
 
 def distill_epochs(samples: int, batch: int = 64) -> int:
@@ -339,12 +351,22 @@ def structural_recipes(
     fastest: Mapping[str, str],
     sparsities: Sequence[float] = PRUNE_SPARSITIES,
 ) -> list[Recipe]:
+    """The recipes of ``structural_candidates``."""
+    return [p.recipe for p in structural_candidates(plan, facts, fastest, sparsities)]
+
+
+def structural_candidates(
+    plan: Plan,
+    facts: ModelFacts,
+    fastest: Mapping[str, str],
+    sparsities: Sequence[float] = PRUNE_SPARSITIES,
+) -> list[Planned]:
     """Structured prune + distill candidates, on the engine that measured fastest for each
     precision (``fastest``: "fp32"/"int8" -> engine tag); they run after the precision ones.
 
     Needs a torch-convertible model and training samples; otherwise records why not."""
     by_tag = {e.tag: e for e in plan.engines}
-    recipes: list[Recipe] = []
+    recipes: list[Planned] = []
     for sparsity in sparsities:
         for precision in ("fp32", "int8"):
             name = f"pruned{round(sparsity * 100)}-{precision}"
@@ -370,10 +392,12 @@ def structural_recipes(
                 tail: tuple[Step, ...] = (QuantizeStep(mode="static", backend=engine.quantizer),)  # type: ignore[arg-type]
             else:
                 tail = (ExportStep(to=engine.format),)  # type: ignore[arg-type]
-            recipes.append(Recipe(
+            recipe = Recipe(
                 name=f"{name}-{engine.tag}", steps=head + tail, backend=engine.backend,
                 precision=_hint(precision if precision == "fp32" else None, engine),  # type: ignore[arg-type]
                 note=f"{sparsity:.0%} of each layer's channels removed, distilled from the "
                      f"original, {precision} on the fastest {precision} engine",
-                cost=100 + round(sparsity * 100) + (1 if precision == "int8" else 0)))
+                cost=100 + round(sparsity * 100) + (1 if precision == "int8" else 0))
+            recipes.append(Planned.of(recipe, precision, unit=engine.unit, engine=engine.tag,
+                                      structural=True))
     return recipes

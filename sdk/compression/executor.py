@@ -1,5 +1,5 @@
 """Where a compress search builds and judges its candidates: the seam between the search loop
-(``edgeship.compressing``) and the machines that do the heavy work.
+(``edgeship.compression.search``) and the machines that do the heavy work.
 
 A candidate is two halves: *build and evaluate* (export, quantize, prune, distill, then the
 fidelity judge on the evaluation split: CPU-heavy, independent per candidate) and *measure*
@@ -10,7 +10,7 @@ whichever executor ran them.
 
 - ``InProcess`` (the default): builds the next queued candidate when the search asks for it,
   exactly the sequential search it always was.
-- ``edgeship.scaleout.RayExecutor``: submits every ready candidate as a Ray task at once and
+- ``edgeship.compression.scaleout.RayExecutor``: submits every ready candidate as a Ray task at once and
   hands results back as they finish (``ray.wait``).
 """
 
@@ -59,15 +59,16 @@ def failure(exc: BaseException, recipe_name: str, scratch: Any) -> str:
 
 
 class Work:
-    """Build and evaluate one recipe with a Builder and a Judge (here, or on a Ray worker)."""
+    """Build and evaluate one planned candidate with a Builder and a Judge (here, or on a Ray
+    worker), held to the parity tolerance its planner gave it."""
 
     def __init__(self, original: Any, builder: Any, judge: Any) -> None:
         self.original, self.builder, self.judge = original, builder, judge
 
-    def run(self, recipe: Any, stage: Callable[[str], None] = lambda _: None) -> Outcome:
-        from edgeship.compress.build import finish_manifest
-        from edgeship.compressing import _tolerance
+    def run(self, planned: Any, stage: Callable[[str], None] = lambda _: None) -> Outcome:
+        from edgeship.compression.build import finish_manifest
 
+        recipe = planned.recipe
         out = Outcome()
         try:
             t0 = time.perf_counter()
@@ -77,9 +78,9 @@ class Work:
                 built.cached
             t1 = time.perf_counter()
             stage("checking parity and accuracy")
-            tolerance, gated = _tolerance(recipe)
-            out.evaluation = self.judge.evaluate(built.path, recipe.runs_on, recipe.precision,
-                                                 tolerance, gated)
+            out.evaluation = self.judge.evaluate(built.path, planned.runs_on or recipe.runs_on,
+                                                 recipe.precision, planned.tolerance,
+                                                 planned.gated)
             finish_manifest(built.path, self.original, built.steps, out.evaluation)
             out.seconds = {"build": t1 - t0, "evaluate": time.perf_counter() - t1}
         except Exception as exc:  # a converter bug must not end the search: record it
@@ -91,7 +92,7 @@ class Executor(Protocol):
     """Runs the build-and-evaluate half of candidates for one search."""
 
     def open(self, search: Any) -> None: ...
-    def submit(self, key: int, recipe: Any) -> None: ...
+    def submit(self, key: int, planned: Any) -> None: ...
     def next(self, started: Callable[[int], None], stage: Callable[[str], None]
              ) -> tuple[int, Outcome]: ...
     def close(self, interrupted: bool) -> None: ...
@@ -109,16 +110,16 @@ class InProcess:
         self._search = search
         self._work = Work(search.original, search.builder, search.judge)
 
-    def submit(self, key: int, recipe: Any) -> None:
-        self._queue.append((key, recipe))
+    def submit(self, key: int, planned: Any) -> None:
+        self._queue.append((key, planned))
 
     def next(self, started: Callable[[int], None], stage: Callable[[str], None]
              ) -> tuple[int, Outcome]:
-        key, recipe = self._queue.popleft()
+        key, planned = self._queue.popleft()
         if self._search.deadline_passed():
             return key, Outcome(skipped="the --time-budget was spent before it started")
         started(key)
-        return key, self._work.run(recipe, stage)
+        return key, self._work.run(planned, stage)
 
     def close(self, interrupted: bool) -> None:
         self._queue.clear()
