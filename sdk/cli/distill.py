@@ -51,8 +51,7 @@ def distill_cmd(
     Example: edgeship distill --teacher model.onnx --student pruned:0.5 --data train.npz -o small.onnx
     """
     o.trust_model_code(trust_model_code)
-    from edgeship.cli.prune import comparison_table
-    from edgeship.cli.render import err_console
+    from edgeship.cli.render import comparison_table, err_console
     from edgeship.converters.distill import distill
     from edgeship.converters.prune import default_output
     from edgeship.core.io import resolve_output
