@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from edgeship.planner import ModelFacts, plan_recipes, structural_recipes
 from edgeship.profiles import load_profile, parse_profile
 from edgeship.recipe import load_recipes
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.sshd import PlainDevice
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,8 +28,7 @@ ONE_RECIPE = "recipes:\n  - name: fp32-onnx\n    steps: [{step: export, to: onnx
 
 
 def edgeship(*args: str, timeout: float = 900, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200", **env})
+    return run_cli_process(*args, timeout=timeout, columns=200, env={**os.environ, **env})
 
 
 def error_line(proc: subprocess.CompletedProcess[str]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import edgeship
 import pytest
 from edgeship.targets.ssh import SSHTarget
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.netdevice import ConstrainedDevice
 from tests.fixtures.onnx_graphs import linear_model
 
@@ -23,8 +23,7 @@ Devices = Callable[..., ConstrainedDevice]
 
 def cli(device: ConstrainedDevice, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The edgeship CLI as the device's client (HOME holds its ~/.ssh/config alias)."""
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args], capture_output=True,
-                          text=True, env=device.env(), timeout=timeout)
+    return run_cli_process(*args, env=device.env(), timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from edgeship.profiles import (
 )
 from edgeship.runtime import available_backends, sysinfo
 
+from tests.fixtures.cli import run_cli
 from tests.fixtures.onnx_graphs import linear_model
 
 # /proc/cpuinfo of a real Raspberry Pi 4 Model B (serial blanked), as the shared test data has it.
@@ -69,15 +70,6 @@ RECORDED_EPYC_FLAGS = [
     "avx512_vbmi2", "gfni", "vaes", "vpclmulqdq", "avx512_vnni", "avx512_bitalg",
     "avx512_vpopcntdq", "rdpid", "fsrm",
 ]
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    from edgeship.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 def x86_facts(flags: list[str], cpu_model: str = "AMD EPYC") -> dict[str, object]:

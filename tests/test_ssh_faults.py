@@ -29,6 +29,7 @@ from edgeship.core.errors import (
 )
 from edgeship.targets.ssh import SSHTarget
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.onnx_graphs import linear_model
 from tests.fixtures.sshd import PlainDevice, free_port, running_device, wait_until
 
@@ -37,8 +38,7 @@ QUICK = {"runs": 20, "warmup": 2, "min_seconds": 0.0}
 
 
 def cli(device: PlainDevice, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args], capture_output=True,
-                          text=True, env=device.env(), timeout=180, cwd=cwd)
+    return run_cli_process(*args, env=device.env(), timeout=180, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +125,8 @@ def test_unknown_host_key_through_the_cli_shows_the_fingerprint(
     home = tmp_path / "home"
     shutil.copytree(ssh_home.home / ".ssh", home / ".ssh")
     (home / ".ssh" / "known_hosts").write_text("")
-    proc = subprocess.run([sys.executable, "-m", "edgeship.cli", "bench", str(bundled_onnx),
-                           "--target", ssh_home.alias], capture_output=True, text=True,
-                          env=ssh_home.env(HOME=str(home)), timeout=120)
+    proc = run_cli_process("bench", bundled_onnx, "--target", ssh_home.alias,
+                           env=ssh_home.env(HOME=str(home)), timeout=120)
     assert proc.returncode == 3
     assert "is unknown: ssh-ed25519 SHA256:" in proc.stderr and "--accept-new-host-key" in proc.stderr
 
