@@ -16,7 +16,8 @@ from tests.fixtures.cli import run_cli_process
 from tests.fixtures.netdevice import ConstrainedDevice
 from tests.fixtures.onnx_graphs import linear_model
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 
 Devices = Callable[..., ConstrainedDevice]
 
@@ -104,6 +105,7 @@ def test_model_bigger_than_device_memory_fails_as_out_of_memory(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_deploy_and_bench_complete_over_300ms_and_5_percent_loss(
     constrained_devices: Devices, fixed_linear_onnx: Path
 ) -> None:

@@ -13,7 +13,8 @@ from tests.fixtures.cli import run_cli_process
 from tests.fixtures.corpus import corpus_model
 from tests.fixtures.sshd import PlainDevice
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 
 
 def leftovers(device: PlainDevice) -> list[str]:

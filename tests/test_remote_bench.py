@@ -17,7 +17,8 @@ from edgeship.targets.ssh import SSHTarget
 from tests.fixtures.cli import run_cli_process
 from tests.fixtures.sshd import PlainDevice, free_port
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 QUICK = {"runs": 20, "warmup": 2, "min_seconds": 0.0}
 
 

@@ -33,7 +33,8 @@ from tests.fixtures.cli import run_cli_process
 from tests.fixtures.onnx_graphs import linear_model
 from tests.fixtures.sshd import PlainDevice, free_port, running_device, wait_until
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 QUICK = {"runs": 20, "warmup": 2, "min_seconds": 0.0}
 
 

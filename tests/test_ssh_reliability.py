@@ -39,7 +39,8 @@ from tests.fixtures.sshd import (
     write_client_home,
 )
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 QUICK = {"runs": 20, "warmup": 2, "min_seconds": 0.0}
 LONG_RUN = ["--min-seconds", "120", "--runs", "10"]
 

@@ -22,7 +22,8 @@ from edgeship.targets.sshconfig import resolve
 from tests.fixtures.cli import run_cli_process
 from tests.fixtures.sshd import PlainDevice
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 
 
 def _home(device: PlainDevice, tmp_path: Path, known: str = "", extra_config: str = "") -> Path:

@@ -21,7 +21,8 @@ from edgeship.targets.sshconfig import parse_target, read_hosts_file
 from tests.fixtures.cli import run_cli_process
 from tests.fixtures.sshd import PlainDevice
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 
 HOSTILE = ["a b@host", "user@ho st", "user@host;touch x", "user@$(touch x)", "user@`id`",
            "us'er@host", 'user@"host"', "user@host\nid", "user@host:22;id", "user@host:-1",
