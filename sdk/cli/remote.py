@@ -112,7 +112,7 @@ def fleet_table(fleet: Any) -> Any:
 
 
 def fleet_payload(fleet: Any) -> dict[str, Any]:
-    from edgeship.selection import verdict_dict
+    from edgeship.cli.bench import verdict_dict
 
     def host_value(h: Any) -> dict[str, Any]:
         if h.value is None:
