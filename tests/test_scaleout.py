@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from edgeship.recipe import QuantizeStep, Recipe
 
-from tests.fixtures.cli import run_cli_process
+from tests.fixtures.cli import cli_argv, run_cli_process
 from tests.fixtures.sshd import PlainDevice, running_device, wait_until, write_client_home
 
 REPO = Path(__file__).resolve().parents[1]
@@ -218,9 +218,9 @@ def test_two_jobs_leasing_eight_devices_never_share_one(
         backwards = tmp_path / "hosts-backwards"
         backwards.write_text("\n".join(DEVICES[::-1]) + "\n")
         jobs = [  # one job through the CLI, one through the API, in opposite orders
-            subprocess.Popen([sys.executable, "-m", "edgeship.cli", "bench", str(DIGITS),
-                              "--hosts-file", str(backwards), "--lab", ray_cluster, "--runs", "20",
-                              "--warmup", "2", "--min-seconds", "0", "--threads", "1", "--json"],
+            subprocess.Popen(cli_argv("bench", DIGITS, "--hosts-file", backwards, "--lab", ray_cluster,
+                                      "--runs", "20", "--warmup", "2", "--min-seconds", "0",
+                                      "--threads", "1", "--json"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                              cwd=tmp_path),
             subprocess.Popen([sys.executable, "-c", FLEET_JOB, str(DIGITS), ray_cluster,
@@ -298,10 +298,9 @@ def test_ctrl_c_during_a_leased_measurement_leaves_nothing(
                     timeout=120).check_returncode()
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgeship.cli", "compress", str(DIGITS), "--device",
-         "raspberry-pi-5", "--data", str(DIGITS_TEST), "--target", "lab-0", "--lab", ray_cluster,
-         "--ray", ray_cluster, "--no-cache", "--runs", "100000", "--min-seconds", "60",
-         "--threads", "1", "-o", str(out)],
+        cli_argv("compress", DIGITS, "--device", "raspberry-pi-5", "--data", DIGITS_TEST,
+                 "--target", "lab-0", "--lab", ray_cluster, "--ray", ray_cluster, "--no-cache",
+                 "--runs", "100000", "--min-seconds", "60", "--threads", "1", "-o", out),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         wait_until(lambda: dev.agents() or proc.poll() is not None, "an agent on lab-0", 150)

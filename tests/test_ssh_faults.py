@@ -29,7 +29,7 @@ from edgeship.core.errors import (
 )
 from edgeship.targets.ssh import SSHTarget
 
-from tests.fixtures.cli import run_cli_process
+from tests.fixtures.cli import cli_argv, run_cli_process
 from tests.fixtures.onnx_graphs import linear_model
 from tests.fixtures.sshd import PlainDevice, free_port, running_device, wait_until
 
@@ -212,8 +212,7 @@ def _ctrl_c_cli_bench(device: PlainDevice, model: Path, targets: list[str]) -> N
     Ctrl-C goes to a CLI process, as a user's would: signalling the test process itself crashed
     it once torch/jax/TensorFlow were loaded by earlier tests.
     """
-    argv = [sys.executable, "-m", "edgeship.cli", "bench", str(model), "--min-seconds", "120",
-            "--runs", "10"]
+    argv = cli_argv("bench", model, "--min-seconds", "120", "--runs", "10")
     for target in targets:
         argv += ["--target", target]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
