@@ -255,6 +255,7 @@ def test_two_jobs_leasing_eight_devices_never_share_one(
     assert all(d["in_cluster"] and d["holder"] is None for d in lab["devices"])
 
 
+@pytest.mark.timeout(180)  # a Ray cluster that stops answering fails in minutes
 def test_registering_a_device_the_cluster_lacks_says_how_to_declare_it(
         ray_cluster: str, tmp_path: Path) -> None:
     hosts = tmp_path / "hosts"
