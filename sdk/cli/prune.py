@@ -85,7 +85,8 @@ def prune_cmd(
     compresses better. --structured removes channels, which is what makes a model faster.
     """
     o.trust_model_code(trust_model_code)
-    from edgeship.cli.render import comparison_table, err_console
+    from edgeship.cli.comparison import comparison_table
+    from edgeship.cli.render import err_console
     from edgeship.converters.prune import default_output, prune
     from edgeship.core.io import resolve_output
 
@@ -102,7 +103,9 @@ def prune_cmd(
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
         return
-    err_console.print(comparison_table(result))
+    err_console.print(comparison_table(
+        result.before, result.after, f"{result.config.method} pruning, sparsity "
+        f"{result.config.sparsity:g} (achieved {result.achieved:.1%})"))
     for note in result.notes:
         err_console.print(f"[yellow]note:[/yellow] {note}")
     err_console.print(f"wrote {result.output}")

@@ -64,33 +64,6 @@ def result_table(result: Any, verdict: Any = None, title: Optional[str] = None) 
     return table
 
 
-def comparison_table(result: Any, title: Optional[str] = None,
-                     columns: tuple[str, str] = ("before", "after")) -> Any:
-    """Before/after table of a PruneResult, or teacher/student of a DistillResult."""
-    before, after = result.before, result.after
-    if title is None:
-        title = (f"{result.config.method} pruning, sparsity {result.config.sparsity:g} "
-                 f"(achieved {result.achieved:.1%})")
-    table = Table(title=title, header_style="bold")
-    for column in ("", *columns, f"{columns[1]} / {columns[0]}"):
-        table.add_column(column, justify="right" if column else "left")
-
-    def row(name: str, b: Optional[float], a: Optional[float], fmt: str = "{:,.0f}") -> None:
-        ratio = f"{a / b:.1%}" if a is not None and b else "–"
-        table.add_row(name, "–" if b is None else fmt.format(b), "–" if a is None else fmt.format(a),
-                      ratio)
-
-    row("params", before.params, after.params)
-    row("non-zero params", before.nonzero_params, after.nonzero_params)
-    row("MACs", before.macs, after.macs)
-    row("size (bytes)", before.size_bytes, after.size_bytes)
-    row("zip size (bytes)", before.compressed_bytes, after.compressed_bytes)
-    if before.accuracy is not None and after.accuracy is not None:
-        table.add_row("accuracy", f"{before.accuracy:.2%}", f"{after.accuracy:.2%}",
-                      f"{100 * (after.accuracy - before.accuracy):+.2f} pt")
-    return table
-
-
 # -- tables that fit the terminal ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Column:
