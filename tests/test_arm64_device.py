@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +19,13 @@ from edgeship.provisioning import ProvisionResult
 from edgeship.targets.ssh import SSHTarget
 
 from tests.fixtures.arm64 import Arm64Board
+from tests.fixtures.cli import run_cli_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.arm64, pytest.mark.ssh]
 
 
 def cli(board: Arm64Board, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args], capture_output=True,
-                          text=True, env=board.env(), timeout=timeout)
+    return run_cli_process(*args, env=board.env(), timeout=timeout)
 
 
 @pytest.fixture

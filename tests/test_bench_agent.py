@@ -14,12 +14,11 @@ from edgeship.core.errors import ConfigError, ModelError
 from edgeship.runtime.bench import SCHEMA, BenchmarkResult, LatencyStats
 from edgeship.runtime.results import InputFed
 
+from tests.fixtures.cli import run_cli_process
+
 
 def agent(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "edgeship.runtime.bench", *args],
-        capture_output=True, text=True, timeout=120,
-    )
+    return run_cli_process(*args, module="edgeship.runtime.bench", timeout=120)
 
 
 def test_agent_prints_exactly_one_json_object(linear_onnx: Path) -> None:

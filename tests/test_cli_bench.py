@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.cli import run_cli_process
 
 FAST = ["--runs", "10", "--warmup", "1", "--min-seconds", "0"]
 
 
 def edgeship(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args],
-                          capture_output=True, text=True, timeout=120)
+    return run_cli_process(*args, timeout=120)
 
 
 def test_bench_within_budget_exits_0_with_a_table(linear_onnx: Path) -> None:

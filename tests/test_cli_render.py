@@ -6,19 +6,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.cli import run_cli_process
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
 def cli(*args: str, cwd: Path | None = None, columns: int = 80) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": str(columns), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args], capture_output=True,
-                          text=True, timeout=300, cwd=cwd, env=env)
+    return run_cli_process(*args, cwd=cwd, columns=columns, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def table_lines(text: str) -> list[str]:
@@ -133,11 +132,10 @@ def test_output_naming_an_existing_directory_gets_the_default_name_inside(tmp_pa
 def test_compress_says_first_which_missing_converter_will_fail_and_the_command(tmp_path):
     """onnx2tf's environment is missing (an empty tools cache): compress's first line names it
     and `edgeship tools install converters` before any candidate runs."""
-    env = {**os.environ, "EDGESHIP_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "80"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgeship.cli", "compress", str(EXAMPLES / "models/digits_cnn.onnx"),
-         "--device", "raspberry-pi-5", "--data", str(tmp_path / "missing.npz"), "-o",
-         str(tmp_path / "out")], capture_output=True, text=True, timeout=120, env=env)
+    env = {**os.environ, "EDGESHIP_CACHE_DIR": str(tmp_path / "cache")}
+    proc = run_cli_process(
+        "compress", EXAMPLES / "models/digits_cnn.onnx", "--device", "raspberry-pi-5", "--data",
+        tmp_path / "missing.npz", "-o", tmp_path / "out", timeout=120, env=env, columns=80)
     first = " ".join(proc.stderr.split("error:")[0].split())
     assert first == ("note: onnx2tf not installed: the candidates that need it will fail. "
                      "Fix: edgeship tools install converters"), proc.stderr

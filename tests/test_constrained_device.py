@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,18 +12,19 @@ import edgeship
 import pytest
 from edgeship.targets.ssh import SSHTarget
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.netdevice import ConstrainedDevice
 from tests.fixtures.onnx_graphs import linear_model
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 
 Devices = Callable[..., ConstrainedDevice]
 
 
 def cli(device: ConstrainedDevice, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The edgeship CLI as the device's client (HOME holds its ~/.ssh/config alias)."""
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args], capture_output=True,
-                          text=True, env=device.env(), timeout=timeout)
+    return run_cli_process(*args, env=device.env(), timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,7 @@ def test_model_bigger_than_device_memory_fails_as_out_of_memory(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_deploy_and_bench_complete_over_300ms_and_5_percent_loss(
     constrained_devices: Devices, fixed_linear_onnx: Path
 ) -> None:

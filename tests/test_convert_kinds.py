@@ -8,21 +8,19 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.corpus import corpus_model
 from tests.fixtures.corpus_outcomes import small_profile
 
 
 def edgeship(*args: str, cwd: Path, tmpdir: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TMPDIR": str(tmpdir), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=timeout, stdin=subprocess.DEVNULL,
-                          check=False)
+    return run_cli_process(*args, cwd=cwd, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def sha256(path: Path) -> str:

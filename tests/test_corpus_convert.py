@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.corpus import ENTRIES, Outcome, corpus_model
 from tests.fixtures.corpus_outcomes import (
     COMPRESS_FLAGS,
@@ -30,8 +30,7 @@ ORT_TELEMETRY = ".ses"
 
 def edgeship(*args: str, cwd: Path, tmpdir: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TMPDIR": str(tmpdir), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    return run_cli_process(*args, cwd=cwd, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def sha256(path: Path) -> str:

@@ -7,22 +7,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.corpus import ENTRIES, CorpusEntry, corpus_model
 
 FAST = ["--runs", "3", "--warmup", "1", "--min-seconds", "0"]
 CASES = [pytest.param(entry, id=name) for name, entry in ENTRIES.items()]
-
-
-def edgeship(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-             module: str = "edgeship.cli") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env=env)
 
 
 def assert_outcome(proc: subprocess.CompletedProcess[str], entry: CorpusEntry, command: str) -> None:
@@ -36,7 +30,7 @@ def assert_outcome(proc: subprocess.CompletedProcess[str], entry: CorpusEntry, c
 
 @pytest.mark.parametrize("entry", CASES)
 def test_inspect_describes_every_corpus_model(entry: CorpusEntry) -> None:
-    proc = edgeship("inspect", str(corpus_model(entry.name)), "--json", *entry.shape_flags)
+    proc = run_cli_process("inspect", str(corpus_model(entry.name)), "--json", *entry.shape_flags)
     assert_outcome(proc, entry, "inspect")
     info = json.loads(proc.stdout)
     assert len(info["inputs"]) > 1 if "multi-input" in entry.kinds else len(info["inputs"]) == 1
@@ -58,7 +52,7 @@ def test_inspect_describes_every_corpus_model(entry: CorpusEntry) -> None:
 
 @pytest.mark.parametrize("entry", CASES)
 def test_bench_measures_every_corpus_model_with_its_documented_flags(entry: CorpusEntry) -> None:
-    proc = edgeship("bench", str(corpus_model(entry.name)), "--json", *FAST, *entry.flags)
+    proc = run_cli_process("bench", str(corpus_model(entry.name)), "--json", *FAST, *entry.flags)
     assert_outcome(proc, entry, "bench")
     result = json.loads(proc.stdout)
     shapes, fills = entry.input_options()
@@ -76,7 +70,7 @@ def test_bench_measures_every_corpus_model_with_its_documented_flags(entry: Corp
 
 @pytest.mark.parametrize("entry", CASES)
 def test_the_agent_without_input_flags_measures_or_names_the_flag_to_add(entry: CorpusEntry) -> None:
-    proc = edgeship(str(corpus_model(entry.name)), *FAST, module="edgeship.runtime.bench")
+    proc = run_cli_process(str(corpus_model(entry.name)), *FAST, module="edgeship.runtime.bench")
     assert_outcome(proc, entry, "bench-bare")
     payload = json.loads(proc.stdout)
     assert ("error" in payload) is not entry.outcome("bench-bare").ok
@@ -132,7 +126,7 @@ def test_a_fully_dynamic_tflite_model_is_resized_to_its_feeds_and_errors_do_not_
 
 
 def test_random_token_ids_out_of_the_vocabulary_name_the_flags_that_fix_them() -> None:
-    proc = edgeship(str(corpus_model("minilm_l6_int8")), *FAST, "--input-shape", "input_ids=1,16",
+    proc = run_cli_process(str(corpus_model("minilm_l6_int8")), *FAST, "--input-shape", "input_ids=1,16",
                     module="edgeship.runtime.bench")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     error = json.loads(proc.stdout)["error"]["message"]
@@ -141,7 +135,7 @@ def test_random_token_ids_out_of_the_vocabulary_name_the_flags_that_fix_them() -
 
 
 def test_a_random_sample_rate_is_blamed_on_the_scalar_input() -> None:
-    proc = edgeship("bench", str(corpus_model("silero_vad_v6")), *FAST,
+    proc = run_cli_process("bench", str(corpus_model("silero_vad_v6")), *FAST,
                     "--input-shape", "input=1,512", "--input-shape", "state=2,1,128")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "random data cannot drive 'sr'" in proc.stderr
@@ -149,7 +143,7 @@ def test_a_random_sample_rate_is_blamed_on_the_scalar_input() -> None:
 
 def test_shared_dimension_names_size_the_state_inputs() -> None:
     """Silero v4's h and c are (2, batch, 64): fixing input=1,512 fixes batch for them too."""
-    proc = edgeship("bench", str(corpus_model("silero_vad_v4")), "--json", *FAST,
+    proc = run_cli_process("bench", str(corpus_model("silero_vad_v4")), "--json", *FAST,
                     "--input-shape", "input=3,512", "--input-value", "sr=16000")
     assert proc.returncode == 0, proc.stderr
     shapes = {i["name"]: i["shape"] for i in json.loads(proc.stdout)["inputs"]}
@@ -163,7 +157,7 @@ def test_an_input_shape_that_names_no_input_is_an_error_listing_the_inputs(model
     path = str(corpus_model(model))
     for args in (["bench", path, *FAST, "--backend", backend],
                  ["inspect", path, "--backend", backend]):
-        proc = edgeship(*args, "--input-shape", "images=1,3,64,64")
+        proc = run_cli_process(*args, "--input-shape", "images=1,3,64,64")
         assert proc.returncode == 2, proc.stderr
         expected = "x" if model == "ppocr_v4_det" else "serving_default_input:0"
         assert "--input-shape names 'images', which is not an input of the model" in proc.stderr
@@ -171,7 +165,7 @@ def test_an_input_shape_that_names_no_input_is_an_error_listing_the_inputs(model
 
 
 def test_macs_that_need_an_unknown_dimension_are_unknown_not_an_error() -> None:
-    proc = edgeship("inspect", str(corpus_model("minilm_l6_int8")), "--json")
+    proc = run_cli_process("inspect", str(corpus_model("minilm_l6_int8")), "--json")
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert info["macs"] is None and info["flops"] is None
@@ -186,7 +180,7 @@ def test_per_name_data_with_a_rank0_sample_rate_drives_silero(tmp_path: Path) ->
     t = np.arange(512, dtype=np.float32) / 16000
     np.savez(data, input=np.stack([0.1 * np.sin(2 * np.pi * 440 * t)[None]] * 4),
              sr=np.array(16000, np.int64))
-    proc = edgeship("bench", str(corpus_model("silero_vad_v6")), "--json", *FAST, "--data",
+    proc = run_cli_process("bench", str(corpus_model("silero_vad_v6")), "--json", *FAST, "--data",
                     str(data), "--input-shape", "state=2,1,128", "--input-value", "state=0")
     assert proc.returncode == 0, proc.stderr
     inputs = {i["name"]: i for i in json.loads(proc.stdout)["inputs"]}
@@ -202,7 +196,7 @@ def test_bench_refuses_an_output_that_is_its_input(tmp_path: Path) -> None:
     model.write_bytes(corpus_model("silero_vad_v4").read_bytes())
     before = sha256_file(model)
     for out in (str(model), "model.onnx", "./model.onnx.manifest.json"):
-        proc = edgeship("bench", str(model), *FAST, "--input-shape", "input=1,512", "-o", out,
+        proc = run_cli_process("bench", str(model), *FAST, "--input-shape", "input=1,512", "-o", out,
                         cwd=tmp_path)
         assert proc.returncode == 2 and "is the input file" in proc.stderr, proc.stderr
     assert sha256_file(model) == before and sorted(os.listdir(tmp_path)) == ["model.onnx"]
@@ -211,7 +205,7 @@ def test_bench_refuses_an_output_that_is_its_input(tmp_path: Path) -> None:
 def test_a_fixed_batch_of_one_is_fed_one_sample_of_a_larger_data_file(tmp_path: Path) -> None:
     data = tmp_path / "faces.npz"
     np.savez(data, x=np.random.default_rng(0).random((8, 128, 128, 3), dtype=np.float32))
-    proc = edgeship("bench", str(corpus_model("blazeface_short_range")), "--json", *FAST,
+    proc = run_cli_process("bench", str(corpus_model("blazeface_short_range")), "--json", *FAST,
                     "--data", str(data))
     assert proc.returncode == 0, proc.stderr
     (fed,) = json.loads(proc.stdout)["inputs"]

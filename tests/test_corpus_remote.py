@@ -4,17 +4,17 @@ the run and removed after it, and the node-coverage pass leaves no profile folde
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.corpus import corpus_model
 from tests.fixtures.sshd import PlainDevice
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 
 
 def leftovers(device: PlainDevice) -> list[str]:
@@ -31,11 +31,10 @@ def test_remote_bench_takes_per_name_data_and_value_flags_and_cleans_up(
 ) -> None:
     data = tmp_path / "chunks.npz"
     np.savez(data, input=np.zeros((2, 1, 512), np.float32), sr=np.array(16000, np.int64))
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgeship.cli", "bench", str(corpus_model("silero_vad_v6")),
-         "--target", ssh_home.alias, "--json", "--runs", "5", "--warmup", "1", "--min-seconds", "0",
-         "--data", str(data), "--input-shape", "state=2,1,128", "--input-value", "state=0"],
-        capture_output=True, text=True, env=ssh_home.env(), timeout=300)
+    proc = run_cli_process(
+        "bench", corpus_model("silero_vad_v6"), "--target", ssh_home.alias, "--json", "--runs", "5",
+        "--warmup", "1", "--min-seconds", "0", "--data", data, "--input-shape", "state=2,1,128",
+        "--input-value", "state=0", env=ssh_home.env(), timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     sources = {i["name"]: i["source"] for i in result["inputs"]}

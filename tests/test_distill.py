@@ -14,7 +14,8 @@ from edgeship.converters.distill import TrainConfig, _loss, distill
 from edgeship.converters.evaluate import accuracy, count_onnx
 from edgeship.core.errors import ConfigError
 
-from tests.fixtures.training import one_thread, run_cli  # noqa: F401 (a fixture)
+from tests.fixtures.cli import run_cli
+from tests.fixtures.training import one_thread  # noqa: F401 (a fixture)
 
 nn = torch.nn
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -87,10 +88,10 @@ def test_without_labels_the_teacher_alone_is_the_target(digits_torch_model, digi
 def test_cli_distills_into_a_pruned_student(digits_onnx: Path, digits_train_npz: Path,
                                             digits_test_npz: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "small.onnx"
-    code, stdout, _ = run_cli(["distill", "--teacher", str(digits_onnx), "--student", "pruned",
+    code, stdout, _ = run_cli(capsys, "distill", "--teacher", str(digits_onnx), "--student", "pruned",
                             "--sparsity", "0.25", "--data", str(digits_train_npz),
                             "--val-data", str(digits_test_npz), "--epochs", "2", "--lr", "0.01",
-                            "-o", str(out), "--json"], capsys)
+                            "-o", str(out), "--json")
     assert code == 0
     report = json.loads(stdout)
     assert report["student"]["macs"] == count_onnx(out).macs < report["teacher"]["macs"]
@@ -105,9 +106,9 @@ def test_cli_takes_a_torch_export_student(digits_onnx: Path, digits_train_npz: P
     torch.export.save(torch.export.export(_tiny_student().eval(), example,
                                           dynamic_shapes=({0: batch},)), student_file)
     out = tmp_path / "trained.pt2"
-    code, _, err = run_cli(["distill", "--teacher", str(digits_onnx), "--student", str(student_file),
+    code, _, err = run_cli(capsys, "distill", "--teacher", str(digits_onnx), "--student", str(student_file),
                          "--data", str(digits_train_npz), "--epochs", "2", "--lr", "0.01",
-                         "-o", str(out), "--trust-model-code"], capsys)
+                         "-o", str(out), "--trust-model-code")
     assert code == 0, err
     assert "teacher" in err and "student" in err
     trained = torch.export.load(str(out)).module()
@@ -119,9 +120,9 @@ def test_cli_takes_a_torch_export_student(digits_onnx: Path, digits_train_npz: P
 def test_cli_temperature_must_be_positive(temperature: str, digits_onnx: Path,
                                           digits_train_npz: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "never.onnx"
-    code, _, err = run_cli(["distill", "--teacher", str(digits_onnx), "--student", "pruned",
+    code, _, err = run_cli(capsys, "distill", "--teacher", str(digits_onnx), "--student", "pruned",
                          "--data", str(digits_train_npz), "--temperature", temperature,
-                         "-o", str(out)], capsys)
+                         "-o", str(out))
     assert code == 2 and err.startswith("error: temperature must be > 0") and err.count("\n") == 1
     assert not out.exists()
 
@@ -135,9 +136,9 @@ def test_teacher_and_student_with_different_output_sizes(digits_onnx: Path, digi
     torch.export.save(torch.export.export(_tiny_student(7).eval(), (torch.zeros(2, 1, 8, 8),),
                                           dynamic_shapes=({0: torch.export.Dim("b")},)),
                       student_file)
-    code, _, err = run_cli(["distill", "--teacher", str(digits_onnx), "--student", str(student_file),
+    code, _, err = run_cli(capsys, "distill", "--teacher", str(digits_onnx), "--student", str(student_file),
                          "--data", str(digits_train_npz), "-o", str(tmp_path / "x.onnx"),
-                         "--trust-model-code"], capsys)
+                         "--trust-model-code")
     assert code == 2 and "10 outputs" in err and err.count("\n") == 1
     assert not (tmp_path / "x.onnx").exists()
 
@@ -153,8 +154,8 @@ def test_data_of_the_wrong_shape(teacher_kind: str, digits_onnx: Path, digits_to
 def test_cli_data_of_the_wrong_shape_exits_2(digits_onnx: Path, tmp_path: Path, capsys) -> None:
     data = tmp_path / "wrong.npz"
     np.savez(data, x=np.zeros((40, 3, 8, 8), np.float32), y=np.zeros(40, np.int64))
-    code, _, err = run_cli(["distill", "--teacher", str(digits_onnx), "--student", "pruned",
-                         "--data", str(data), "-o", str(tmp_path / "x.onnx")], capsys)
+    code, _, err = run_cli(capsys, "distill", "--teacher", str(digits_onnx), "--student", "pruned",
+                         "--data", str(data), "-o", str(tmp_path / "x.onnx"))
     assert code == 2 and "shape" in err and err.count("\n") == 1
 
 

@@ -44,6 +44,7 @@ def test_compress_for_pi_prints_the_pick_and_writes_it(tmp_path: Path) -> None:
 
 
 @pytest.mark.ssh
+@pytest.mark.timeout(180)  # a device that stops answering fails in minutes
 def test_remote_bench_measures_the_model_on_the_ssh_device(plain_device: PlainDevice) -> None:
     proc = run_example("remote_bench.py", plain_device.alias, "--runs", "20",
                        "--max-latency-ms", "1000", env=plain_device.env(), timeout=300)
@@ -57,6 +58,7 @@ def test_remote_bench_measures_the_model_on_the_ssh_device(plain_device: PlainDe
 
 
 @pytest.mark.ssh
+@pytest.mark.timeout(180)
 def test_remote_bench_exits_1_over_budget_and_3_when_unreachable(plain_device: PlainDevice) -> None:
     over = run_example("remote_bench.py", plain_device.alias, "--runs", "20",
                        "--max-latency-ms", "0.000001", env=plain_device.env(), timeout=300)

@@ -16,6 +16,8 @@ import pytest
 from edgeship.core.artifact import ModelArtifact, sha256_file
 from edgeship.core.errors import ConfigError, OutputMismatchError, UnsupportedError
 
+from tests.fixtures.cli import run_cli
+
 EXAMPLE = np.zeros((1, 1, 8, 8), np.float32)
 
 
@@ -287,18 +289,9 @@ def test_a_precision_the_format_cannot_hold_is_refused(digits_onnx: Path, tmp_pa
         edgeship.export(digits_onnx, "openvino", tmp_path / "m.xml", precision="int8")
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    from edgeship.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["export", *map(str, args)])
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
-
-
 def test_cli_exports_with_json_on_stdout(capsys: pytest.CaptureFixture[str], digits_onnx: Path,
                                          digits_test_npz: Path, tmp_path: Path) -> None:
-    code, out, _ = run_cli(capsys, digits_onnx, "--to", "openvino", "-o", tmp_path / "d.xml",
+    code, out, _ = run_cli(capsys, "export", digits_onnx, "--to", "openvino", "-o", tmp_path / "d.xml",
                            "--data", digits_test_npz, "--json")
     assert code == 0
     payload = json.loads(out)
@@ -309,7 +302,7 @@ def test_cli_exports_with_json_on_stdout(capsys: pytest.CaptureFixture[str], dig
 
 def test_cli_fp16_flag_writes_fp16_weights(capsys: pytest.CaptureFixture[str], digits_onnx: Path,
                                            tmp_path: Path) -> None:
-    code, _, err = run_cli(capsys, digits_onnx, "--to", "openvino", "--fp16", "-o",
+    code, _, err = run_cli(capsys, "export", digits_onnx, "--to", "openvino", "--fp16", "-o",
                            tmp_path / "d.xml")
     assert code == 0, err
     steps = json.loads((tmp_path / "d.xml.manifest.json").read_text())["provenance"]["steps"]
@@ -353,7 +346,7 @@ def test_cli_bad_input_is_one_line_with_its_exit_code(
         out = blocker / "m.xml"
     elif case == "unsupported_precision":
         extra = ["--precision", "int4"]
-    got, stdout, err = run_cli(capsys, model, "--to", to, "-o", out, *extra)
+    got, stdout, err = run_cli(capsys, "export", model, "--to", to, "-o", out, *extra)
     assert got == code
     assert stdout == ""
     lines = [line for line in err.splitlines() if line.startswith("error:")]
@@ -368,7 +361,7 @@ def test_onnx_to_tflite_without_the_tool_says_how_to_install_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("EDGESHIP_CACHE_DIR", str(tmp_path / "empty-cache"))
-    code, _, err = run_cli(capsys, digits_onnx, "--to", "tflite", "-o", tmp_path / "d.tflite")
+    code, _, err = run_cli(capsys, "export", digits_onnx, "--to", "tflite", "-o", tmp_path / "d.tflite")
     assert code == 4
     assert "edgeship tools install onnx2tf" in err
     assert not (tmp_path / "d.tflite").exists()

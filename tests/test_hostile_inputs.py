@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.hostile import npz_declaring, png, reshape_fails_model
 
 REPO = Path(__file__).parent.parent
@@ -24,8 +25,7 @@ QUICK = ["--runs", "1", "--warmup", "0", "--min-seconds", "0"]
 
 def run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
         module: str = "edgeship.cli") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env={**os.environ, **(env or {})})
+    return run_cli_process(*args, cwd=cwd, env={**os.environ, **(env or {})}, module=module)
 
 
 def assert_one_line(proc: subprocess.CompletedProcess[str], code: int = 2,

@@ -16,7 +16,8 @@ from edgeship.provisioning import userland_machine, wheel_index_args
 from edgeship.runtime import sysinfo
 from edgeship.targets.facts import DeviceFacts
 
-from tests.test_profiles import PROFILE_DIR, RECORDED_EPYC_FLAGS, run_cli, x86_facts
+from tests.fixtures.cli import run_cli
+from tests.test_profiles import PROFILE_DIR, RECORDED_EPYC_FLAGS, x86_facts
 
 CONV = ModelFacts("onnx", conv_share=0.97, labelled=True, training_samples=100,
                   max_accuracy_drop=1.0)

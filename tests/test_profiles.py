@@ -23,6 +23,8 @@ from edgeship.profiles import (
 )
 from edgeship.runtime import available_backends, sysinfo
 
+from tests.fixtures.cli import run_cli
+from tests.fixtures.hostcpu import cpu_flags
 from tests.fixtures.onnx_graphs import linear_model
 
 # /proc/cpuinfo of a real Raspberry Pi 4 Model B (serial blanked), as the shared test data has it.
@@ -69,15 +71,6 @@ RECORDED_EPYC_FLAGS = [
     "avx512_vbmi2", "gfni", "vaes", "vpclmulqdq", "avx512_vnni", "avx512_bitalg",
     "avx512_vpopcntdq", "rdpid", "fsrm",
 ]
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    from edgeship.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 def x86_facts(flags: list[str], cpu_model: str = "AMD EPYC") -> dict[str, object]:
@@ -329,17 +322,13 @@ def test_unknown_board_gets_no_profile_and_a_loadable_new_profile_yaml(tmp_path:
 # ---------------------------------------------------------------------------- this host
 
 
-def host_flags() -> set[str]:
-    return set(sysinfo.cpu_flags())
-
-
 def test_local_profile_describes_this_host() -> None:
     local = local_profile()
     assert local.name == "local"
     assert local.arch == {"arm64": "aarch64", "amd64": "x86_64"}.get(
         platform.machine().lower(), platform.machine().lower())
     assert local.cpu.cores == os.cpu_count()
-    flags = host_flags()
+    flags = cpu_flags()
     assert local.cpu.isa and all(flags & set(ISA_FLAGS[f]) for f in local.cpu.isa)
     meminfo_mb = sysinfo.memory_total_mb()
     assert meminfo_mb is not None and local.memory_mb == int(meminfo_mb)
@@ -349,14 +338,14 @@ def test_local_profile_describes_this_host() -> None:
 
 def test_local_profile_precisions_follow_the_cpu_flags() -> None:
     local = local_profile()
-    assert ("bf16" in local.cpu.precisions) == bool(host_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
+    assert ("bf16" in local.cpu.precisions) == bool(cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
     assert local.cpu.precisions[0] == "fp32" and "int8" in local.cpu.precisions
 
 
 def expected_host_profile() -> str | None:
     """On x86 the flags decide the profile; elsewhere any profile of this architecture (or
     none, with a new profile's YAML) is a valid answer."""
-    return expected_x86_profile(host_flags()) if platform.machine() == "x86_64" else None
+    return expected_x86_profile(cpu_flags()) if platform.machine() == "x86_64" else None
 
 
 def test_this_host_matches_the_profile_its_flags_imply() -> None:

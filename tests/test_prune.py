@@ -18,7 +18,8 @@ from edgeship.converters.prune import prunable_layers, prune
 from edgeship.core.artifact import ModelArtifact, sha256_file
 from edgeship.core.errors import ConfigError, ModelError, OutputMismatchError, UnsupportedError
 
-from tests.fixtures.training import one_thread, run_cli  # noqa: F401 (a fixture)
+from tests.fixtures.cli import run_cli
+from tests.fixtures.training import one_thread  # noqa: F401 (a fixture)
 
 nn = torch.nn
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -209,8 +210,8 @@ def test_an_op_needing_torchvision_fails_loudly(tmp_path: Path) -> None:
 def test_cli_prunes_an_onnx_model_structured(digits_onnx: Path, digits_test_npz: Path,
                                              tmp_path: Path, capsys) -> None:
     out = tmp_path / "small.onnx"
-    code, stdout, _ = run_cli(["prune", str(digits_onnx), "--sparsity", "0.5", "--structured",
-                            "--eval-data", str(digits_test_npz), "-o", str(out), "--json"], capsys)
+    code, stdout, _ = run_cli(capsys, "prune", str(digits_onnx), "--sparsity", "0.5", "--structured",
+                            "--eval-data", str(digits_test_npz), "-o", str(out), "--json")
     assert code == 0
     report = json.loads(stdout)
     assert report["macs_ratio"] <= 0.55
@@ -228,8 +229,8 @@ def test_cli_prunes_an_onnx_model_structured(digits_onnx: Path, digits_test_npz:
 
 
 def test_cli_table_and_note_for_unstructured(digits_onnx: Path, tmp_path: Path, capsys) -> None:
-    code, stdout, stderr = run_cli(["prune", str(digits_onnx), "--sparsity", "0.4",
-                                 "-o", str(tmp_path / "sparse.onnx")], capsys)
+    code, stdout, stderr = run_cli(capsys, "prune", str(digits_onnx), "--sparsity", "0.4",
+                                 "-o", str(tmp_path / "sparse.onnx"))
     assert code == 0 and stdout == ""
     assert "non-zero params" in stderr and "not faster" in stderr
     assert count_onnx(tmp_path / "sparse.onnx").sparsity == pytest.approx(0.4, abs=0.02)
@@ -240,7 +241,7 @@ def test_cli_table_and_note_for_unstructured(digits_onnx: Path, tmp_path: Path, 
 def test_cli_sparsity_outside_zero_one_exits_2(sparsity: str, digits_onnx: Path, tmp_path: Path,
                                                capsys) -> None:
     out = tmp_path / "never.onnx"
-    code, _, err = run_cli(["prune", str(digits_onnx), "--sparsity", sparsity, "-o", str(out)], capsys)
+    code, _, err = run_cli(capsys, "prune", str(digits_onnx), "--sparsity", sparsity, "-o", str(out))
     assert code == 2
     assert err.startswith("error: sparsity must be between 0 and 1") and err.count("\n") == 1
     assert not out.exists() and list(tmp_path.iterdir()) == []
@@ -271,9 +272,9 @@ def test_a_torch_module_without_an_example_is_refused(digits_torch_model) -> Non
 def test_a_pickled_module_is_never_loaded(tmp_path: Path, capsys) -> None:
     path = tmp_path / "pickled.pt"
     torch.save(nn.Linear(2, 2), path)
-    code, _, err = run_cli(["prune", str(path)], capsys)
+    code, _, err = run_cli(capsys, "prune", str(path))
     assert code == 2 and "--trust-model-code" in err
-    code, _, err = run_cli(["prune", str(path), "--trust-model-code"], capsys)
+    code, _, err = run_cli(capsys, "prune", str(path), "--trust-model-code")
     assert code == 2 and "TorchScript" in err  # trusted or not, a pickle is never unpickled
     with pytest.raises(ConfigError, match="trust_model_code"):
         prune(path, 0.5, example_input=np.zeros((1, 2), np.float32))
@@ -285,10 +286,10 @@ def test_cli_prunes_torchscript_given_its_input_shape(digits_torch_model, tmp_pa
                                                       capsys) -> None:
     scripted = tmp_path / "digits.pt"
     torch.jit.trace(digits_torch_model, torch.zeros(1, 1, 8, 8)).save(str(scripted))
-    code, _, err = run_cli(["prune", str(scripted), "--structured", "--trust-model-code"], capsys)
+    code, _, err = run_cli(capsys, "prune", str(scripted), "--structured", "--trust-model-code")
     assert code == 2 and "--input-shape" in err
-    code, _, err = run_cli(["prune", str(scripted), "--structured", "--input-shape", "x=1,1,8,8",
-                            "--trust-model-code"], capsys)
+    code, _, err = run_cli(capsys, "prune", str(scripted), "--structured", "--input-shape", "x=1,1,8,8",
+                            "--trust-model-code")
     assert code == 0, err
     assert count_onnx(tmp_path / "digits-pruned.onnx").macs == 7232
     assert "fine-tune" in err  # the note that channels removed without training cost accuracy

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.fixtures.cli import run_cli
 from tests.fixtures.models import DigitsData, torch_accuracy, train_classifier
 
 
@@ -326,15 +327,6 @@ def test_calibration_accepts_npz_array_and_iterable_alike(
 
 # -- bad input: one line, the DESIGN exit code, nothing written ----------------------------
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from edgeship.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["quantize", *args])
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
-
-
 @pytest.mark.parametrize("case,code,needle", [
     ("calib_shape", 2, "shape"),
     ("calib_dtype", 2, "uint8"),
@@ -368,7 +360,7 @@ def test_bad_input_is_one_line_with_its_exit_code_and_no_output(
         out = tmp_path / "out.xml"
     elif case == "accuracy_without_data":
         args += ["--max-accuracy-drop", "1"]
-    rc, stdout, err = run_cli([model, *args, "-o", str(out)], capsys)
+    rc, stdout, err = run_cli(capsys, "quantize", model, *args, "-o", str(out))
     assert rc == code
     assert stdout == ""
     lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -383,9 +375,9 @@ def test_cli_json_prints_only_the_result_on_stdout(
         wide_onnx: Path, calib_npz: Path, digits_test_npz: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli.onnx"
-    rc, stdout, err = run_cli([str(wide_onnx), "--calib", str(calib_npz), "--data",
+    rc, stdout, err = run_cli(capsys, "quantize", str(wide_onnx), "--calib", str(calib_npz), "--data",
                                str(digits_test_npz), "--calibration", "entropy", "-o", str(out),
-                               "--json"], capsys)
+                               "--json")
     assert rc == 0
     payload = json.loads(stdout)
     assert payload["path"] == str(out) and payload["params"]["calibration"] == "entropy"

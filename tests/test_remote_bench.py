@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import edgeship
@@ -15,15 +14,16 @@ from edgeship.bench import benchmark
 from edgeship.fleet import bench_fleet
 from edgeship.targets.ssh import SSHTarget
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.sshd import PlainDevice, free_port
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 QUICK = {"runs": 20, "warmup": 2, "min_seconds": 0.0}
 
 
 def cli(device: PlainDevice, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args], capture_output=True,
-                          text=True, env=device.env(COLUMNS="200"), timeout=timeout)
+    return run_cli_process(*args, env=device.env(), columns=200, timeout=timeout)
 
 
 def test_remote_bench_measures_on_the_device_from_its_cache(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from edgeship.core.errors import ConfigError
 from edgeship.report_plots import fmt
 from edgeship.reporting import CANDIDATE_SCHEMA, render_report, report
 from edgeship.runtime import load
+
+from tests.fixtures.cli import run_cli_process
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -114,11 +115,9 @@ def rendered(candidates, tmp_path_factory) -> tuple[Path, Budget, list[dict[str,
     out = tmp_path_factory.mktemp("report") / "report.html"
     sizes = sorted(json.loads(p.read_text())["benchmark"]["model"]["size_bytes"] for p in candidates)
     size_limit = (sizes[0] + sizes[-1]) / 2 / 1e6  # between the smallest and largest file
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgeship.cli", "report", *map(str, candidates), "-o", str(out),
-         "--max-latency-ms", "1000", "--max-size-mb", repr(size_limit), "--max-accuracy-drop", "1"],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = run_cli_process(
+        "report", *candidates, "-o", out, "--max-latency-ms", "1000", "--max-size-mb",
+        repr(size_limit), "--max-accuracy-drop", "1", timeout=120)
     assert proc.returncode == 0, proc.stderr
     budget = Budget(max_latency_ms=1000, max_size_mb=size_limit, max_accuracy_drop=1)
     return out, budget, [json.loads(p.read_text()) for p in candidates]
@@ -198,10 +197,8 @@ def test_report_is_self_contained(rendered):
 
 def test_bench_json_with_its_verdict_renders(digits_onnx, tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgeship.cli", "bench", str(digits_onnx), "--runs", "20",
-         "--min-seconds", "0", "--max-memory-mb", "100000", "-o", str(out)],
-        capture_output=True, text=True, timeout=120)
+    proc = run_cli_process("bench", digits_onnx, "--runs", "20", "--min-seconds", "0",
+                           "--max-memory-mb", "100000", "-o", out, timeout=120)
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(out.read_text())
     html = render_report([out])
@@ -241,8 +238,7 @@ def test_bad_result_files_exit_2_with_one_line_and_no_output(content, message, t
     if content is not None:
         src.write_text(content)
     out = tmp_path / "report.html"
-    proc = subprocess.run([sys.executable, "-m", "edgeship.cli", "report", str(src), "-o", str(out)],
-                          capture_output=True, text=True, timeout=60)
+    proc = run_cli_process("report", src, "-o", out, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and message in proc.stderr and "Fix:" in proc.stderr
     assert not out.exists()

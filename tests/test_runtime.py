@@ -10,6 +10,8 @@ from edgeship import runtime
 from edgeship.runtime.errors import ConfigError, ModelError, UnsupportedError
 from edgeship.runtime.inputs import parse_input_shapes, random_inputs
 
+from tests.fixtures.hostcpu import cpu_flags
+
 
 def test_load_picks_backend_from_suffix(linear_onnx: Path) -> None:
     sess = runtime.load(linear_onnx)
@@ -44,8 +46,7 @@ def test_openvino_runs_onnx_and_reports_device_and_precision(linear_onnx: Path) 
 
 def test_openvino_reports_the_precision_it_chose_by_default(linear_onnx: Path) -> None:
     sess = runtime.load(linear_onnx, backend="openvino")
-    flags = Path("/proc/cpuinfo").read_text()
-    expected = "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
+    expected = "bf16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "fp32"
     assert sess.info.precision == expected
 
 

@@ -110,7 +110,7 @@ def test_openvino_default_precision_report_matches_what_it_computed(
     x, _ = test_split
     session = runtime.load(MODEL["openvino"])
     diff = np.abs(logits(session, x) - outputs["openvino"]).max()
-    if session.info.precision == "bf16":  # CPUs with AMX / AVX512-BF16, like this one
+    if session.info.precision == "bf16":  # CPUs with AMX / AVX512-BF16
         assert diff > 1e-3  # bf16 keeps ~3 significant digits: visibly not fp32
     else:
         assert session.info.precision == "fp32" and diff < 1e-5

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from edgeship.recipe import QuantizeStep, Recipe
 
+from tests.fixtures.cli import cli_argv, run_cli_process
 from tests.fixtures.sshd import PlainDevice, running_device, wait_until, write_client_home
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,9 +205,8 @@ def test_two_jobs_leasing_eight_devices_never_share_one(
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"} | {"HOME": str(home)}
     hosts = tmp_path / "hosts"
     hosts.write_text("# the lab\n" + "\n".join(DEVICES) + "\n")
-    reg = subprocess.run([sys.executable, "-m", "edgeship.cli", "lab", "register", str(hosts),
-                          "--address", ray_cluster, "--cooldown", "0.3", "--json"],
-                         capture_output=True, text=True, env=env, timeout=120)
+    reg = run_cli_process("lab", "register", hosts, "--address", ray_cluster, "--cooldown", "0.3",
+                          "--json", env=env, timeout=120)
     assert reg.returncode == 0, reg.stderr
     assert json.loads(reg.stdout)["devices"] == sorted(DEVICES)
 
@@ -218,9 +218,9 @@ def test_two_jobs_leasing_eight_devices_never_share_one(
         backwards = tmp_path / "hosts-backwards"
         backwards.write_text("\n".join(DEVICES[::-1]) + "\n")
         jobs = [  # one job through the CLI, one through the API, in opposite orders
-            subprocess.Popen([sys.executable, "-m", "edgeship.cli", "bench", str(DIGITS),
-                              "--hosts-file", str(backwards), "--lab", ray_cluster, "--runs", "20",
-                              "--warmup", "2", "--min-seconds", "0", "--threads", "1", "--json"],
+            subprocess.Popen(cli_argv("bench", DIGITS, "--hosts-file", backwards, "--lab", ray_cluster,
+                                      "--runs", "20", "--warmup", "2", "--min-seconds", "0",
+                                      "--threads", "1", "--json"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                              cwd=tmp_path),
             subprocess.Popen([sys.executable, "-c", FLEET_JOB, str(DIGITS), ray_cluster,
@@ -247,21 +247,20 @@ def test_two_jobs_leasing_eight_devices_never_share_one(
         assert len(mine) == 2
         assert mine[1][0] >= mine[0][1] + 0.3 - 0.05, (name, mine)  # no overlap, cooldown kept
     assert all(d["holder"] is None for d in status(ray_cluster)["devices"])
-    shown = subprocess.run([sys.executable, "-m", "edgeship.cli", "lab", "status", "--address",
-                            ray_cluster, "--json"], capture_output=True, text=True, env=env,
-                           timeout=120)
+    shown = run_cli_process("lab", "status", "--address", ray_cluster, "--json", env=env,
+                            timeout=120)
     assert shown.returncode == 0, shown.stderr
     lab = json.loads(shown.stdout)
     assert {d["device"] for d in lab["devices"]} >= set(DEVICES) and lab["leases"] >= 16
     assert all(d["in_cluster"] and d["holder"] is None for d in lab["devices"])
 
 
+@pytest.mark.timeout(180)  # a Ray cluster that stops answering fails in minutes
 def test_registering_a_device_the_cluster_lacks_says_how_to_declare_it(
         ray_cluster: str, tmp_path: Path) -> None:
     hosts = tmp_path / "hosts"
     hosts.write_text("lab-0\npi5-nowhere\n")
-    proc = subprocess.run([sys.executable, "-m", "edgeship.cli", "lab", "register", str(hosts),
-                           "--address", ray_cluster], capture_output=True, text=True, timeout=120)
+    proc = run_cli_process("lab", "register", hosts, "--address", ray_cluster, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "pi5-nowhere" in proc.stderr and "ray start --address" in proc.stderr
     assert '{"device:pi5-nowhere": 1}' in proc.stderr and "lab-0" not in proc.stderr
@@ -296,15 +295,13 @@ def test_ctrl_c_during_a_leased_measurement_leaves_nothing(
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"} | {"HOME": str(home)}
     hosts = tmp_path / "hosts"
     hosts.write_text("lab-0\n")
-    subprocess.run([sys.executable, "-m", "edgeship.cli", "lab", "register", str(hosts),
-                    "--address", ray_cluster], check=True, capture_output=True, env=env,
-                   timeout=120)
+    run_cli_process("lab", "register", hosts, "--address", ray_cluster, env=env,
+                    timeout=120).check_returncode()
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgeship.cli", "compress", str(DIGITS), "--device",
-         "raspberry-pi-5", "--data", str(DIGITS_TEST), "--target", "lab-0", "--lab", ray_cluster,
-         "--ray", ray_cluster, "--no-cache", "--runs", "100000", "--min-seconds", "60",
-         "--threads", "1", "-o", str(out)],
+        cli_argv("compress", DIGITS, "--device", "raspberry-pi-5", "--data", DIGITS_TEST,
+                 "--target", "lab-0", "--lab", ray_cluster, "--ray", ray_cluster, "--no-cache",
+                 "--runs", "100000", "--min-seconds", "60", "--threads", "1", "-o", out),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         wait_until(lambda: dev.agents() or proc.poll() is not None, "an agent on lab-0", 150)

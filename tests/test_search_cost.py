@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from edgeship.recipe import ExportStep, QuantizeStep, Recipe
 
+from tests.fixtures.cli import run_cli_process
+
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "examples" / "models" / "digits_cnn.onnx"
 DIGITS_TEST = REPO / "examples" / "data" / "digits_test.npz"
@@ -103,15 +105,9 @@ def unlabelled(tmp_path: Path) -> Path:
 
 
 def _cli(*args: str) -> Any:
-    import os
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", "compress", str(DIGITS),
-                           "--device", "x86-avx512-vnni", "--data", str(DIGITS_TEST),
-                           "--runs", "5", "--warmup", "1", "--min-seconds", "0", "--threads", "1",
-                           *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "COLUMNS": "200"})
+    return run_cli_process("compress", str(DIGITS), "--device", "x86-avx512-vnni", "--data", str(DIGITS_TEST),
+                    "--runs", "5", "--warmup", "1", "--min-seconds", "0", "--threads", "1", *args,
+                    timeout=600, columns=200)
 
 
 def test_the_cli_names_task_and_output_error_budget(tmp_path: Path) -> None:

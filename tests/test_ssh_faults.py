@@ -29,16 +29,17 @@ from edgeship.core.errors import (
 )
 from edgeship.targets.ssh import SSHTarget
 
+from tests.fixtures.cli import cli_argv, run_cli_process
 from tests.fixtures.onnx_graphs import linear_model
 from tests.fixtures.sshd import PlainDevice, free_port, running_device, wait_until
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 QUICK = {"runs": 20, "warmup": 2, "min_seconds": 0.0}
 
 
 def cli(device: PlainDevice, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args], capture_output=True,
-                          text=True, env=device.env(), timeout=180, cwd=cwd)
+    return run_cli_process(*args, env=device.env(), timeout=180, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +126,8 @@ def test_unknown_host_key_through_the_cli_shows_the_fingerprint(
     home = tmp_path / "home"
     shutil.copytree(ssh_home.home / ".ssh", home / ".ssh")
     (home / ".ssh" / "known_hosts").write_text("")
-    proc = subprocess.run([sys.executable, "-m", "edgeship.cli", "bench", str(bundled_onnx),
-                           "--target", ssh_home.alias], capture_output=True, text=True,
-                          env=ssh_home.env(HOME=str(home)), timeout=120)
+    proc = run_cli_process("bench", bundled_onnx, "--target", ssh_home.alias,
+                           env=ssh_home.env(HOME=str(home)), timeout=120)
     assert proc.returncode == 3
     assert "is unknown: ssh-ed25519 SHA256:" in proc.stderr and "--accept-new-host-key" in proc.stderr
 
@@ -212,8 +212,7 @@ def _ctrl_c_cli_bench(device: PlainDevice, model: Path, targets: list[str]) -> N
     Ctrl-C goes to a CLI process, as a user's would: signalling the test process itself crashed
     it once torch/jax/TensorFlow were loaded by earlier tests.
     """
-    argv = [sys.executable, "-m", "edgeship.cli", "bench", str(model), "--min-seconds", "120",
-            "--runs", "10"]
+    argv = cli_argv("bench", model, "--min-seconds", "120", "--runs", "10")
     for target in targets:
         argv += ["--target", target]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

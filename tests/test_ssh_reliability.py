@@ -25,6 +25,7 @@ from edgeship.bench import benchmark
 from edgeship.core.errors import ConnectionFailed
 from edgeship.targets.ssh import SSHTarget
 
+from tests.fixtures.cli import cli_argv, run_cli_process
 from tests.fixtures.netdevice import NetNamespace, constrained_device, sh
 from tests.fixtures.onnx_graphs import linear_model
 from tests.fixtures.sshd import (
@@ -39,13 +40,10 @@ from tests.fixtures.sshd import (
     write_client_home,
 )
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 QUICK = {"runs": 20, "warmup": 2, "min_seconds": 0.0}
 LONG_RUN = ["--min-seconds", "120", "--runs", "10"]
-
-
-def cli_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "edgeship.cli", *args]
 
 
 @pytest.fixture
@@ -308,13 +306,12 @@ def test_ctrl_c_during_provisioning_leaves_no_venv_and_provisioning_again_comple
     wait_until(lambda: not _new_temps(device.user, before), "pip's temporary files removed", 20)
 
     # a later run is not sent to a half-made venv
-    bench = subprocess.run(cli_argv("bench", str(bundled_onnx), "--target", device.alias,
-                                    "--runs", "5", "--min-seconds", "0", "--json"),
-                           capture_output=True, text=True, env=device.env(), timeout=180)
+    bench = run_cli_process("bench", bundled_onnx, "--target", device.alias, "--runs", "5",
+                            "--min-seconds", "0", "--json", env=device.env(), timeout=180)
     assert bench.returncode == 0, bench.stderr
 
-    again = subprocess.run(cli_argv("provision", "--target", device.alias, "--json"),
-                           capture_output=True, text=True, env=device.env(), timeout=500)
+    again = run_cli_process("provision", "--target", device.alias, "--json", env=device.env(),
+                            timeout=500)
     assert again.returncode == 0, again.stderr
     venv = cache / "venv"
     assert json.loads(again.stdout.splitlines()[0])["python"] == str(venv / "bin" / "python")

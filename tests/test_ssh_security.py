@@ -19,9 +19,11 @@ from edgeship.core.errors import ConfigError, ConnectionFailed, HostKeyError
 from edgeship.targets.ssh import SSHTarget
 from edgeship.targets.sshconfig import resolve
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.sshd import PlainDevice
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 
 
 def _home(device: PlainDevice, tmp_path: Path, known: str = "", extra_config: str = "") -> Path:
@@ -47,8 +49,7 @@ def _name(device: PlainDevice) -> str:
 
 
 def cli(home: Path, device: PlainDevice, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args], capture_output=True,
-                          text=True, env=device.env(HOME=str(home)), timeout=120)
+    return run_cli_process(*args, env=device.env(HOME=str(home)), timeout=120)
 
 
 # -- every known_hosts file ----------------------------------------------------------------

@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,11 @@ from edgeship.targets.ssh import SSHTarget
 from edgeship.targets.sshconfig import parse_target, read_hosts_file
 from edgeship.targets.staging import file_sha256
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.sshd import PlainDevice
 
-pytestmark = pytest.mark.ssh
+# a device that stops answering fails the test in minutes, not at the suite's 900 s default
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(180)]
 
 HOSTILE = ["a b@host", "user@ho st", "user@host;touch x", "user@$(touch x)", "user@`id`",
            "us'er@host", 'user@"host"', "user@host\nid", "user@host:22;id", "user@host:-1",
@@ -316,25 +317,22 @@ def test_deployed_runtime_is_what_the_device_python_imports(
 def test_deploy_cli_reports_bytes_sent_and_honours_dir(
     ssh_home: PlainDevice, bundled_onnx: Path
 ) -> None:
-    cmd = [sys.executable, "-m", "edgeship.cli", "deploy", str(bundled_onnx), "--target",
-           ssh_home.alias, "--dir", "~/elsewhere", "--json"]
-    first = subprocess.run(cmd, capture_output=True, text=True, env=ssh_home.env(), timeout=120)
+    cmd = ["deploy", str(bundled_onnx), "--target", ssh_home.alias, "--dir", "~/elsewhere", "--json"]
+    first = run_cli_process(*cmd, env=ssh_home.env(), timeout=120)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert report["schema"] == "edgeship.deploy/1"
     assert report["model_path"].startswith(str(ssh_home.user.home / "elsewhere"))
     assert report["bytes_sent"] > 0
-    again = subprocess.run(cmd[:-1], capture_output=True, text=True, env=ssh_home.env(),
-                           timeout=120)
+    again = run_cli_process(*cmd[:-1], env=ssh_home.env(), timeout=120)
     assert again.returncode == 0, again.stderr
     assert "(0 bytes)" in again.stderr and "already there" in again.stderr
 
 
 def test_profiles_detect_over_ssh_matches_local_detection(ssh_home: PlainDevice) -> None:
     def detect(target: str) -> dict:
-        proc = subprocess.run([sys.executable, "-m", "edgeship.cli", "profiles", "detect",
-                               "--target", target, "--json"], capture_output=True, text=True,
-                              env=ssh_home.env(), timeout=120)
+        proc = run_cli_process("profiles", "detect", "--target", target, "--json",
+                               env=ssh_home.env(), timeout=120)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 

@@ -6,11 +6,11 @@ writes a canary file: without the flag no command may create the canary."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.cli import run_cli_process
 from tests.fixtures.hostile import malicious_exported_program
 
 COMMANDS = {
@@ -25,8 +25,7 @@ COMMANDS = {
 
 
 def edgeship(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgeship.cli", *args], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)
+    return run_cli_process(*args, cwd=cwd)
 
 
 @pytest.mark.parametrize("suffix", [".pt2", ".pt"])
@@ -67,7 +66,6 @@ def test_the_api_refuses_a_torch_file_unless_trusted_and_the_payload_is_real(
 
 
 def test_the_trust_flag_says_it_executes_code_from_the_file() -> None:
-    proc = subprocess.run([sys.executable, "-m", "edgeship.cli", "export", "--help"],
-                          capture_output=True, text=True, timeout=60)
+    proc = run_cli_process("export", "--help", timeout=60)
     text = " ".join(proc.stdout.split())
     assert "--trust-model-code" in text and "EXECUTES CODE FROM THE FILE" in text

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from edgeship.cli import options as o
 from edgeship.cli import remote as r
-from edgeship.cli.provision import Provision, provision_for
+from edgeship.cli.options import Provision, provision_for
 
 
 def register(app: typer.Typer) -> None:

@@ -51,7 +51,7 @@ def distill_cmd(
     Example: edgeship distill --teacher model.onnx --student pruned:0.5 --data train.npz -o small.onnx
     """
     o.trust_model_code(trust_model_code)
-    from edgeship.cli.prune import comparison_table
+    from edgeship.cli.comparison import comparison_table
     from edgeship.cli.render import err_console
     from edgeship.converters.distill import distill
     from edgeship.converters.prune import default_output
@@ -68,6 +68,7 @@ def distill_cmd(
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
         return
-    err_console.print(comparison_table(result, title=f"teacher vs student after {epochs} epochs",
+    err_console.print(comparison_table(result.before, result.after,
+                                       f"teacher vs student after {epochs} epochs",
                                        columns=("teacher", "student")))
     err_console.print(f"wrote {result.output}")

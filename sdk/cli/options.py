@@ -1,9 +1,9 @@
-"""Options shared by several commands: budgets, inputs, output format."""
+"""Options shared by several commands: budgets, inputs, output format, --provision."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -114,3 +114,22 @@ def refuse_output_over_inputs(output: Optional[Path], *inputs: Optional[Path]) -
             if f.resolve() == out or (f.exists() and out.exists() and out.samefile(f)):
                 raise ConfigError(f"-o {output} is the input file '{f}': writing it would "
                                   "destroy it", "write the output to another path")
+
+
+Provision = Annotated[
+    bool,
+    typer.Option("--provision",
+                 help="First install numpy and the backend into a venv on the device "
+                 "(~/.cache/edgeship/venv) from wheels downloaded here for its platform; the "
+                 "device needs no internet.  The agent then runs with that venv."),
+]
+
+
+def provision_for(target: Any, model: Path, backend: Optional[str]) -> None:
+    """``--provision`` of deploy and bench: install what MODEL needs on the device first."""
+    from edgeship.cli.render import err_console
+    from edgeship.provisioning import backends_for, provision
+
+    with err_console.status(f"provisioning {target.name} (wheels for its platform)…"):
+        done = provision(target, backends_for(model, backend))
+    err_console.print(f"✅ {done.summary()}")

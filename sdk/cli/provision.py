@@ -1,21 +1,12 @@
-"""`edgeship provision --target HOST`, and the `--provision` flag of deploy and bench."""
+"""`edgeship provision --target HOST` (the `--provision` flag of deploy and bench: cli/options.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from edgeship.cli import options as o
 from edgeship.cli import remote as r
-
-Provision = Annotated[
-    bool,
-    typer.Option("--provision",
-                 help="First install numpy and the backend into a venv on the device "
-                 "(~/.cache/edgeship/venv) from wheels downloaded here for its platform; the "
-                 "device needs no internet.  The agent then runs with that venv."),
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -54,14 +45,4 @@ def provision_command(
         done = provision(tgt, backend or ["onnxruntime"], upgrade=upgrade, profile=profile)
     if json_out:
         typer.echo(json.dumps(done.to_dict()))
-    err_console.print(f"✅ {done.summary()}")
-
-
-def provision_for(target: Any, model: Path, backend: Optional[str]) -> None:
-    """``--provision`` of deploy and bench: install what MODEL needs on the device first."""
-    from edgeship.cli.render import err_console
-    from edgeship.provisioning import backends_for, provision
-
-    with err_console.status(f"provisioning {target.name} (wheels for its platform)…"):
-        done = provision(target, backends_for(model, backend))
     err_console.print(f"✅ {done.summary()}")

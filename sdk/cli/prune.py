@@ -85,6 +85,7 @@ def prune_cmd(
     compresses better. --structured removes channels, which is what makes a model faster.
     """
     o.trust_model_code(trust_model_code)
+    from edgeship.cli.comparison import comparison_table
     from edgeship.cli.render import err_console
     from edgeship.converters.prune import default_output, prune
     from edgeship.core.io import resolve_output
@@ -101,36 +102,10 @@ def prune_cmd(
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
         return
-    err_console.print(comparison_table(result))
+    err_console.print(comparison_table(
+        result.before, result.after, f"{result.config.method} pruning, sparsity "
+        f"{result.config.sparsity:g} (achieved {result.achieved:.1%})"))
     for note in result.notes:
         err_console.print(f"[yellow]note:[/yellow] {note}")
     err_console.print(f"wrote {result.output}")
 
-
-def comparison_table(result: Any, title: Optional[str] = None,
-                     columns: tuple[str, str] = ("before", "after")) -> Any:
-    """Before/after table of a PruneResult, or teacher/student of a DistillResult."""
-    from rich.table import Table
-
-    before, after = result.before, result.after
-    if title is None:
-        title = (f"{result.config.method} pruning, sparsity {result.config.sparsity:g} "
-                 f"(achieved {result.achieved:.1%})")
-    table = Table(title=title, header_style="bold")
-    for column in ("", *columns, f"{columns[1]} / {columns[0]}"):
-        table.add_column(column, justify="right" if column else "left")
-
-    def row(name: str, b: Optional[float], a: Optional[float], fmt: str = "{:,.0f}") -> None:
-        ratio = f"{a / b:.1%}" if a is not None and b else "–"
-        table.add_row(name, "–" if b is None else fmt.format(b), "–" if a is None else fmt.format(a),
-                      ratio)
-
-    row("params", before.params, after.params)
-    row("non-zero params", before.nonzero_params, after.nonzero_params)
-    row("MACs", before.macs, after.macs)
-    row("size (bytes)", before.size_bytes, after.size_bytes)
-    row("zip size (bytes)", before.compressed_bytes, after.compressed_bytes)
-    if before.accuracy is not None and after.accuracy is not None:
-        table.add_row("accuracy", f"{before.accuracy:.2%}", f"{after.accuracy:.2%}",
-                      f"{100 * (after.accuracy - before.accuracy):+.2f} pt")
-    return table
