@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
+from edgeship.converters.parity import Agreement, agreement_of
 from edgeship.core.data import SampleSet
 from edgeship.core.errors import ConfigError, ModelError
 from edgeship.runtime.formats import FORMATS, files_of, is_format
@@ -90,17 +91,6 @@ class Accuracy:
     @property
     def percent(self) -> float:
         return 100.0 * self.accuracy
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """How closely a candidate reproduces the original's outputs on the same inputs."""
-
-    top1: Optional[float]  # share of samples whose argmax is the same; None: not class scores
-    cosine_mean: float  # per-sample cosine similarity of the flattened outputs
-    cosine_min: float
-    max_abs_diff: float
-    samples: int
 
 
 @dataclass(frozen=True)
@@ -244,29 +234,6 @@ def accuracy_of(outputs: np.ndarray, labels: np.ndarray) -> Accuracy:
 def accuracy(model: ModelLike, x: Inputs, y: np.ndarray, **kwargs: Any) -> Accuracy:
     """Top-1 accuracy of ``model`` on labelled data; ``kwargs`` go to :func:`predict`."""
     return accuracy_of(predict(model, x, **kwargs), y)
-
-
-def agreement_of(reference: np.ndarray, candidate: np.ndarray) -> Agreement:
-    """Compare two models' outputs on the same samples."""
-    if reference.shape != candidate.shape:
-        raise ConfigError(
-            f"outputs have shapes {reference.shape} and {candidate.shape}",
-            "compare models with the same output",
-        )
-    a = reference.reshape(len(reference), -1).astype(np.float64)
-    b = candidate.reshape(len(candidate), -1).astype(np.float64)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    dots = (a * b).sum(1)
-    # two all-zero outputs agree perfectly; one zero against non-zero does not
-    cosine = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), (norms == 0) * 1.0)
-    # one value per sample has no argmax to agree on: it would read 100 % whatever changed
-    return Agreement(
-        top1=float((a.argmax(1) == b.argmax(1)).mean()) if a.shape[1] > 1 else None,
-        cosine_mean=float(cosine.mean()),
-        cosine_min=float(cosine.min()),
-        max_abs_diff=float(np.abs(a - b).max()),
-        samples=len(a),
-    )
 
 
 def agreement(original: ModelLike, candidate: ModelLike, x: Inputs, **kwargs: Any) -> Agreement:

@@ -1,7 +1,7 @@
 """Parity: does a converted model compute what its source computes?
 
 Both models run the same samples (seeded random inputs, plus real samples when given); each
-output is compared with ``evaluate.agreement_of``: max abs diff, cosine similarity per sample,
+output is compared with ``agreement_of``: max abs diff, cosine similarity per sample,
 top-1 agreement (gated only for (N, classes) outputs, where it means something).  A figure beyond
 the tolerance of the export's precision raises ``OutputMismatchError`` naming the output and
 the figures (exit code 4 at the CLI).
@@ -25,6 +25,40 @@ from typing import Any, Optional
 import numpy as np
 from edgeship.core.errors import ConfigError, OutputMismatchError
 from edgeship.runtime.session import TensorSpec
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How closely a candidate reproduces the original's outputs on the same inputs."""
+
+    top1: Optional[float]  # share of samples whose argmax is the same; None: not class scores
+    cosine_mean: float  # per-sample cosine similarity of the flattened outputs
+    cosine_min: float
+    max_abs_diff: float
+    samples: int
+
+
+def agreement_of(reference: np.ndarray, candidate: np.ndarray) -> Agreement:
+    """Compare two models' outputs on the same samples."""
+    if reference.shape != candidate.shape:
+        raise ConfigError(
+            f"outputs have shapes {reference.shape} and {candidate.shape}",
+            "compare models with the same output",
+        )
+    a = reference.reshape(len(reference), -1).astype(np.float64)
+    b = candidate.reshape(len(candidate), -1).astype(np.float64)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    dots = (a * b).sum(1)
+    # two all-zero outputs agree perfectly; one zero against non-zero does not
+    cosine = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), (norms == 0) * 1.0)
+    # one value per sample has no argmax to agree on: it would read 100 % whatever changed
+    return Agreement(
+        top1=float((a.argmax(1) == b.argmax(1)).mean()) if a.shape[1] > 1 else None,
+        cosine_mean=float(cosine.mean()),
+        cosine_min=float(cosine.min()),
+        max_abs_diff=float(np.abs(a - b).max()),
+        samples=len(a),
+    )
 
 Runner = Callable[[list[np.ndarray]], list[np.ndarray]]  # positional inputs -> positional outputs
 Perm = Optional[tuple[int, ...]]
@@ -215,7 +249,6 @@ def check_parity(
     raise_on_mismatch: bool = True,
 ) -> ParityReport:
     """Compare ``candidate`` with ``reference`` output by output (positionally)."""
-    from edgeship.converters.evaluate import agreement_of
 
     expected = run_batched(reference, samples.arrays, reference_batch,
                            per_sample=samples.per_sample)

@@ -108,7 +108,7 @@ class PruneResult:
     before: ModelStats
     after: ModelStats
     achieved: float  # unstructured: zero share of prunable weights; else share of channels removed
-    finetune: list[Any] = field(default_factory=list)  # distill.EpochLog per fine-tuning epoch
+    finetune: list[Any] = field(default_factory=list)  # training.EpochLog per fine-tuning epoch
     output: Optional[Path] = None
     notes: list[str] = field(default_factory=list)
 
@@ -405,7 +405,7 @@ def _prune_in_place(module: Any, layers: dict[str, Any], config: PruneConfig,
 
 def _finetune(module: Any, tune: Optional[SampleSet], config: PruneConfig, after_step: Any,
               progress: bool) -> list[Any]:
-    from edgeship.converters.distill import TrainConfig, train_student
+    from edgeship.converters.training import TrainConfig, train_student
 
     if not config.epochs or tune is None:
         return []

@@ -22,7 +22,7 @@ _EXPORTS = {
     "Verdict": "edgeship.budget:Verdict",
     "BenchmarkResult": "edgeship.runtime.bench:BenchmarkResult",
     "benchmark": "edgeship.bench:benchmark",
-    "deploy": "edgeship.targets.staging:deploy",
+    "deploy": "edgeship.targets.deploy:deploy",
     "provision": "edgeship.provisioning:provision",
     "bench_fleet": "edgeship.fleet:bench_fleet",
     "SSHTarget": "edgeship.targets.ssh:SSHTarget",

@@ -92,7 +92,7 @@ class _Registry:
 
 
 def _ray(address: Optional[str]) -> Any:
-    from edgeship.compression.scaleout import connect
+    from edgeship.raycluster import connect
 
     return connect(address or "auto")
 

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from edgeship.converters.distill import TrainConfig, _loss, distill
+from edgeship.converters.distill import distill
 from edgeship.converters.evaluate import accuracy, count_onnx
+from edgeship.converters.training import TrainConfig, _loss
 from edgeship.core.errors import ConfigError
 
 from tests.fixtures.cli import run_cli

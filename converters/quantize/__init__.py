@@ -30,7 +30,7 @@ from edgeship.converters.quantize.config import (
     QuantizeConfig,
     WeightsOnly,
 )
-from edgeship.converters.quantize.sensitivity import LayerSensitivity, SensitivityReport
+from edgeship.converters.quantize.reports import LayerSensitivity, SensitivityReport
 
 
 def quantize(

@@ -22,7 +22,7 @@ from edgeship.converters.quantize.calib import (
     warn,
 )
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
-from edgeship.converters.quantize.sensitivity import AccuracySearch, SensitivityReport
+from edgeship.converters.quantize.reports import AccuracySearch, SensitivityReport
 from edgeship.core.data import SampleSet
 from edgeship.core.errors import BudgetExceeded, ConfigError, ModelError
 from edgeship.runtime.formats import (
@@ -135,7 +135,7 @@ def quantize_file(
         if cfg.backend == "openvino":
             from edgeship.converters.quantize.openvino import run as run_backend
         else:
-            from edgeship.converters.quantize.ort import run as run_backend
+            from edgeship.converters.quantize.ort_run import run as run_backend
         outcome = run_backend(src, staged, cfg, calib_set, labelled, work)
         outcome.clip = clip
         result = _finish(model, out, staged, cfg, calib_set, labelled, outcome, notes)

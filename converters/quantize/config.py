@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, get_args
 from edgeship.core.errors import ConfigError, UnsupportedError
 
 if TYPE_CHECKING:
-    from edgeship.converters.quantize.sensitivity import AccuracySearch, SensitivityReport
+    from edgeship.converters.quantize.reports import AccuracySearch, SensitivityReport
 
 Mode = Literal["static", "dynamic", "fp16"]
 QuantBackend = Literal["onnxruntime", "openvino", "tflite"]

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from edgeship.converters.quantize.calib import to_stderr, warn
-from edgeship.converters.quantize.config import Outcome, QuantizeConfig
+from edgeship.converters.quantize.config import QuantizeConfig
 from edgeship.core.data import SampleSet
 from edgeship.core.errors import ConfigError, MissingBackendError, ModelError, UnsupportedError
-from edgeship.runtime.formats import FORMATS
 
 _CALIBRATION = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 CONV_DOMINATED = 0.5  # share of MACs in convolutions above which dynamic int8 does not pay
@@ -215,7 +214,7 @@ def check_loadable(path: Path) -> None:
                          "report this model; try another --mode or --backend") from None
 
 
-def _named(src: Path, dst: Path) -> Path:
+def named(src: Path, dst: Path) -> Path:
     import onnx
     from edgeship.converters.quantize.graph import name_nodes
 
@@ -223,46 +222,3 @@ def _named(src: Path, dst: Path) -> Path:
     name_nodes(model)
     onnx.save(model, str(dst))
     return dst
-
-
-def run(src: Path, out: Path, cfg: QuantizeConfig, calib: Optional[SampleSet],
-        labelled: Optional[tuple[dict[str, Any], Any]], work: Path) -> Outcome:
-    """The onnxruntime side of ``quantize_file``: ``src`` (ONNX) into ``out``."""
-    from edgeship.converters.quantize.graph import conv_share
-
-    if cfg.weights_only:
-        params = quantize_int4(src, out, cfg, conv_share(src))
-        check_loadable(out)
-        return Outcome([out], params)
-    onnx_file = FORMATS["onnx"].filename
-    pre = _named(preprocess(src, work / onnx_file("pre")), work / onnx_file("pre_named"))
-    if cfg.mode == "dynamic":
-        params = quantize_dynamic(pre, out, cfg, conv_share(src))
-    elif cfg.mode == "fp16":
-        params = convert_fp16(pre, out)
-    else:
-        assert calib is not None
-        return _run_static(pre, out, cfg, calib, labelled, work)
-    check_loadable(out)
-    return Outcome([out], params)
-
-
-def _run_static(pre: Path, out: Path, cfg: QuantizeConfig, calib: SampleSet,
-                labelled: Optional[tuple[dict[str, Any], Any]], work: Path) -> Outcome:
-    from edgeship.converters.quantize.sensitivity import accuracy_aware, layer_sensitivity
-
-    warn_slow_static(cfg)
-    cache = work / "calibration.json"
-    search = report = None
-    if cfg.max_accuracy_drop is not None:
-        assert labelled is not None
-        search, report = accuracy_aware(pre, out, calib, cfg, cache, labelled, None, work)
-    else:
-        quantize_static(pre, out, calib, cfg, cache)
-    if cfg.sensitivity and (report is None or not report.layers):
-        feeds = labelled[0] if labelled is not None else calib.by_name()
-        report = layer_sensitivity(pre, calib, cfg, cache, feeds, work)
-    check_loadable(out)
-    params = {**static_params(cfg), "kept_fp32": search.excluded if search else []}
-    return Outcome([out], params, search=search,
-                   sensitivity=report if cfg.sensitivity or (search and search.excluded) else None)

@@ -34,7 +34,7 @@ def deploy(
 
     from edgeship.cli.render import err_console
     from edgeship.core.errors import ConfigError
-    from edgeship.targets.staging import deploy as deploy_model
+    from edgeship.targets.deploy import deploy as deploy_model
 
     python = "python3"
     if provision:  # install numpy + the backend first, then deploy over the same connection

@@ -149,8 +149,6 @@ class Candidate:
                       "accuracy": self.evaluation.score}[name])
 
     def status(self) -> str:
-        from edgeship.compression.select import misses
-
         if self.skipped:
             return f"skipped: {self.skipped}"
         if self.error:
@@ -168,4 +166,20 @@ class Candidate:
                 "measure_s": self.seconds.get("benchmark"), "cached_build": self.cached}
 
 
-__all__ = ["FIDELITY_CHECKS", "Candidate", "Planned", "tolerance"]
+
+def misses(verdict: Verdict) -> str:
+    """``latency p50 12.3 ms > 10 ms (+2.3 ms, +23%)`` for every failed check."""
+    parts = []
+    for c in verdict.failed:
+        if c.measured is None:
+            parts.append(f"{c.name} (not measured)")
+            continue
+        over = c.margin or 0.0
+        detail = f" {c.detail}" if c.name in ("latency", *FIDELITY_CHECKS) and c.detail else ""
+        sign = "-" if c.higher_is_better else "+"
+        parts.append(f"{c.name}{detail} {c.measured:.4g} {c.unit} {c.relation} {c.limit:g} "
+                     f"{c.unit} ({sign}{over:.3g} {c.unit}, {sign}{100 * over / c.limit:.0f}%)")
+    return "; ".join(parts)
+
+
+__all__ = ["FIDELITY_CHECKS", "Candidate", "Planned", "misses", "tolerance"]

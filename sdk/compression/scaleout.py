@@ -32,18 +32,16 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from edgeship.compression.executor import Outcome, Work
-from edgeship.core.errors import ConfigError, MissingBackendError
+from edgeship.core.errors import ConfigError
+from edgeship.raycluster import connect
 
-INSTALL_HINT = "pip install 'edgeship[ray]'"
 TMP_PREFIX = "edgeship-ray-"  # a task's temp dir: edgeship-ray-<worker pid>-<random>
-_CONNECTING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -61,32 +59,6 @@ class TaskResources:
         if trains and self.train_gpus:
             opts["num_gpus"] = self.train_gpus
         return opts
-
-
-def require_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise MissingBackendError("--ray needs Ray, which is not installed",
-                                  INSTALL_HINT) from None
-    return ray
-
-
-def connect(address: Union[str, bool, None]) -> Any:
-    """Join the cluster at ``address`` (``"auto"``/True: ``RAY_ADDRESS``, this machine's running
-    cluster, or a new local one); reuses a connection this process already has."""
-    ray = require_ray()
-    where = None if address in (True, "auto", "", None) else str(address)
-    try:
-        with _CONNECTING:  # a fleet's threads lease at once: one of them joins
-            if not ray.is_initialized():
-                ray.init(address=where, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError(f"cannot join the Ray cluster at {where or 'auto'}: "
-                          f"{' '.join(str(exc).split())[:200]}",
-                          "start one with 'ray start --head' and pass its address") from None
-    return ray
 
 
 def search_plumbing(ray_address: Union[str, bool, None], lab: Optional[str], target: Any

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Optional
 
 from edgeship.budget import Verdict
-from edgeship.compression.candidate import FIDELITY_CHECKS, Candidate
+from edgeship.compression.candidate import FIDELITY_CHECKS, Candidate, misses
 
 PREFER = {"latency": ("latency", "size", "memory"), "size": ("size", "latency", "memory"),
           "memory": ("memory", "latency", "size")}
@@ -15,21 +15,6 @@ FRONT_OBJECTIVES = ("accuracy", "latency", "memory", "size")
 # An accuracy-aware search runs only when plain int8 missed the fidelity budget by more than
 # this share of it and by more than the estimate's own uncertainty: a near miss is noise.
 REAL_MISS = 0.25
-
-
-def misses(verdict: Verdict) -> str:
-    """``latency p50 12.3 ms > 10 ms (+2.3 ms, +23%)`` for every failed check."""
-    parts = []
-    for c in verdict.failed:
-        if c.measured is None:
-            parts.append(f"{c.name} (not measured)")
-            continue
-        over = c.margin or 0.0
-        detail = f" {c.detail}" if c.name in ("latency", *FIDELITY_CHECKS) and c.detail else ""
-        sign = "-" if c.higher_is_better else "+"
-        parts.append(f"{c.name}{detail} {c.measured:.4g} {c.unit} {c.relation} {c.limit:g} "
-                     f"{c.unit} ({sign}{over:.3g} {c.unit}, {sign}{100 * over / c.limit:.0f}%)")
-    return "; ".join(parts)
 
 
 def fallback_needed(primary: Candidate, done: list[Candidate], percentile: str) -> Optional[str]:

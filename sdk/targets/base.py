@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import abc
 import json
+import posixpath
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -16,12 +17,37 @@ from edgeship.core import errors
 
 if TYPE_CHECKING:
     from edgeship.targets.facts import DeviceFacts
-    from edgeship.targets.staging import DeployReport
 
 MIN_DEVICE_PYTHON = (3, 9)
 DEFAULT_REMOTE_DIR = "~/.cache/edgeship"
 HELPER_TIMEOUT = 120.0  # probe and preflight; importing every backend on a slow board takes a while
 Progress = Callable[[int, int], None]  # bytes sent so far, bytes in this file
+
+
+@dataclass
+class DeployReport:
+    """What a deploy did: where things are on the device and what crossed the wire."""
+
+    target: str
+    base: str
+    model_path: str
+    runtime_path: str  # goes on PYTHONPATH
+    python: str
+    numpy: Optional[str]  # checked when files were sent; None on a warm re-deploy
+    files_sent: list[str] = field(default_factory=list)
+    files_skipped: list[str] = field(default_factory=list)
+    bytes_sent: int = 0
+    bytes_total: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": "edgeship.deploy/1", **asdict(self)}
+
+    def summary(self) -> str:
+        return (f"{posixpath.basename(self.model_path)} on {self.target}: sent "
+                f"{len(self.files_sent)} files ({self.bytes_sent:,} bytes), "
+                f"{len(self.files_skipped)} already there, {self.seconds:.2f} s")
+
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,15 @@ import json
 import posixpath
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 
-from edgeship.core.errors import ConfigError, MissingBackendError, ModelError, RemoteCommandFailed
+from edgeship.core.errors import MissingBackendError, ModelError, RemoteCommandFailed
 from edgeship.runtime.formats import check_companions, files_of, format_for_path
 from edgeship.runtime.manifest import manifest_path, read_manifest
-from edgeship.targets.base import MIN_DEVICE_PYTHON, Target
+from edgeship.targets.base import MIN_DEVICE_PYTHON, DeployReport, Target
 
 MANIFEST = ".edgeship-files.json"
 DeployProgress = Callable[[str, int, int], None]  # file name, bytes sent, bytes in that file
@@ -47,31 +47,6 @@ class BundleFile:
 class Bundle:
     directory: str  # relative to the cache base
     files: tuple[BundleFile, ...]
-
-
-@dataclass
-class DeployReport:
-    """What a deploy did: where things are on the device and what crossed the wire."""
-
-    target: str
-    base: str
-    model_path: str
-    runtime_path: str  # goes on PYTHONPATH
-    python: str
-    numpy: Optional[str]  # checked when files were sent; None on a warm re-deploy
-    files_sent: list[str] = field(default_factory=list)
-    files_skipped: list[str] = field(default_factory=list)
-    bytes_sent: int = 0
-    bytes_total: int = 0
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": "edgeship.deploy/1", **asdict(self)}
-
-    def summary(self) -> str:
-        return (f"{posixpath.basename(self.model_path)} on {self.target}: sent "
-                f"{len(self.files_sent)} files ({self.bytes_sent:,} bytes), "
-                f"{len(self.files_skipped)} already there, {self.seconds:.2f} s")
 
 
 _hash_lock = threading.Lock()
@@ -220,32 +195,3 @@ def deploy_to(target: Target, model: Path, progress: Optional[DeployProgress] = 
                              posixpath.join(directory, MANIFEST))
     report.seconds = time.perf_counter() - start
     return report
-
-
-def deploy(
-    model: Union[str, Path],
-    target: Union[str, Target],
-    *,
-    remote_dir: Optional[str] = None,
-    accept_new_host_key: bool = False,
-    progress: Optional[DeployProgress] = None,
-) -> DeployReport:
-    """Copy ``model`` (+ manifest) and ``edgeship.runtime`` to the device's cache over SFTP.
-
-    ``target`` is an SSH target string or alias, or an open ``Target``.  Files already on the
-    device with the same sha256 are skipped; the report says what was sent.
-
-    Example:
-        >>> r = deploy("digits_cnn.onnx", "pi@raspberrypi.local")   # doctest: +SKIP
-        >>> print(r.model_path, r.bytes_sent)                       # doctest: +SKIP
-    """
-    if isinstance(target, Target):
-        return deploy_to(target, Path(model), progress, remote_dir=remote_dir)
-    if target in ("", "local"):
-        raise ConfigError("deploy needs a device, not 'local'",
-                          "pass --target user@host[:port] or a Host alias")
-    from edgeship.targets.ssh import SSHTarget
-
-    with SSHTarget(target, accept_new_host_key=accept_new_host_key,
-                   remote_dir=remote_dir) as owned:
-        return deploy_to(owned, Path(model), progress)
