@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
+from edgeship.runtime.results import CgroupLimits, HostFacts, known
+
 _ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64"}
 
 
@@ -17,24 +19,12 @@ def arch_of(machine: str) -> str:
 
 
 @dataclass
-class DeviceFacts:
-    """A machine's facts, with the keys of ``runtime.sysinfo.host_facts()`` plus the probe's own
-    (ISA flags, thermal zones, importable backends, accelerator nodes, numpy).  Every field is
-    optional: recorded facts and old devices say less."""
+class DeviceFacts(HostFacts):
+    """A machine's facts: ``HostFacts`` (the keys of ``runtime.sysinfo.host_facts()``, the same
+    ones a benchmark records) plus the probe's own (ISA flags, thermal zones, importable
+    backends, accelerator nodes, numpy).  Every field is optional: recorded facts and old
+    devices say less."""
 
-    hostname: Optional[str] = None
-    os: Optional[str] = None
-    machine: Optional[str] = None  # uname -m of the kernel
-    python: Optional[str] = None  # "3.11.2", of the interpreter that ran the probe
-    python_bits: Optional[int] = None  # 32 on a 64-bit kernel with a 32-bit userland
-    libc: Optional[str] = None  # "glibc 2.36"
-    cpu_model: Optional[str] = None
-    cpu_count: Optional[int] = None
-    cpu_affinity: Optional[int] = None
-    device_model: Optional[str] = None
-    cpu_parts: list[str] = field(default_factory=list)  # Arm "implementer:part" ids
-    memory_total_mb: Optional[float] = None
-    cgroup: dict[str, Any] = field(default_factory=dict)
     cpu_flags: list[str] = field(default_factory=list)
     cpu_max_mhz: Optional[float] = None
     thermal: dict[str, Any] = field(default_factory=dict)
@@ -44,14 +34,16 @@ class DeviceFacts:
     extra: dict[str, Any] = field(default_factory=dict)  # keys a newer probe reports
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DeviceFacts:
+    def from_dict(cls, data: Mapping[str, Any]) -> DeviceFacts:  # type: ignore[override]
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in data.items() if k in names and v is not None}
+        known_keys = {k: v for k, v in data.items() if k in names and v is not None}
         # "userland" is derived (a property here); anything else unknown is kept as it came
         rest = {k: v for k, v in data.items() if k not in names and k not in ("userland", "extra")}
-        facts = cls(**known, extra={**dict(data.get("extra") or {}), **rest})
+        facts = cls(**known_keys, extra={**dict(data.get("extra") or {}), **rest})
         facts.cpu_parts, facts.cpu_flags = list(facts.cpu_parts), list(facts.cpu_flags)
         facts.accelerators = list(facts.accelerators)
+        if isinstance(facts.cgroup, Mapping):
+            facts.cgroup = known(CgroupLimits, dict(facts.cgroup))
         return facts
 
     @classmethod
