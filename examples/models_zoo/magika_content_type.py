@@ -82,8 +82,10 @@ def features(path: Path, cfg: dict[str, Any]) -> Optional[np.ndarray]:
 
 def collect_files(per_class: int = 12, roots: Optional[list[Path]] = None) -> list[tuple[Path, str]]:
     """Up to ``per_class`` regular files per extension in EXTENSION_LABELS, in sorted path order."""
-    roots = roots or [Path(sys.prefix) / "lib", Path("/usr/share/doc"), Path("/usr/include"),
-                      Path("/etc")]
+    # the interpreter's own library first (in a venv, the base one too: a venv's lib holds few)
+    prefixes = dict.fromkeys([Path(sys.prefix), Path(sys.base_prefix)])
+    roots = roots or [*(p / "lib" for p in prefixes), Path("/usr/share/doc"),
+                      Path("/usr/include"), Path("/etc")]
     found: dict[str, list[Path]] = {label: [] for label in EXTENSION_LABELS.values()}
     for root in roots:
         for folder, dirs, files in os.walk(root):
