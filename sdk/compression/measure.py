@@ -86,14 +86,20 @@ class Measurer:
             threads=self.threads,
             threads_why="--threads" if threads else f"{choice.cores}: {choice.why}"
             if self.threads else "the backend's default on this host")
-        self.options = {"runs": runs, "warmup": warmup, "min_seconds": min_seconds}
+        from edgeship.runtime.benchconfig import BenchConfig
+
+        # the search's measurement settings, the same for every candidate; each adds its own
+        # engine, precision hint and input shapes (``for_candidate``)
+        self.config = BenchConfig(threads=self.threads, runs=runs, warmup=warmup,
+                                  min_seconds=min_seconds,
+                                  fills=dict(original.input_fills or {})).check()
 
     def measure(self, cand: Any, scratch: Path, stage: Callable[[str], None],
                 shapes: Optional[dict[str, tuple[int, ...]]] = None) -> None:
         """Benchmark a built and judged candidate into ``cand.benchmark`` (``shapes``: the
         dynamic dimensions fixed for the original); a failed measurement is this candidate's
         error, not the search's."""
-        from edgeship.bench import benchmark
+        from edgeship.bench import run_benchmark
         from edgeship.compression.executor import failure
 
         planned = cand.planned
@@ -101,12 +107,10 @@ class Measurer:
         stage(f"benchmarking on {self.where.label}")
         try:
             with self.lease():
-                cand.benchmark = benchmark(cand.path, self.target, backend=planned.runs_on,
-                                           threads=self.threads,
-                                           precision=planned.recipe.precision,
-                                           input_shapes=self._shapes(cand.path, shapes),
-                                           fills=self.original.input_fills or None,
-                                           **self.options)
+                config = self.config.replace(
+                    backend=planned.runs_on, precision=planned.recipe.precision,
+                    input_shapes=self._shapes(cand.path, shapes) or {})
+                cand.benchmark = run_benchmark(cand.path, self.target, config)
         except Exception as exc:  # a failed measurement is this candidate's, not the search's
             cand.error = failure(exc, planned.name, scratch)
             return
