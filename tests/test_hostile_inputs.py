@@ -318,7 +318,7 @@ def test_the_cli_saves_the_traceback_an_agent_sent_back(tmp_path: Path) -> None:
         "traceback": "Traceback (most recent call last):\n  File \"bench.py\", line 1\nKeyError: 'x'\n"}})
     script = ("import sys\nimport edgeship.bench as b\n"
               f"def fake(*a, **k):\n    b.parse_agent_output({agent!r}, '', 70, 'pi5')\n"
-              "b.benchmark = fake\n"
+              "b.run_benchmark = fake\n"
               "from edgeship.cli import main\nmain(sys.argv[1:])\n")
     state = tmp_path / "state"
     proc = subprocess.run([sys.executable, "-c", script, "bench", str(FASHION)],

@@ -54,7 +54,7 @@ def bench(
     json_out: o.Json = False,
 ) -> int:
     """Benchmark MODEL in a fresh process and check it against budgets (exit 1 if one is missed)."""
-    from edgeship.bench import benchmark
+    from edgeship.bench import bench_config, run_benchmark
     from edgeship.cli.render import err_console, result_table
     from edgeship.core.errors import ConfigError
     from edgeship.core.io import write_atomic
@@ -66,26 +66,24 @@ def bench(
         defaults = load_profile(device).default_budget_dict()
         defaults.pop("max_accuracy_drop", None)  # bench measures no accuracy
     budget = o.make_budget(max_latency_ms, max_memory_mb, max_size_mb, None, percentile, defaults)
-    if runs < 1 or warmup < 0 or min_seconds < 0:
-        raise ConfigError("--runs must be ≥ 1, --warmup and --min-seconds ≥ 0",
-                          "pass non-negative counts")
     shapes, fills = o.input_flags(input_shape, input_value, input_range)
+    # one measurement's settings, checked before anything else happens (runs, warmup, ...)
+    config = bench_config(backend=backend, threads=threads, warmup=warmup, runs=runs,
+                          min_seconds=min_seconds, input_shapes=shapes, precision=precision,
+                          fills=fills, data=data, timeout=timeout).check()
     o.refuse_output_over_inputs(output, model, data, hosts_file)
     if output is not None:
         from edgeship.core.io import resolve_output
 
         output = resolve_output(output, Path(f"{model.stem}.bench.json"), force=force)
     targets = r.collect_targets(target, hosts_file)
-    options = dict(backend=backend, threads=threads, warmup=warmup, runs=runs,
-                   min_seconds=min_seconds, input_shapes=shapes, precision=precision,
-                   fills=fills, data=data)
     if provision and (len(targets) > 1 or targets[0] == "local"):
         raise ConfigError("--provision works on one device (--target HOST) at a time",
                           "run edgeship bench --provision --target HOST for each device")
     if len(targets) > 1:
         raise typer.Exit(r.bench_fleet_cli(
-            model, targets, budget=budget, options=options, accept_new_host_key=accept_new_host_key,
-            timeout=timeout, jobs=jobs, output=output, json_out=json_out, lab=lab))
+            model, targets, budget=budget, config=config, accept_new_host_key=accept_new_host_key,
+            jobs=jobs, output=output, json_out=json_out, lab=lab))
     if lab is not None and targets[0] == "local":
         raise ConfigError("--lab leases a device, and the target is this host",
                           "pass --target HOST (a device registered in the lab)")
@@ -101,7 +99,7 @@ def bench(
         else:
             leased = contextlib.nullcontext()
         with leased, err_console.status(f"benchmarking {model.name} on {targets[0]}…"):
-            result = benchmark(model, tgt, timeout=timeout, **options)  # type: ignore[arg-type]
+            result = run_benchmark(model, tgt, config)
     verdict = result.check(budget)
     payload = result.to_dict() | {"verdict": verdict.to_dict()}
     if output:

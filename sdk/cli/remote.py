@@ -131,9 +131,8 @@ def bench_fleet_cli(
     targets: list[str],
     *,
     budget: Any,
-    options: dict[str, Any],
+    config: Any,  # a BenchConfig (its timeout included)
     accept_new_host_key: bool,
-    timeout: Optional[float],
     jobs: int,
     output: Optional[Path],
     json_out: bool,
@@ -146,8 +145,8 @@ def bench_fleet_cli(
     try:
         with err_console.status(f"benchmarking {model.name} on {len(targets)} devices…"):
             fleet = bench_fleet(model, targets, budget=budget, jobs=jobs,
-                                accept_new_host_key=accept_new_host_key, timeout=timeout,
-                                lab=lab, **options)
+                                accept_new_host_key=accept_new_host_key,
+                                lab=lab, config=config)
     except FleetInterrupted as stopped:  # report the hosts that finished, then exit 130
         show_fleet(stopped.result, output, json_out)
         raise KeyboardInterrupt from None
