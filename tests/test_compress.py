@@ -398,3 +398,27 @@ def test_outputs_that_are_not_class_scores_get_no_accuracy_aware_search_or_disti
     assert not any(r.name.startswith("int8-accuracy") for r in plan.recipes)
     assert structural_recipes(plan, scores, {"fp32": "onnx", "int8": "onnx"}) == []
     assert "class probabilities" in dict(plan.skipped)["pruned25-fp32"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name", ["digits_cnn.xml", "digits_cnn.tflite"])
+def test_compress_of_an_ir_or_tflite_leaves_the_model_and_its_manifest_as_they_were(
+        tmp_path: Path, name: str) -> None:
+    """The model as given is a candidate (its manifest gets the search's parity and accuracy):
+    that record goes to the output's copy, never into the user's manifest beside the source."""
+    from edgeship.runtime.formats import files_of
+    from edgeship.runtime.manifest import manifest_path
+
+    src = tmp_path / "mine"
+    src.mkdir()
+    model = src / name
+    for f in [*files_of(REPO / "examples" / "models" / name),
+              manifest_path(REPO / "examples" / "models" / name)]:
+        (src / f.name).write_bytes(f.read_bytes())
+    before = {f.name: f.read_bytes() for f in src.iterdir()}
+    proc = run_cli_process("compress", str(model), "--device", "x86-avx512-vnni", "--data",
+                           str(DIGITS_TEST), "-o", str(tmp_path / "out"), *QUICK, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {f.name: f.read_bytes() for f in src.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "out"]

@@ -87,7 +87,15 @@ class Builder:
         if artifact.path is None:
             raise ConfigError(f"recipe '{recipe.name}' ends without a model file",
                               "end it with an export or quantize step")
-        return Built(artifact.path, list(artifact.steps), artifact.macs)
+        path = artifact.path
+        if self.ctx.original.path is not None and path.resolve() == self.ctx.original.path.resolve():
+            # the model as given (an IR or .tflite no step rewrote): its manifest gets this
+            # search's parity and accuracy (finish_manifest), so a copy carries them, never
+            # the user's own file beside the source
+            from edgeship.core.artifact import copy_model
+
+            path = copy_model(path, self.ctx.workdir(), self.ctx.original.stem)[0]
+        return Built(path, list(artifact.steps), artifact.macs)
 
 
 def finish_manifest(path: Path, original: Original, steps: list[dict[str, Any]],
