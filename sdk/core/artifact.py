@@ -55,6 +55,10 @@ class TensorInfo(_Strict):
     shape: list[Dim]
     dtype: str
     layout: Optional[str] = None  # NCHW / NHWC for image tensors, None when not an image
+    # What the source called it and how its layout was changed (onnx2tf: NCHW -> NHWC), so the
+    # runtime shows the source's tensors (edgeship.runtime.iomap); None where it kept them.
+    source_name: Optional[str] = None
+    source_perm: Optional[list[int]] = None  # this tensor = the source's .transpose(source_perm)
 
 
 class StepRecord(_Strict):
