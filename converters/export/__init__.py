@@ -157,9 +157,11 @@ def compare(source: Source, path: Path, exported: Exported, options: ExportOptio
 
     fmt = get_format(options.to)
     # parity is about the export, not the precision a backend picks by itself (formats table)
-    # the file's own tensors: the perms below map them (a manifest left there must not too)
+    # The file's own tensors, shown through the mapping its manifest will record (the one
+    # IOMap the runtime applies), so parity checks what users will run, with no perms of its own.
     session = load(path, backend=fmt.backends[0], precision=exact_precision(fmt.backends[0]),
                    layout="model")
+    session = source_view(session, *io_tensors(session, source, exported))
     samples = make_samples(source.inputs, random=options.parity_random, data=data,
                            max_real=options.parity_real, fixed=source.input_shapes or None,
                            fills=source.input_fills or None)
@@ -173,8 +175,6 @@ def compare(source: Source, path: Path, exported: Exported, options: ExportOptio
         candidate_name=f"{fmt.name} export ({session.info.backend} {session.info.version})",
         reference_batch=ref_batch,
         candidate_batch=session_batch(session),
-        input_perms=exported.input_perms,
-        output_perms=exported.output_perms,
     )
 
 
@@ -194,6 +194,7 @@ def build_manifest(
 
     fmt = get_format(options.to)
     session = load(model_path, backend=fmt.backends[0], layout="model")
+    inputs, outputs = io_tensors(session, source, exported)
     if isinstance(preprocessing, Preprocessing):
         preprocessing = preprocessing.to_dict()
     if preprocessing is None:
@@ -203,10 +204,7 @@ def build_manifest(
         "converter": exported.converter, **exported.notes})
     return derive_manifest(
         upstream, model_path, step=step, files=exported.files,
-        inputs=_tensors(session.inputs, [i.name for i in source.inputs], exported.input_layouts,
-                        exported.input_perms, exported.positional_names),
-        outputs=_tensors(session.outputs, source.output_names, exported.output_layouts,
-                         [_inverse(p) for p in exported.output_perms], exported.positional_names),
+        inputs=inputs, outputs=outputs,
         source=source.description, source_sha256=source.sha256,
         preprocessing=_with_layout(preprocessing, exported.input_layouts),
         labels=list(labels) if labels is not None else None, task=task,
@@ -223,6 +221,25 @@ def _with_layout(preprocessing: Optional[dict[str, Any]], layouts: Sequence[Opti
     if not preprocessing or not image or preprocessing.get("layout") in (None, image[0]):
         return preprocessing
     return {**preprocessing, "layout": image[0]}
+
+
+def io_tensors(session: Any, source: Source, exported: Exported
+               ) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """The manifest's inputs and outputs for the exported file (``session``: its own tensors)."""
+    return (_tensors(session.inputs, [i.name for i in source.inputs], exported.input_layouts,
+                     exported.input_perms, exported.positional_names),
+            _tensors(session.outputs, source.output_names, exported.output_layouts,
+                     [_inverse(p) for p in exported.output_perms], exported.positional_names))
+
+
+def source_view(session: Any, inputs: list[TensorInfo], outputs: list[TensorInfo]) -> Any:
+    """``session`` shown as ``runtime.load`` will show it once this manifest is beside it."""
+    from edgeship.runtime.iomap import IOMap
+    from edgeship.runtime.mapped import MappedSession
+
+    io_map = IOMap.from_manifest({"inputs": [t.model_dump() for t in inputs],
+                                  "outputs": [t.model_dump() for t in outputs]})
+    return MappedSession(session, io_map) if io_map else session
 
 
 def _tensors(specs: Sequence[Any], names: Sequence[str], layouts: Sequence[Optional[str]],

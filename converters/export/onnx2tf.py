@@ -10,10 +10,10 @@ in its working directory; edgeship writes that file itself (from ``data`` when g
 seeded random inputs) and points every HTTP proxy variable at a closed port, so an attempt to
 download fails instead of reaching the network.  int8 is calibrated on ``data`` only.
 
-onnx2tf writes NHWC: 4-D inputs and outputs change layout.  The parity check transposes
-(``input_perms``/``output_perms``); the manifest records, per tensor, the file's layout and the
-transpose from the source's (``source_perm``), so ``edgeship.runtime.load`` shows the source's
-names and NCHW layout and one feed dict runs the ONNX and the TFLite export alike.
+onnx2tf writes NHWC: 4-D inputs and outputs change layout.  ``input_perms``/``output_perms``
+say how; the manifest records them per tensor (``source_perm``), so ``edgeship.runtime.load``
+(and export's parity check, through the same mapping) shows the source's names and NCHW layout
+and one feed dict runs the ONNX and the TFLite export alike.
 """
 
 from __future__ import annotations
