@@ -141,3 +141,33 @@ def test_a_malformed_source_perm_is_an_error(tmp_path: Path) -> None:
 def test_an_unknown_layout_is_refused() -> None:
     with pytest.raises(ConfigError, match="unknown layout 'nhwc'"):
         runtime.load(DIGITS, layout="nhwc")
+
+
+def test_the_bench_agent_feeds_a_mapped_model_in_the_source_names_and_layout(tmp_path: Path) -> None:
+    from edgeship.runtime.bench import BenchmarkResult
+
+    from tests.fixtures.cli import run_cli_process
+
+    model = _mapped_copy(tmp_path, {"source_name": "image", "source_perm": [0, 2, 3, 1]}, {})
+    data = tmp_path / "samples.npz"
+    np.savez(data, image=_digits(4).transpose(0, 3, 1, 2))  # the source's names and layout
+    proc = run_cli_process(str(model), "--runs", "5", "--min-seconds", "0", "--warmup", "1",
+                           "--data", str(data), module="edgeship.runtime.bench", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = BenchmarkResult.from_json(proc.stdout)
+    assert [(i.name, i.shape) for i in result.inputs] == [("image", [1, 8, 1, 8])]
+    assert result.backend.details["io"].startswith("the source's names and layout")
+
+
+def test_inspect_shows_the_source_view_and_says_it_is_mapped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.fixtures.cli import run_cli
+
+    model = _mapped_copy(tmp_path, {"source_name": "image", "source_perm": [0, 2, 3, 1]}, {})
+    code, out, _ = run_cli(capsys, "inspect", model, "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert [(i["name"], i["shape"]) for i in info["inputs"]] == [("image", [1, 8, 1, 8])]
+    assert info["manifest"]["inputs"][0]["source_perm"] == [0, 2, 3, 1]
+    code, _, err = run_cli(capsys, "inspect", model)
+    assert code == 0 and "shown as the source's names and layout" in " ".join(err.split())
