@@ -79,8 +79,9 @@ class IOMap:
         """The map a manifest records, or None when its tensors are the source's as they are."""
         if not manifest:
             return None
-        ins = [_tensor_map(t) for t in manifest.get("inputs") or []]
-        outs = [_tensor_map(t) for t in manifest.get("outputs") or []]
+        tensors = [manifest.get(kind) or [] for kind in ("inputs", "outputs")]
+        ins, outs = ([_tensor_map(t) for t in group] if isinstance(group, list) else [None]
+                     for group in tensors)
         if any(m is None for m in [*ins, *outs]):
             raise ModelError("the manifest's inputs/outputs are malformed (a name or source_perm)",
                              "re-export the model, or load it with layout='model'")
