@@ -4,9 +4,9 @@ onnx2tf writes NHWC: an ONNX model's NCHW input ``input`` becomes a TFLite tenso
 (1, 224, 224, 3), and it may rename tensors (``input.1``).  The export records, per tensor of
 the model file, the source's name (``source_name``, where it differs) and the transpose that
 made the model's tensor from the source's (``source_perm``: ``model = source.transpose(perm)``).
-``load`` reads those and wraps the backend's session in a ``MappedSession`` (mapped.py), so ``run`` takes
-the same feed dict (names, NCHW arrays) as the ONNX and OpenVINO exports and returns the
-source's outputs.  This module is the one place that decides it: the bench agent, parity,
+``load`` reads those and wraps the backend's session in a ``MappedSession`` (mapped.py), so
+``run`` takes the same feed dict (names, NCHW arrays) as the ONNX and OpenVINO exports and
+returns the source's outputs.  This module is the one place that decides it: the bench agent, parity,
 compress and ``inspect`` all see the session as it presents itself.
 
 ``load(path, layout="model")`` opts out: the model file's own tensors, names and layout.  A
@@ -64,7 +64,8 @@ class TensorMap:
     def describe(self) -> str:
         renamed = f"'{self.model}' as '{self.source}'" if self.model != self.source else \
             f"'{self.source}'"
-        return renamed + (f" transposed {list(self.inverse or ())}" if self.perm else "")
+        return renamed + (f" (the file's tensor .transpose({list(self.inverse or ())}))"
+                          if self.perm else "")
 
 
 @dataclass(frozen=True)

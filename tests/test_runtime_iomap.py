@@ -61,7 +61,8 @@ def test_the_mapping_is_said_in_info_and_io_map(tmp_path: Path) -> None:
     assert mapped.io_map is not None
     assert mapped.io_map.inputs == (TensorMap(IN, "image", (0, 2, 3, 1)),)
     assert mapped.info.details["io"] == ("the source's names and layout (from the manifest): "
-                                         f"'{IN}' as 'image' transposed [0, 3, 1, 2]")
+                                         f"'{IN}' as 'image' (the file's tensor "
+                                         ".transpose([0, 3, 1, 2]))")
     assert runtime.load(model, layout="model").io_map is None
     assert "io" not in runtime.load(model, layout="model").info.details
 
