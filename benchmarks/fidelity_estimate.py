@@ -71,7 +71,9 @@ def _run(path: Path, x: np.ndarray, **load: Any) -> np.ndarray:
 
     session = load_model(path, threads=1, **load)
     ins = (read_manifest(path) or {}).get("inputs") or [{}]
-    if ins[0].get("layout") == "NHWC" and x.ndim == 4:
+    # a manifest with the source's layout recorded is mapped by the runtime (io_map); an older
+    # one that only says NHWC is fed NHWC here
+    if session.io_map is None and ins[0].get("layout") == "NHWC" and x.ndim == 4:
         x = x.transpose(NCHW_TO_NHWC)
     return predict(session, np.ascontiguousarray(x), batch_size=64)
 

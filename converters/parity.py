@@ -6,8 +6,9 @@ top-1 agreement (gated only for (N, classes) outputs, where it means something).
 the tolerance of the export's precision raises ``OutputMismatchError`` naming the output and
 the figures (exit code 4 at the CLI).
 
-Layouts are explicit: ``input_perms``/``output_perms`` transpose the reference's NCHW arrays into
-what the candidate takes (e.g. NHWC) and its outputs back, so nothing is compared by accident.
+Layouts: a candidate that transposed its source's tensors (onnx2tf's NHWC TFLite) is run
+through the mapping its manifest records (``edgeship.runtime.iomap``), so both models take and
+return the source's layout here; an output whose shape still differs is a mismatch.
 
 Example:
     >>> report = check_parity(torch_runner, session_runner(sess), samples,
@@ -207,17 +208,15 @@ def batchable(inputs: Sequence[TensorSpec], shapes: dict[str, tuple[int, ...]]) 
 
 
 def run_batched(runner: Runner, arrays: list[np.ndarray], batch: Optional[int],
-                perms: Sequence[Perm] = (), per_sample: bool = False) -> list[np.ndarray]:
+                per_sample: bool = False) -> list[np.ndarray]:
     """Run all samples through ``runner`` in chunks of ``batch`` (all at once when None); a
     last short chunk is padded with its final sample and the padding dropped again.
     ``per_sample`` (see ``Samples``): one sample per run, outputs stacked on a new axis."""
     if per_sample:
         outs = []
         for i in range(len(arrays[0])):
-            part = [a[i].transpose(perm) if perm else a[i]
-                    for a, perm in zip(arrays, _pad(perms, len(arrays)))]
             # np.ascontiguousarray would turn a rank-0 scalar (a sample rate) into shape (1,)
-            outs.append(runner([np.require(p, requirements="C") for p in part]))
+            outs.append(runner([np.require(a[i], requirements="C") for a in arrays]))
         return [np.stack(parts) for parts in zip(*outs)]
     total = len(arrays[0])
     step = batch or total
@@ -227,7 +226,6 @@ def run_batched(runner: Runner, arrays: list[np.ndarray], batch: Optional[int],
         short = step - len(part[0])
         if short:
             part = [np.concatenate([p, np.repeat(p[-1:], short, axis=0)]) for p in part]
-        part = [p.transpose(perm) if perm else p for p, perm in zip(part, _pad(perms, len(part)))]
         out = runner([np.ascontiguousarray(p) for p in part])
         chunks.append([o[: len(o) - short] if short else o for o in out])
     return [np.concatenate(parts) for parts in zip(*chunks)]
@@ -244,24 +242,20 @@ def check_parity(
     candidate_name: str = "candidate",
     reference_batch: Optional[int] = None,
     candidate_batch: Optional[int] = None,
-    input_perms: Sequence[Perm] = (),
-    output_perms: Sequence[Perm] = (),
     raise_on_mismatch: bool = True,
 ) -> ParityReport:
     """Compare ``candidate`` with ``reference`` output by output (positionally)."""
 
     expected = run_batched(reference, samples.arrays, reference_batch,
                            per_sample=samples.per_sample)
-    got = run_batched(candidate, samples.arrays, candidate_batch, input_perms,
-                      per_sample=samples.per_sample)
+    got = run_batched(candidate, samples.arrays, candidate_batch, per_sample=samples.per_sample)
     if len(got) != len(expected):
         raise OutputMismatchError(
             f"{candidate_name} has {len(got)} outputs, {reference_name} has {len(expected)}",
             "check the export kept every output of the model",
         )
     results = []
-    for name, ref, out, perm in zip(output_names, expected, got, _pad(output_perms, len(got))):
-        out = out.transpose(perm) if perm else out
+    for name, ref, out in zip(output_names, expected, got):
         if out.shape != ref.shape:
             raise OutputMismatchError(
                 f"output '{name}' has shape {out.shape} in {candidate_name}, {ref.shape} in "
@@ -331,6 +325,3 @@ def session_batch(session: Any) -> Optional[int]:
         return 1
     return fixed
 
-
-def _pad(perms: Sequence[Perm], n: int) -> list[Perm]:
-    return list(perms) + [None] * (n - len(perms))

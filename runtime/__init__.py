@@ -29,7 +29,9 @@ from edgeship.runtime.formats import (
     format_for_path,
     quiet_backends,
 )
+from edgeship.runtime.iomap import IOMap, check_layout
 from edgeship.runtime.manifest import read_manifest
+from edgeship.runtime.mapped import MappedSession
 from edgeship.runtime.session import BackendInfo, Session, TensorSpec
 
 quiet_backends()  # none of the imports above loads a backend; anything later may
@@ -51,6 +53,7 @@ def load(
     device: Optional[str] = None,
     precision: Optional[str] = None,
     input_shapes: Optional[dict[str, tuple[int, ...]]] = None,
+    layout: str = "source",
 ) -> Session:
     """Load a model for inference.
 
@@ -62,7 +65,12 @@ def load(
         device: execution provider (onnxruntime) or device (OpenVINO); never silently replaced.
         precision: fp32/fp16/bf16 inference precision where the backend has a choice (OpenVINO).
         input_shapes: concrete shapes for inputs with dynamic dimensions.
+        layout: "source" (default): where the manifest records that the export renamed or
+            transposed tensors (onnx2tf's NHWC TFLite), the session shows and takes the source
+            model's names and layout, so one feed dict runs every export; ``session.io_map``
+            is then set and ``info.details["io"]`` says so.  "model": the file's own tensors.
     """
+    check_layout(layout)
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file '{path}' does not exist", "check the path")
@@ -82,10 +90,14 @@ def load(
     check_companions(path)
     if threads is not None and threads < 1:
         raise ConfigError(f"threads must be at least 1, got {threads}", "pass a positive count")
+    manifest = read_manifest(path)  # preprocessing and labels for Session.run_raw; the io map
+    io_map = IOMap.from_manifest(manifest) if layout == "source" else None
+    if io_map and input_shapes:
+        input_shapes = io_map.model_input_shapes(input_shapes)
     session = open_session(name, path, threads=threads, device=device, precision=precision,
                            input_shapes=input_shapes)
-    session.manifest = read_manifest(path)  # preprocessing and labels for Session.run_raw
-    return session
+    session.manifest = manifest
+    return MappedSession(session, io_map) if io_map else session
 
 
 def available_backends() -> dict[str, str]:

@@ -180,15 +180,30 @@ def _per_channel(values: tuple[float, ...], channels: int, name: str) -> np.ndar
     return np.asarray(values, np.float32)
 
 
-def preprocessing_from_manifest(manifest: Optional[dict[str, Any]]) -> Optional[Preprocessing]:
-    """The manifest's preprocessing spec, or None when it has none."""
+def preprocessing_from_manifest(manifest: Optional[dict[str, Any]], layout: str = "source"
+                                ) -> Optional[Preprocessing]:
+    """The manifest's preprocessing spec, or None when it has none.
+
+    The manifest records the layout the model file takes (onnx2tf's NHWC); with ``layout``
+    "source" (how ``load`` presents a model by default, ``iomap.py``) images are prepared in
+    the source's layout instead, which the session maps.
+    """
+    from dataclasses import replace
+
+    from edgeship.runtime.iomap import IOMap
+
     spec = (manifest or {}).get("preprocessing")
-    return None if spec is None else Preprocessing.from_dict(spec)
+    if spec is None:
+        return None
+    pre = Preprocessing.from_dict(spec)
+    io_map = IOMap.from_manifest(manifest) if layout == "source" else None
+    return replace(pre, layout=io_map.image_layout(pre.layout)) if io_map else pre
 
 
 def preprocessing_for_session(session: Any) -> Preprocessing:
     """The spec a loaded model's manifest gives, or a ConfigError saying how to add one."""
-    spec = preprocessing_from_manifest(session.manifest)
+    spec = preprocessing_from_manifest(session.manifest,
+                                       "source" if session.io_map is not None else "model")
     if spec is None:
         where = manifest_path(session.path).name
         raise ConfigError(

@@ -10,12 +10,15 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 from edgeship.runtime.errors import ConfigError, EdgeshipError, ModelError
 from edgeship.runtime.results import BackendInfo as BackendInfo  # its home before results.py
 from edgeship.runtime.results import NodeCoverage
+
+if TYPE_CHECKING:
+    from edgeship.runtime.iomap import IOMap
 
 Dim = Optional[Union[int, str]]  # None or a symbolic name for a dynamic dimension
 
@@ -56,6 +59,8 @@ class Session:
     outputs: list[TensorSpec]
     info: BackendInfo
     manifest: Optional[dict[str, Any]] = None  # X.ext.manifest.json beside the model, if any
+    # set when the tensors shown are the source's, mapped from the model file's (iomap.py)
+    io_map: Optional[IOMap] = None
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one inference; returns a new dict of output name -> array.

@@ -94,11 +94,41 @@ def test_efficientnet_lite0_exports_to_tflite_fp32_and_int8_without_touching_its
         manifest = json.loads((cwd / "out" / f"{precision}.tflite.manifest.json").read_text())
         assert manifest["parity"]["ok"]
         assert manifest["inputs"][0]["name"] == "input" and manifest["inputs"][0]["layout"] == "NHWC"
-        assert manifest["preprocessing"]["layout"] == "NHWC"  # what the app must feed it
+        # what an app on the bare interpreter feeds it; edgeship.runtime maps it back (below)
+        assert manifest["preprocessing"]["layout"] == "NHWC"
+        assert manifest["inputs"][0]["source_perm"] == [0, 2, 3, 1]
         session = load(cwd / "out" / f"{precision}.tflite")
         assert [s.name for s in session.outputs] == ["logits"]
         if precision == "int8":
             assert session.inputs[0].storage_dtype == "int8"
+    # The README's promise: the same feed dict (the ONNX's names, NCHW photos) runs on the
+    # .onnx and the .tflite, and the outputs agree within the export's parity tolerance.
+    from edgeship.converters.parity import TOLERANCES, agreement_of
+
+    x = np.load(calib)["x"]
+    onnx_session = load(efficientnet)
+    want = np.concatenate([onnx_session.run({"input": x[i:i + 1]})["logits"] for i in range(len(x))])
+    for precision in ("fp32", "int8"):
+        session = load(cwd / "out" / f"{precision}.tflite")
+        assert session.io_map is not None and "io" in session.info.details
+        assert [(s.name, s.shape) for s in session.inputs] == [("input", (1, 3, 224, 224))]
+        got = np.concatenate([session.run({"input": x[i:i + 1]})["logits"] for i in range(len(x))])
+        agreement, tolerance = agreement_of(want, got), TOLERANCES[precision]
+        allowed = tolerance.allowed(want)
+        assert allowed is None or agreement.max_abs_diff <= allowed, (precision, agreement)
+        assert agreement.cosine_min >= tolerance.min_cosine, (precision, agreement)
+        if precision == "fp32":  # int8's top-1 gate is over export's whole parity set (random
+            assert agreement.top1 == 1.0, agreement  # inputs too), lower on these 14 photos alone
+        # the mapping is only transposes: the file's own NHWC tensors give the same numbers
+        raw = load(cwd / "out" / f"{precision}.tflite", layout="model")
+        assert raw.io_map is None and raw.inputs[0].shape == (1, 224, 224, 3)
+        np.testing.assert_array_equal(raw.run({"input": x[:1].transpose(0, 2, 3, 1)})["logits"],
+                                      got[:1])
+    # raw photos through each manifest's preprocessing (the TFLite's says NHWC, mapped to NCHW)
+    image = next(iter(photos(PHOTOS).values()))
+    fp32 = load(cwd / "out" / "fp32.tflite")
+    np.testing.assert_allclose(fp32.run_raw(image)["logits"], onnx_session.run_raw(image)["logits"],
+                               atol=TOLERANCES["fp32"].allowed(want))
     assert sha256(efficientnet) == before  # onnx2tf rewrites its input: it got a private copy
     assert left_in(cwd) == ["out/fp32.tflite", "out/fp32.tflite.manifest.json",
                             "out/int8.tflite", "out/int8.tflite.manifest.json"]
@@ -123,10 +153,11 @@ def test_tflite_export_of_a_multi_input_multi_output_model_keeps_names(
     feeds = {"img": np.random.default_rng(0).random((1, 3, 8, 8), np.float32),
              "vec": np.random.default_rng(1).random((1, 5), np.float32)}
     want = onnx_.run(feeds)
-    got = tflite.run({"img": feeds["img"].transpose(0, 2, 3, 1), "vec": feeds["vec"]})
+    got = tflite.run(feeds)  # the same feed dict: the runtime maps onnx2tf's NHWC (manifest)
+    assert {k: v.shape for k, v in got.items()} == {k: v.shape for k, v in want.items()}
     np.testing.assert_allclose(got["zeta"], want["zeta"], atol=1e-5)
     np.testing.assert_allclose(got["mid"], want["mid"], atol=1e-5)
-    np.testing.assert_allclose(got["alpha"].transpose(0, 3, 1, 2), want["alpha"], atol=1e-5)
+    np.testing.assert_allclose(got["alpha"], want["alpha"], atol=1e-5)
     assert left_in(cwd, "m.tflite", "m.tflite.manifest.json") == [] and left_in(tmpdir) == []
 
 

@@ -8,6 +8,7 @@ import hashlib
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,6 +119,27 @@ def test_export_to_tflite_on_the_corpus_keeps_names_or_is_refused(name: str, tmp
         # onnx2tf sorts tensors and names them itself: the export carries the source's names
         assert sorted(s.name for s in session.inputs) == sorted(s.name for s in source.inputs)
         assert sorted(s.name for s in session.outputs) == sorted(s.name for s in source.outputs)
+        if any(len(s.shape) == 4 for s in source.inputs):  # an image model: onnx2tf's NHWC
+            _same_feeds_run_both(source, session)
+
+
+def _same_feeds_run_both(source: Any, session: Any) -> None:
+    """The same feed dict (the ONNX's names, NCHW arrays, at the TFLite's static shapes) runs
+    on both files, and the outputs agree within the export's fp32 parity tolerance."""
+    import numpy as np
+    from edgeship.converters.parity import TOLERANCES, agreement_of
+
+    assert session.io_map is not None
+    rng = np.random.default_rng(0)
+    feeds = {s.name: rng.random(tuple(int(d) for d in s.shape), dtype=np.float32)
+             for s in session.inputs}
+    want, got = source.run(feeds), session.run(feeds)
+    assert sorted(got) == sorted(want)
+    for name, ref in want.items():
+        agreement, tolerance = agreement_of(ref, got[name]), TOLERANCES["fp32"]
+        allowed = tolerance.allowed(ref)
+        assert allowed is not None and agreement.max_abs_diff <= allowed, (name, agreement)
+        assert agreement.cosine_min >= tolerance.min_cosine, (name, agreement)
 
 
 @pytest.mark.parametrize("name", params("compress"))

@@ -381,9 +381,11 @@ def test_onnx2tf_export_matches_onnxruntime_on_the_digits_test_split(
                                data=digits_test_npz, parity_real=360)
     (inp,) = artifact.manifest.inputs
     assert (inp.shape, inp.layout) == ([1, 8, 8, 1], "NHWC")  # onnx2tf's layout, recorded
+    assert (inp.source_name, inp.source_perm) == (None, [0, 2, 3, 1])  # and how it was made
     x = digits_data.x_test
     expected = load(digits_onnx).run({"input": x})["logits"]
-    got = exported_logits(artifact.path, x.transpose(0, 2, 3, 1))
+    assert load(artifact.path).inputs[0].shape == (1, 1, 8, 8)  # shown as the ONNX has it
+    got = exported_logits(artifact.path, x)  # the same NCHW arrays as the ONNX model's
     assert np.abs(got - expected).max() < tolerance
     assert (got.argmax(1) == expected.argmax(1)).mean() >= (1.0 if precision == "fp32" else 0.99)
     parity = artifact.manifest.parity
@@ -401,7 +403,7 @@ def test_onnx2tf_int8_is_calibrated_on_the_given_data(
     quant = artifact.manifest.quantization
     assert quant is not None and quant["calibration"]["samples"] == 200
     x, y = digits_data.x_test, digits_data.y_test
-    accuracy = (exported_logits(artifact.path, x.transpose(0, 2, 3, 1)).argmax(1) == y).mean()
+    accuracy = (exported_logits(artifact.path, x).argmax(1) == y).mean()
     from edgeship.runtime import load
 
     fp32 = (load(digits_onnx).run({"input": x})["logits"].argmax(1) == y).mean()
@@ -426,3 +428,18 @@ def test_onnx2tf_converts_an_rgb_model_without_reaching_the_network(tmp_path: Pa
     assert [(t.shape, t.layout) for t in m.inputs] == [([1, 16, 16, 3], "NHWC")]
     assert [(t.shape, t.layout) for t in m.outputs] == [([1, 16, 16, 2], "NHWC")]
     assert m.parity is not None and m.parity["outputs"][0]["max_abs_diff"] < 1e-4
+    assert [t.source_perm for t in m.inputs + m.outputs] == [[0, 2, 3, 1], [0, 2, 3, 1]]
+    from edgeship.runtime import load
+
+    # one feed dict for both files: the TFLite is shown and fed NCHW, its output comes back NCHW
+    x = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
+    onnx_session = load(onnx_path)
+    name, out = onnx_session.inputs[0].name, onnx_session.outputs[0].name
+    want = onnx_session.run({name: x})
+    got = load(artifact.path).run({name: x})
+    assert list(got) == [out] and got[out].shape == (1, 2, 16, 16)
+    np.testing.assert_allclose(got[out], want[out], atol=1e-4)
+    raw = load(artifact.path, layout="model")  # the file's own NHWC tensors, on request
+    assert raw.inputs[0].shape == (1, 16, 16, 3) and raw.io_map is None
+    np.testing.assert_allclose(raw.run({name: x.transpose(0, 2, 3, 1)})[out],
+                               want[out].transpose(0, 2, 3, 1), atol=1e-4)

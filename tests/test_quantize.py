@@ -282,6 +282,23 @@ def test_tflite_full_int8_from_torch_keeps_accuracy_at_under_30_percent_size(
     assert doc["quantization"]["calibration"]["samples"] == 200
 
 
+@pytest.mark.timeout(600)
+@pytest.mark.slow  # onnx2tf conversion
+def test_tflite_int8_from_onnx_is_judged_on_the_same_nchw_data_as_its_source(
+        wide_onnx: Path, calib_npz: Path, digits_test_npz: Path, tmp_path: Path) -> None:
+    """onnx2tf writes NHWC; the runtime maps it back from the manifest, so the accuracy check
+    feeds the quantized TFLite the source's NCHW test split as it is."""
+    import edgeship
+    from edgeship.runtime import load
+
+    result = edgeship.quantize(wide_onnx, tmp_path / "w.int8.tflite", backend="tflite",
+                               calib=calib_npz, data=digits_test_npz)
+    assert result.accuracy is not None and result.accuracy["drop_points"] <= 1.0
+    doc = manifest(result.path)
+    assert [i["source_perm"] for i in doc["inputs"]] == [[0, 2, 3, 1]]
+    assert [s.shape for s in load(result.path).inputs] == [(1, 1, 8, 8)]
+
+
 def test_tflite_backend_without_onnx2tf_refuses_onnx_input_and_says_what_it_needs(
         wide_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import edgeship

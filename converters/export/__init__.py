@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional, Union
 
 from edgeship.converters.export.base import Exported, ExportOptions
 from edgeship.converters.export.source import Source, resolve_source
-from edgeship.converters.parity import TOLERANCES, ParityReport, check_parity, make_samples
+from edgeship.converters.parity import TOLERANCES, ParityReport, Perm, check_parity, make_samples
 from edgeship.core.artifact import Manifest, ModelArtifact, StepRecord, TensorInfo, derive_manifest
 from edgeship.core.errors import ConfigError, UnsupportedError
 from edgeship.runtime.formats import Format, exact_precision, get_format
@@ -157,7 +157,11 @@ def compare(source: Source, path: Path, exported: Exported, options: ExportOptio
 
     fmt = get_format(options.to)
     # parity is about the export, not the precision a backend picks by itself (formats table)
-    session = load(path, backend=fmt.backends[0], precision=exact_precision(fmt.backends[0]))
+    # The file's own tensors, shown through the mapping its manifest will record (the one
+    # IOMap the runtime applies), so parity checks what users will run, with no perms of its own.
+    session = load(path, backend=fmt.backends[0], precision=exact_precision(fmt.backends[0]),
+                   layout="model")
+    session = source_view(session, *io_tensors(session, source, exported))
     samples = make_samples(source.inputs, random=options.parity_random, data=data,
                            max_real=options.parity_real, fixed=source.input_shapes or None,
                            fills=source.input_fills or None)
@@ -171,8 +175,6 @@ def compare(source: Source, path: Path, exported: Exported, options: ExportOptio
         candidate_name=f"{fmt.name} export ({session.info.backend} {session.info.version})",
         reference_batch=ref_batch,
         candidate_batch=session_batch(session),
-        input_perms=exported.input_perms,
-        output_perms=exported.output_perms,
     )
 
 
@@ -191,7 +193,8 @@ def build_manifest(
     from edgeship.runtime import load
 
     fmt = get_format(options.to)
-    session = load(model_path, backend=fmt.backends[0])
+    session = load(model_path, backend=fmt.backends[0], layout="model")
+    inputs, outputs = io_tensors(session, source, exported)
     if isinstance(preprocessing, Preprocessing):
         preprocessing = preprocessing.to_dict()
     if preprocessing is None:
@@ -201,12 +204,7 @@ def build_manifest(
         "converter": exported.converter, **exported.notes})
     return derive_manifest(
         upstream, model_path, step=step, files=exported.files,
-        inputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype, layout=layout)
-                for s, layout in _zip_pad(_in_order(session.inputs, [i.name for i in source.inputs]),
-                                          exported.input_layouts)],
-        outputs=[TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype, layout=layout)
-                 for s, layout in _zip_pad(_in_order(session.outputs, source.output_names),
-                                           exported.output_layouts)],
+        inputs=inputs, outputs=outputs,
         source=source.description, source_sha256=source.sha256,
         preprocessing=_with_layout(preprocessing, exported.input_layouts),
         labels=list(labels) if labels is not None else None, task=task,
@@ -225,6 +223,44 @@ def _with_layout(preprocessing: Optional[dict[str, Any]], layouts: Sequence[Opti
     return {**preprocessing, "layout": image[0]}
 
 
+def io_tensors(session: Any, source: Source, exported: Exported
+               ) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """The manifest's inputs and outputs for the exported file (``session``: its own tensors)."""
+    return (_tensors(session.inputs, [i.name for i in source.inputs], exported.input_layouts,
+                     exported.input_perms, exported.positional_names),
+            _tensors(session.outputs, source.output_names, exported.output_layouts,
+                     [_inverse(p) for p in exported.output_perms], exported.positional_names))
+
+
+def source_view(session: Any, inputs: list[TensorInfo], outputs: list[TensorInfo]) -> Any:
+    """``session`` shown as ``runtime.load`` will show it once this manifest is beside it."""
+    from edgeship.runtime.iomap import IOMap
+    from edgeship.runtime.mapped import MappedSession
+
+    io_map = IOMap.from_manifest({"inputs": [t.model_dump() for t in inputs],
+                                  "outputs": [t.model_dump() for t in outputs]})
+    return MappedSession(session, io_map) if io_map else session
+
+
+def _tensors(specs: Sequence[Any], names: Sequence[str], layouts: Sequence[Optional[str]],
+             perms: Sequence[Perm], positional: bool) -> list[TensorInfo]:
+    """The manifest's record of the exported file's tensors, in the source's order, each with
+    the source's name where the converter renamed it and the transpose it made (the runtime
+    maps them back, edgeship.runtime.iomap)."""
+    ordered = _in_order(specs, names)
+    same = positional and len(ordered) == len(names)
+    return [TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype,
+                       layout=layouts[i] if i < len(layouts) else None,
+                       source_name=names[i] if same and names[i] != s.name else None,
+                       source_perm=list(perms[i]) if i < len(perms) and perms[i] else None)
+            for i, s in enumerate(ordered)]
+
+
+def _inverse(perm: Perm) -> Perm:
+    """An output's perm (the export's file -> the source) as the manifest's (source -> file)."""
+    return None if perm is None else tuple(sorted(range(len(perm)), key=perm.__getitem__))
+
+
 def _in_order(specs: Sequence[Any], names: Sequence[str]) -> list[Any]:
     """The exported model's tensors in the source's order when they carry the source's names
     (exporters record layouts in that order; a converter may have sorted the tensors)."""
@@ -232,10 +268,6 @@ def _in_order(specs: Sequence[Any], names: Sequence[str]) -> list[Any]:
     if sorted(by_name) != sorted(names):
         return list(specs)
     return [by_name[n] for n in names]
-
-
-def _zip_pad(specs: Sequence[Any], layouts: Sequence[Optional[str]]) -> list[tuple[Any, Optional[str]]]:
-    return [(s, layouts[i] if i < len(layouts) else None) for i, s in enumerate(specs)]
 
 
 __all__ = ["ExportOptions", "export"]

@@ -48,6 +48,9 @@ class Exported:
     output_layouts: list[Optional[str]] = field(default_factory=list)
     input_perms: list[Perm] = field(default_factory=list)  # reference -> candidate layout
     output_perms: list[Perm] = field(default_factory=list)  # candidate -> reference layout
+    # the file's tensors are in the source's order, so a renamed one is the source's at its
+    # position (the manifest's source_name); False where the converter may have reordered them
+    positional_names: bool = True
     quantization: Optional[dict[str, Any]] = None
     notes: dict[str, Any] = field(default_factory=dict)
 

@@ -10,8 +10,10 @@ in its working directory; edgeship writes that file itself (from ``data`` when g
 seeded random inputs) and points every HTTP proxy variable at a closed port, so an attempt to
 download fails instead of reaching the network.  int8 is calibrated on ``data`` only.
 
-onnx2tf writes NHWC: 4-D inputs and outputs change layout, and the manifest and the parity
-check both say so.
+onnx2tf writes NHWC: 4-D inputs and outputs change layout.  ``input_perms``/``output_perms``
+say how; the manifest records them per tensor (``source_perm``), so ``edgeship.runtime.load``
+(and export's parity check, through the same mapping) shows the source's names and NCHW layout
+and one feed dict runs the ONNX and the TFLite export alike.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ def _convert(env: Path, source: Source, directory: Path, stem: str, options: Exp
         output_layouts=[("NHWC" if p == NHWC_TO_NCHW else None) for p in out_perms],
         input_perms=[NCHW_TO_NHWC if r == 4 else None for r in in_ranks],
         output_perms=out_perms,
+        positional_names=False,  # onnx2tf sorts tensors: names pair them (renamed above) or nothing
         quantization=_quantization(options, samples, data) if options.precision != "fp32" else None,
         notes={"layout": "NHWC (onnx2tf transposes 4-D tensors)",
                "tensor_names": "the ONNX model's" if renamed else "onnx2tf's own"},
@@ -198,7 +201,7 @@ def _output_perms(path: Path, model: Path, names: Optional[list[str]]) -> list[P
 
     graph = onnx.load(str(model), load_external_data=False).graph
     want = {o.name: tuple(d.dim_value for d in o.type.tensor_type.shape.dim) for o in graph.output}
-    outputs = load(path).outputs
+    outputs = load(path, layout="model").outputs  # the file's own tensors
     if names is not None:
         by_name = {s.name: s for s in outputs}
         outputs = [by_name[n] for n in names]

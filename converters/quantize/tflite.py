@@ -149,7 +149,12 @@ def _accuracy(source: Any, path: Path, data: Any, inputs: Any) -> Optional[dict[
     before = accuracy_of(run_batched(runner, arrays, batch)[0], labels).accuracy
     from edgeship.runtime import load
 
-    session = load(path)  # TFLite names its inputs itself: match them by position
-    after = accuracy(session, {s.name: a for s, a in zip(session.inputs, arrays)}, labels).accuracy
+    # shown in the source's names and layout where the manifest maps them (onnx2tf: NHWC);
+    # a file whose tensors keep the converter's names is matched by position
+    session = load(path)
+    named = sorted(s.name for s in session.inputs) == sorted(s.name for s in source.inputs)
+    given = ({s.name: feeds[s.name] for s in source.inputs} if named else
+             {s.name: a for s, a in zip(session.inputs, arrays)})
+    after = accuracy(session, given, labels).accuracy
     return {"fp32": before, "quantized": after, "drop_points": round(100 * (before - after), 4),
             "samples": len(labels)}

@@ -42,6 +42,8 @@ def inspect(
                 shape += f" (runs at {_shape(spec['run_shape'])})"
             table.add_row(kind[:-1], spec["name"], shape, _dtype(spec))
     err_console.print(table)
+    if be.get("details", {}).get("io"):  # the runtime maps the file's tensors (iomap.py)
+        err_console.print(f"shown as {be['details']['io']}")
     precision = info["precision"]
     if precision:
         from edgeship.precision import Precision

@@ -22,6 +22,9 @@ from typing import Any, Optional, Union
 TOOLS = ("edgeship", "onnx", "onnxruntime", "openvino", "nncf", "torch", "litert-torch",
          "ai-edge-litert", "onnx2torch", "torch-pruning")
 META = "candidate.json"
+# bumped when what a build writes changes meaning: 2, manifests record each tensor's source_name
+# and source_perm (the runtime maps onnx2tf's NHWC back; a build without them would be misjudged)
+BUILD_FORMAT = 2
 
 
 def default_cache_dir() -> Path:
@@ -73,7 +76,8 @@ class CandidateCache:
 
     def __init__(self, root: Union[str, Path], source_sha256: str, data_sha256: str) -> None:
         self.root = Path(root)
-        self.base = {"source_sha256": source_sha256, "data_sha256": data_sha256,
+        self.base = {"build_format": BUILD_FORMAT, "source_sha256": source_sha256,
+                     "data_sha256": data_sha256,
                      "tools": tool_versions()}
 
     def key(self, recipe: Any, extra: Optional[dict[str, Any]] = None) -> str:

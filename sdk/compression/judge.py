@@ -109,7 +109,6 @@ class Judge:
         self.data = data
         self.reference_name, runner, batch = original.reference()
         self.reference = run_batched(runner, data.eval.x, batch or EVAL_BATCH)
-        self.layouts = original.layouts()
         given = task or (original.manifest or {}).get("task")
         source = "--task" if task else "the model's manifest"
         self.spec = FidelitySpec.infer(self.reference[0].shape, task=given, metric=metric,
@@ -144,11 +143,11 @@ class Judge:
         session = load(path, backend=name, device=device, precision=precision,
                        input_shapes=(self.original.input_shapes or None)
                        if path == self.original.path else None)  # the model as given
-        perms = self._perms(path)
+        # a candidate that transposed the original's tensors (onnx2tf's NHWC TFLite) is shown in
+        # the original's names and layout by the runtime (edgeship.runtime.iomap): no perms here
         runner = session_runner(session, [s.name for s in self.original.specs],
                                 self.original.output_names)  # by name where names match
-        outputs = run_batched(runner, self.data.eval.x, session_batch(session) or EVAL_BATCH,
-                              perms)
+        outputs = run_batched(runner, self.data.eval.x, session_batch(session) or EVAL_BATCH)
         samples = Samples(self.data.eval.x, 0, len(self.data.eval), self.data.eval.source)
         report = check_parity(
             lambda _: self.reference, lambda _: outputs, samples,
@@ -161,18 +160,6 @@ class Judge:
         fidelity = judge(self.reference, outputs, self.spec, labels)
         parity = report.to_dict() | {"gated": gated, "vs": "original model, evaluation split"}
         return Evaluation(fidelity, len(self.data.eval), parity)
-
-    def _perms(self, path: Path) -> list[Optional[tuple[int, ...]]]:
-        """Transpose NCHW data for a candidate whose manifest says its inputs are NHWC."""
-        from edgeship.converters.parity import NCHW_TO_NHWC
-        from edgeship.runtime.preprocess import read_manifest
-
-        ins = (read_manifest(path) or {}).get("inputs") or []
-        perms: list[Optional[tuple[int, ...]]] = []
-        for i, layout in enumerate(self.layouts):
-            theirs = ins[i].get("layout") if i < len(ins) else None
-            perms.append(NCHW_TO_NHWC if layout == "NCHW" and theirs == "NHWC" else None)
-        return perms
 
 
 __all__ = ["DEFAULT_MAX_ACCURACY_DROP", "DEFAULT_MIN_SNR_DB", "EVAL_BATCH", "Evaluation", "Judge",

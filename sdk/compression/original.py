@@ -84,11 +84,6 @@ class Original:
 
         return ModelInputs(self.specs, self.manifest)
 
-    def layouts(self) -> list[Optional[str]]:
-        ins = (self.manifest or {}).get("inputs") or []
-        given = [i.get("layout") for i in ins] if len(ins) == len(self.specs) else []
-        return given or [("NCHW" if len(s.shape) == 4 else None) for s in self.specs]
-
     def reference(self) -> tuple[str, Callable[[list[np.ndarray]], list[np.ndarray]], Optional[int]]:
         if self.source is not None:
             name, runner, batch = self.source.reference()

@@ -37,7 +37,15 @@ from edgeship.runtime.formats import FORMATS, files_of, format_of, renamed
 from edgeship.runtime.manifest import manifest_path, read_manifest_file
 from edgeship.runtime.manifest import read_manifest as read_raw_manifest
 from edgeship.runtime.preprocess import Preprocessing
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 MANIFEST_SCHEMA = "edgeship.manifest/1"
 
@@ -55,6 +63,19 @@ class TensorInfo(_Strict):
     shape: list[Dim]
     dtype: str
     layout: Optional[str] = None  # NCHW / NHWC for image tensors, None when not an image
+    # What the source called it and how its layout was changed (onnx2tf: NCHW -> NHWC), so the
+    # runtime shows the source's tensors (edgeship.runtime.iomap); None where it kept them.
+    source_name: Optional[str] = None
+    source_perm: Optional[list[int]] = None  # this tensor = the source's .transpose(source_perm)
+
+    @model_serializer(mode="wrap")
+    def _without_unmapped(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a tensor the converter kept as it was is written as before these fields existed
+        data: dict[str, Any] = handler(self)
+        for key in ("source_name", "source_perm"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
 
 class StepRecord(_Strict):
