@@ -173,7 +173,9 @@ def _onnx_for_tflite(artifact: Artifact) -> Optional[Path]:
     from edgeship.converters.export.tools import tool_env
     from edgeship.runtime.formats import get_format
 
-    if artifact.module is None and artifact.path is not None and \
+    # a file with a module is the original and its torch form (``then`` keeps one of them):
+    # the file itself is what onnx2tf converts
+    if artifact.path is not None and \
             artifact.path.suffix.lower() in get_format("onnx").suffixes and \
             tool_env("onnx2tf") is not None:
         return artifact.path
