@@ -94,7 +94,8 @@ def fashion_case(work: Path) -> Optional[Case]:
     test = DATA / "fashion_mnist_test_1k.npz"
     if not (model.is_file() and test.is_file()):
         return None
-    from edgeship.runtime.preprocess import Preprocessing, read_manifest
+    from edgeship.runtime.manifest import read_manifest
+    from edgeship.runtime.preprocess import Preprocessing
 
     from examples.models_zoo.fashion_mnist import load_split
 
@@ -143,7 +144,8 @@ def efficientnet_case(work: Path, per_image: int = 8) -> Optional[Case]:
             model = lite0.export(work / "efficientnet_lite0.onnx")
         except SystemExit:  # the weights package is not installed
             return None
-    from edgeship.runtime.preprocess import Preprocessing, read_manifest
+    from edgeship.runtime.manifest import read_manifest
+    from edgeship.runtime.preprocess import Preprocessing
 
     spec = Preprocessing.from_dict((read_manifest(model) or {})["preprocessing"])
     photos = list(lite0.photos(lite0.PHOTOS).values())

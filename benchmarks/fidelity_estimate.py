@@ -41,7 +41,8 @@ def digits(work: Path) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def fashion(work: Path) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
-    from edgeship.runtime.preprocess import Preprocessing, read_manifest
+    from edgeship.runtime.manifest import read_manifest
+    from edgeship.runtime.preprocess import Preprocessing
 
     from examples.models_zoo.fashion_mnist import load_split
 
@@ -67,7 +68,7 @@ def _run(path: Path, x: np.ndarray, **load: Any) -> np.ndarray:
     from edgeship.converters.evaluate import predict
     from edgeship.converters.parity import NCHW_TO_NHWC
     from edgeship.runtime import load as load_model
-    from edgeship.runtime.preprocess import read_manifest
+    from edgeship.runtime.manifest import read_manifest
 
     session = load_model(path, threads=1, **load)
     ins = (read_manifest(path) or {}).get("inputs") or [{}]

@@ -59,11 +59,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def model_files(path: Path) -> list[Path]:
-    """The files a model consists of (an IR's .bin, ONNX external data beside it)."""
-    return files_of(path)
-
-
 def _settle(call: Callable[[], object], minimum: int, budget_s: float = 5.0) -> int:
     """Run ``minimum`` warmup runs, then more until the rolling median of 5 moves < 5 %."""
     window: list[int] = []
@@ -166,7 +161,7 @@ def measure(model: str | Path, config: Optional[BenchConfig] = None, **options: 
     stats = LatencyStats.from_ns(samples)
     batch = next((s for k, s in feeds.items()), None)
     batch_size = int(batch.shape[0]) if batch is not None and batch.ndim else 1
-    files = model_files(path)
+    files = files_of(path)  # an IR's .bin, ONNX external data beside it
     return BenchmarkResult(
         model=ModelFacts(path=str(path), name=path.name, format=fmt.name,
                          size_bytes=sum(f.stat().st_size for f in files), sha256=sha256_file(path),

@@ -34,10 +34,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 from edgeship.runtime.errors import ConfigError
-
-# The manifest's reader lives in runtime/manifest.py; these names stay importable from here.
-from edgeship.runtime.manifest import manifest_path as manifest_path
-from edgeship.runtime.manifest import read_manifest as read_manifest
+from edgeship.runtime.manifest import manifest_path
 
 ImageLike = Union[np.ndarray, str, Path]
 _KEYS = ("resize", "color", "scale", "mean", "std", "layout", "dtype")

@@ -291,8 +291,8 @@ def json_cases(seed: dict[str, Any]) -> Any:
 @given(data=json_cases(json.loads(MANIFEST.read_text())))
 def test_manifests(data: bytes, fuzz_dir: Path, tmp_path: Path) -> None:
     from edgeship.core.artifact import read_manifest
+    from edgeship.runtime.manifest import read_manifest as read_runtime_manifest
     from edgeship.runtime.preprocess import preprocessing_from_manifest
-    from edgeship.runtime.preprocess import read_manifest as read_runtime_manifest
 
     model = write(tmp_path, "m.onnx", b"not read")
     write(tmp_path, "m.onnx.manifest.json", data)

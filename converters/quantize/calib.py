@@ -94,7 +94,7 @@ class ModelInputs:
 
 def model_inputs(model: Union[str, Path, None], inputs: Sequence[TensorSpec]) -> ModelInputs:
     """``inputs`` with the manifest beside ``model`` (None when there is none)."""
-    from edgeship.runtime.preprocess import read_manifest
+    from edgeship.runtime.manifest import read_manifest
 
     return ModelInputs(list(inputs), read_manifest(model) if model is not None else None)
 

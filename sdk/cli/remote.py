@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 if TYPE_CHECKING:
+    from edgeship.runtime.benchconfig import BenchConfig
     from edgeship.targets import Target
 
 Targets = Annotated[
@@ -131,7 +132,7 @@ def bench_fleet_cli(
     targets: list[str],
     *,
     budget: Any,
-    config: Any,  # a BenchConfig (its timeout included)
+    config: BenchConfig,  # its timeout included
     accept_new_host_key: bool,
     jobs: int,
     output: Optional[Path],

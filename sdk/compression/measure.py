@@ -126,7 +126,7 @@ class Measurer:
 def _static_inputs(path: Path) -> bool:
     """The candidate's manifest lists only fixed input dimensions (onnx2tf's TFLite, whose
     layout may also differ from the original's): it needs no --input-shape to be measured."""
-    from edgeship.runtime.preprocess import read_manifest
+    from edgeship.runtime.manifest import read_manifest
 
     ins = (read_manifest(path) or {}).get("inputs") or []
     return bool(ins) and all(isinstance(d, int) and d > 0 for i in ins for d in i.get("shape") or [None])

@@ -44,7 +44,7 @@ class Original:
     def open(cls, model: Any, example_input: Any = None,
              input_shapes: Optional[dict[str, tuple[int, ...]]] = None) -> Original:
         from edgeship.converters.onnx_shapes import fix_specs
-        from edgeship.runtime.preprocess import read_manifest
+        from edgeship.runtime.manifest import read_manifest
 
         shapes = dict(input_shapes or {})
         kind = _session_kind(model)
