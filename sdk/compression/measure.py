@@ -89,7 +89,7 @@ class Measurer:
         from edgeship.runtime.benchconfig import BenchConfig
 
         # the search's measurement settings, the same for every candidate; each adds its own
-        # engine, precision hint and input shapes (``for_candidate``)
+        # engine, precision hint and input shapes (``measure``)
         self.config = BenchConfig(threads=self.threads, runs=runs, warmup=warmup,
                                   min_seconds=min_seconds,
                                   fills=dict(original.input_fills or {})).check()
