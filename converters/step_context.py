@@ -74,6 +74,9 @@ class BuildContext:
     disjoint: bool = True  # the training samples are not the evaluation ones
     max_accuracy_drop: Optional[float] = None
     _count: int = field(default=0, repr=False)
+    # ONNX files whose torch route to TFLite failed, and why: the next TFLite step (int8 after
+    # fp32) goes to onnx2tf at once instead of failing the same way again
+    _torch_failed: dict[Path, str] = field(default_factory=dict, repr=False)
 
     def start(self) -> Artifact:
         """The original, as the first step gets it."""
@@ -112,21 +115,25 @@ class BuildContext:
 
     def tflite_route(self, artifact: Artifact, convert: Callable[[Any, Any], Any]) -> Any:
         """``convert(model, example)`` through torch first, then through onnx2tf when the
-        torch route fails on an ONNX file (EfficientNet-Lite0's program, Paddle graphs)."""
+        torch route fails on an ONNX file (EfficientNet-Lite0's program, Paddle graphs).  The
+        onnx2tf runs of a build are shared (one per file, whatever the precision)."""
+        from edgeship.converters.export.onnx2tf import shared_runs
         from edgeship.core.errors import EdgeshipError
 
         onnx_file = _onnx_for_tflite(artifact)
+        torch_error = self._torch_failed.get(onnx_file) if onnx_file is not None else None
+        if torch_error is None:
+            try:
+                return convert(*self.torch_input(artifact))
+            except (EdgeshipError, Exception) as exc:  # noqa: BLE001 - onnx2tf is the fallback
+                if onnx_file is None:
+                    raise
+                torch_error = self._torch_failed[onnx_file] = " ".join(str(exc).split())[:120]
         try:
-            return convert(*self.torch_input(artifact))
-        except (EdgeshipError, Exception) as exc:  # noqa: BLE001 - onnx2tf is the fallback
-            if onnx_file is None:
-                raise
-            torch_error = exc
-        try:
-            return convert(onnx_file, None)
+            with shared_runs(self.scratch / "onnx2tf"):
+                return convert(onnx_file, None)
         except EdgeshipError as exc:
-            raise ModelError(f"{exc.one_line()} (and through torch: "
-                             f"{' '.join(str(torch_error).split())[:120]})",
+            raise ModelError(f"{exc.one_line()} (and through torch: {torch_error})",
                              "export the model to ONNX/OpenVINO instead") from None
 
     def training(self, what: str) -> SampleSet:

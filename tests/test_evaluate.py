@@ -144,6 +144,48 @@ def test_agreement_counts_changed_predictions() -> None:
     assert result.max_abs_diff == 3.0
 
 
+def _outputs_at_cosines(cosines: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """A reference and a candidate whose per-sample cosine similarities are ``cosines``."""
+    ref = np.zeros((len(cosines), 10), np.float32)
+    ref[:, 0] = 5.0
+    cand = ref.copy()
+    cand[:, 0] = 5.0 * np.array(cosines)
+    cand[:, 1] = 5.0 * np.sqrt(1 - np.array(cosines) ** 2)  # a unit vector at that angle
+    return ref, cand
+
+
+def test_int8_parity_gates_the_mean_cosine_so_more_samples_do_not_fail_a_good_export() -> None:
+    from edgeship.converters.parity import TOLERANCES, Samples, compare_outputs
+
+    def report(cosines: list[float]):  # type: ignore[no-untyped-def]
+        ref, cand = _outputs_at_cosines(cosines)
+        return compare_outputs([ref], [cand], Samples([ref], 0, len(ref)),
+                               tolerance=TOLERANCES["int8"], output_names=["logits"],
+                               raise_on_mismatch=False)
+
+    # one hard sample among many (EfficientNet-Lite0's int8: lowest 0.971, mean 0.99) passes
+    assert report([0.995] * 63 + [0.96]).ok
+    spread = report([0.97] * 64)  # every sample off: a worse model than int8 noise
+    assert not spread.ok and spread.outputs[0].failed == ["mean cosine 0.970000 < 0.98"]
+    broken = report([0.999] * 63 + [0.4])  # one input the conversion broke
+    assert not broken.ok and broken.outputs[0].failed[0].startswith("cosine 0.4")
+
+
+def test_samples_of_a_dynamic_batch_model_are_run_in_chunks() -> None:
+    from edgeship.converters.parity import CHUNK, run_batched
+
+    seen: list[int] = []
+
+    def runner(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        seen.append(len(arrays[0]))
+        return [arrays[0] * 2]
+
+    x = np.arange(2 * CHUNK + 3, dtype=np.float32)[:, None]
+    out = run_batched(runner, [x], None)  # batch None: the model takes any batch
+    np.testing.assert_array_equal(out[0], x * 2)
+    assert seen == [CHUNK, CHUNK, CHUNK]  # the last short chunk is padded, its padding dropped
+
+
 def test_model_size_counts_raw_and_compressed_bytes(digits_onnx: Path) -> None:
     size = model_size(digits_onnx)
     assert size.bytes == digits_onnx.stat().st_size

@@ -8,7 +8,14 @@ Two offline traps are closed here: onnx2tf calls ``onnxsim`` by name (the venv's
 first on PATH), and for image inputs it fetches a sample-image file from GitHub unless one is
 in its working directory; edgeship writes that file itself (from ``data`` when given, else
 seeded random inputs) and points every HTTP proxy variable at a closed port, so an attempt to
-download fails instead of reaching the network.  int8 is calibrated on ``data`` only.
+download fails instead of reaching the network.
+
+One onnx2tf run per ONNX file: it writes the TensorFlow model (a saved_model) and its float32
+and float16 TFLite; full int8 is TensorFlow's TFLite converter on that saved_model, calibrated
+on ``data`` only, with the settings onnx2tf's own ``-oiqt`` uses (int8 weights per channel,
+int8 activations, inputs and outputs).  ``-oiqt`` would write four calibrated variants to keep
+one (EfficientNet-Lite0: 91 s against 50 s + 8 s here).  Inside ``shared_runs`` the run is kept
+and shared by every export of the same file (compress's fp32, fp16 and int8 TFLite candidates).
 
 onnx2tf writes NHWC: 4-D inputs and outputs change layout.  ``input_perms``/``output_perms``
 say how; the manifest records them per tensor (``source_perm``), so ``edgeship.runtime.load``
@@ -18,9 +25,15 @@ and one feed dict runs the ONNX and the TFLite export alike.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,9 +50,12 @@ from edgeship.core.errors import MissingBackendError, UnsupportedError
 from edgeship.runtime.formats import FORMATS
 
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"  # what onnx2tf looks for
-# the name onnx2tf gives its output, after the model's stem, per precision
-OUTPUT_SUFFIX = {p: FORMATS["tflite"].filename(tag) for p, tag in
-                 {"fp32": "_float32", "fp16": "_float16", "int8": "_full_integer_quant"}.items()}
+STATIC = FORMATS["onnx"].filename("model")  # the static copy onnx2tf converts
+# what one onnx2tf run writes, per precision (int8 is converted from its saved_model here)
+OUTPUT = {p: FORMATS["tflite"].filename(f"model{tag}") for p, tag in
+          {"fp32": "_float32", "fp16": "_float16"}.items()}
+INT8 = FORMATS["tflite"].filename("model_full_integer_quant")
+_RUNS: ContextVar[Optional[Path]] = ContextVar("edgeship_onnx2tf_runs", default=None)
 NO_NETWORK = {k: "http://127.0.0.1:9" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
                                                 "https_proxy", "ALL_PROXY", "all_proxy")}
 
@@ -66,33 +82,28 @@ def onnx_to_tflite(source: Source, directory: Path, stem: str, options: ExportOp
         shutil.rmtree(work, ignore_errors=True)
 
 
+@contextmanager
+def shared_runs(directory: Path) -> Iterator[None]:
+    """Within the block, onnx2tf converts each ONNX file (with its fixed input shapes) once:
+    later exports of it, at any precision, start from what that run wrote, kept under
+    ``directory`` (the caller's scratch space, which it removes)."""
+    token = _RUNS.set(directory.resolve())  # onnx2tf runs with its own working directory
+    try:
+        yield
+    finally:
+        _RUNS.reset(token)
+
+
 def _convert(env: Path, source: Source, directory: Path, stem: str, options: ExportOptions,
              data: Any, work: Path) -> Exported:
-    from edgeship.converters.onnx_shapes import static_copy
-
-    assert source.path is not None
-    model = static_copy(source.path, work / FORMATS["onnx"].filename("model"), source.input_shapes,
-                        scope_names=True)
-    (work / "tmp").mkdir()
-    argv = [str(env / "bin" / "onnx2tf"), "-i", str(model), "-o", str(work / "out"), "-n",
-            "-osd"]  # signature defs carry the ONNX tensor names (renamed onto the tensors below)
     samples = _samples(source, data, options)
-    _write_sample_file(work, source, samples)
-    if options.precision == "int8":
-        argv += ["-oiqt", "-qt", "per-channel", "-iqd", "int8", "-oqd", "int8"]
-        for i, (spec, arr) in enumerate(zip(source.inputs, samples)):
-            path = work / f"calib_{i}.npy"
-            np.save(path, _to_nhwc(arr).astype(np.float32))
-            argv += ["-cind", spec.name, str(path), "0.0", "1.0"]  # data is model-ready already
-    run = subprocess.run(argv, cwd=work, capture_output=True, text=True, check=False,
-                         env=_env(env, work / "tmp"), stdin=subprocess.DEVNULL, timeout=3600)
-    produced = work / "out" / (model.stem + OUTPUT_SUFFIX[options.precision])
-    if run.returncode != 0 or not produced.is_file():
-        raise _error(run.stdout + run.stderr, source.path.name)
+    run = _onnx2tf_run(env, source, samples, work)
+    produced = (_full_int8(env, run, source, samples, work) if options.precision == "int8"
+                else run / OUTPUT[options.precision])
     path = directory / FORMATS["tflite"].filename(stem)
     renamed = _rename_tensors(env, produced, path, source, work)
     in_ranks = [len(s.shape) for s in source.inputs]
-    out_perms = _output_perms(path, model, source.output_names if renamed else None)
+    out_perms = _output_perms(path, run / STATIC, source.output_names if renamed else None)
     version = tool_version(env)
     return Exported(
         file=path.name,
@@ -108,6 +119,104 @@ def _convert(env: Path, source: Source, directory: Path, stem: str, options: Exp
         notes={"layout": "NHWC (onnx2tf transposes 4-D tensors)",
                "tensor_names": "the ONNX model's" if renamed else "onnx2tf's own"},
     )
+
+
+def _onnx2tf_run(env: Path, source: Source, samples: list[np.ndarray], work: Path) -> Path:
+    """The directory of onnx2tf's run on the source: its saved_model, float32 and float16
+    TFLite and the static ONNX copy it converted; the shared one when ``shared_runs`` has it."""
+    from edgeship.converters.onnx_shapes import static_copy
+
+    assert source.path is not None
+    store = _RUNS.get()
+    key = hashlib.sha256(json.dumps(
+        [source.sha256, sorted((k, list(v)) for k, v in (source.input_shapes or {}).items()),
+         tool_version(env)]).encode()).hexdigest()[:32]
+    if store is not None and (store / key).is_dir():
+        return store / key
+    model = static_copy(source.path, work / STATIC, source.input_shapes, scope_names=True)
+    (work / "tmp").mkdir(exist_ok=True)
+    _write_sample_file(work, source, samples)
+    out = work / "out"
+    argv = [str(env / "bin" / "onnx2tf"), "-i", str(model), "-o", str(out), "-n",
+            "-osd"]  # signature defs carry the ONNX tensor names (renamed onto the tensors below)
+    run = subprocess.run(argv, cwd=work, capture_output=True, text=True, check=False,
+                         env=_env(env, work / "tmp"), stdin=subprocess.DEVNULL, timeout=3600)
+    if run.returncode != 0 or not (out / OUTPUT["fp32"]).is_file():
+        raise _error(run.stdout + run.stderr, source.path.name)
+    model.replace(out / STATIC)  # onnx2tf simplified it in place: the graph it converted
+    if store is None:
+        return out
+    store.mkdir(parents=True, exist_ok=True)
+    claimed = store / f".{key}.{os.getpid()}"
+    shutil.move(str(out), str(claimed))
+    try:
+        claimed.rename(store / key)  # atomic: a concurrent build of the same file keeps its own
+    except OSError:
+        shutil.rmtree(claimed, ignore_errors=True)
+    return store / key
+
+
+# Run in onnx2tf's venv: what onnx2tf's -oiqt does for its full-integer file, once.
+_INT8 = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+saved, dst, feeds, keys, per_sample = sys.argv[1], sys.argv[2], *map(json.loads, sys.argv[3:])
+spec = tf.saved_model.load(saved).signatures["serving_default"].structured_input_signature[1]
+arrays = {}
+for key, tensor in spec.items():
+    name = keys.get(key) or (next(iter(feeds)) if len(spec) == len(feeds) == 1 else None)
+    if name is None:
+        sys.exit(f"ERROR: no calibration data for the TensorFlow model's input '{key}'")
+    arrays[key] = np.load(feeds[name]).astype(tensor.dtype.as_numpy_dtype)
+count = min(len(a) for a in arrays.values())
+
+def representative():
+    for i in range(count):
+        yield {k: a[i] if per_sample else a[i:i + 1] for k, a in arrays.items()}
+
+converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+converter.optimizations = [tf.lite.Optimize.DEFAULT]
+converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                       tf.lite.OpsSet.SELECT_TF_OPS]
+converter.representative_dataset = representative
+converter.inference_input_type = tf.int8
+converter.inference_output_type = tf.int8
+with open(dst, "wb") as f:
+    f.write(converter.convert())
+"""
+
+
+def _full_int8(env: Path, run: Path, source: Source, samples: list[np.ndarray],
+               work: Path) -> Path:
+    """Full-integer TFLite from the run's saved_model, calibrated on ``samples``."""
+    from edgeship.converters.parity import batchable
+    from edgeship.runtime.inputs import resolve_shapes
+
+    assert source.path is not None
+    feeds = {}
+    for i, (spec, arr) in enumerate(zip(source.inputs, samples)):
+        feeds[spec.name] = str(work / f"calib_{i}.npy")
+        np.save(feeds[spec.name], _to_nhwc(arr))  # the saved_model's layout
+    per_sample = not batchable(source.inputs, resolve_shapes(source.inputs, source.input_shapes
+                                                             or None))
+    produced = work / INT8
+    (work / "tmp").mkdir(exist_ok=True)
+    done = subprocess.run(
+        [str(env / "bin" / "python"), "-c", _INT8, str(run), str(produced), json.dumps(feeds),
+         json.dumps(_signature_keys([s.name for s in source.inputs])), json.dumps(per_sample)],
+        cwd=work, capture_output=True, text=True, check=False, env=_env(env, work / "tmp"),
+        stdin=subprocess.DEVNULL, timeout=3600)
+    if done.returncode != 0 or not produced.is_file():
+        raise _error(done.stdout + done.stderr, source.path.name,
+                     "TensorFlow's TFLite converter could not quantize")
+    return produced
+
+
+def _signature_keys(names: list[str]) -> dict[str, str]:
+    """onnx2tf's signature keys for ONNX tensor names (characters TF rejects become '_')."""
+    return ({re.sub(r"[^A-Za-z0-9_]", "_", n): n for n in names}
+            | {re.sub(r"[^A-Za-z0-9_.\-]", "_", n): n for n in names} | {n: n for n in names})
 
 
 # Run in onnx2tf's venv (TensorFlow's flatbuffer tools): the signature def maps each ONNX input
@@ -142,13 +251,8 @@ print(done)
 def _rename_tensors(env: Path, produced: Path, path: Path, source: Source, work: Path) -> bool:
     """Copy ``produced`` to ``path`` with the source's tensor names; False when onnx2tf's
     signature did not name them all (the file is then copied as onnx2tf wrote it)."""
-    import json
-    import re
-
     wanted = [s.name for s in source.inputs] + list(source.output_names)
-    # onnx2tf's signature keys are the ONNX names with characters TF rejects replaced by '_'
-    keys = ({re.sub(r"[^A-Za-z0-9_]", "_", n): n for n in wanted}
-            | {re.sub(r"[^A-Za-z0-9_.\-]", "_", n): n for n in wanted} | {n: n for n in wanted})
+    keys = _signature_keys(wanted)
     single = ([source.inputs[0].name, source.output_names[0]]
               if len(source.inputs) == 1 and len(source.output_names) == 1 else None)
     done = subprocess.run([str(env / "bin" / "python"), "-c", _RENAME, str(produced), str(path),
@@ -227,7 +331,7 @@ def _quantization(options: ExportOptions, samples: list[np.ndarray], data: Any) 
     if options.precision == "fp16":
         return {"method": "fp16 weights", "tool": "onnx2tf", "weights": "float16",
                 "activations": "float32", "io": "float32"}
-    return {"method": "static", "tool": "onnx2tf (TFLite converter)",
+    return {"method": "static", "tool": "TFLite converter on onnx2tf's TensorFlow model",
             "weights": "int8 per-channel", "activations": "int8", "io": "int8",
             "calibration": {"source": str(data), "samples": int(len(samples[0]))}}
 
@@ -236,11 +340,9 @@ _ADVICE = ("The trace log is below", "Read this and deal with it", "Alternativel
            "If the input OP", "Also, for models", "input_onnx_file_path")
 
 
-def _error(output: str, name: str) -> Exception:
+def _error(output: str, name: str, failed: str = "onnx2tf could not convert") -> Exception:
     """The converter's own error: the exception it raised (with the line that explains a Keras
     layer failure), and the ONNX node it was converting; never a TensorFlow log line."""
-    import re
-
     text = re.sub(r"\x1b\[[0-9;]*m", "", output)  # drop colour codes
     lines = [line.strip() for line in text.splitlines()]
     node = [n.removeprefix("wa/") for n in re.findall(r"onnx_op_name:\s*(\S+)", text)]
@@ -261,7 +363,7 @@ def _error(output: str, name: str) -> Exception:
         detail = errors[-1] if errors else "no error message (exit without a result)"
     detail = re.sub(r"for '\{\{node [^']*'", "", detail)  # TF's graph-node dump
     return UnsupportedError(
-        f"onnx2tf could not convert '{name}'{where}: {' '.join(detail.split())[:300]}",
+        f"{failed} '{name}'{where}: {' '.join(detail.split())[:300]}",
         "export the torch model with litert-torch instead, or to ONNX/OpenVINO; fix dynamic "
         "dimensions with --input-shape",
     )

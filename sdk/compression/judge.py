@@ -15,7 +15,6 @@ from edgeship.compression.original import Data, Original
 from edgeship.converters.fidelity import Fidelity
 from edgeship.core.errors import ConfigError
 
-EVAL_BATCH = 16  # samples per evaluation batch for dynamic-batch models: bounds peak memory
 DEFAULT_MAX_ACCURACY_DROP = 1.0  # points; compress never picks a model without an accuracy guard
 # Outputs that are not class scores: error RMS at most 10 % of the output RMS.  int8 post-training
 # quantization of conv nets lands around 20-35 dB at the output, fp16 above 50 dB; below 20 dB a
@@ -108,7 +107,7 @@ class Judge:
         self.original = original
         self.data = data
         self.reference_name, runner, batch = original.reference()
-        self.reference = run_batched(runner, data.eval.x, batch or EVAL_BATCH)
+        self.reference = run_batched(runner, data.eval.x, batch)  # chunked: bounded memory
         given = task or (original.manifest or {}).get("task")
         source = "--task" if task else "the model's manifest"
         self.spec = FidelitySpec.infer(self.reference[0].shape, task=given, metric=metric,
@@ -132,7 +131,7 @@ class Judge:
         from edgeship.converters.parity import (
             TOLERANCES,
             Samples,
-            check_parity,
+            compare_outputs,
             run_batched,
             session_batch,
             session_runner,
@@ -147,10 +146,10 @@ class Judge:
         # the original's names and layout by the runtime (edgeship.runtime.iomap): no perms here
         runner = session_runner(session, [s.name for s in self.original.specs],
                                 self.original.output_names)  # by name where names match
-        outputs = run_batched(runner, self.data.eval.x, session_batch(session) or EVAL_BATCH)
+        outputs = run_batched(runner, self.data.eval.x, session_batch(session))
         samples = Samples(self.data.eval.x, 0, len(self.data.eval), self.data.eval.source)
-        report = check_parity(
-            lambda _: self.reference, lambda _: outputs, samples,
+        report = compare_outputs(
+            self.reference, outputs, samples,
             tolerance=TOLERANCES[tolerance], output_names=self.original.output_names,
             reference_name=f"original ({self.reference_name})",
             candidate_name=f"{path.name} ({session.info.backend} {session.info.version}"
@@ -162,5 +161,5 @@ class Judge:
         return Evaluation(fidelity, len(self.data.eval), parity)
 
 
-__all__ = ["DEFAULT_MAX_ACCURACY_DROP", "DEFAULT_MIN_SNR_DB", "EVAL_BATCH", "Evaluation", "Judge",
+__all__ = ["DEFAULT_MAX_ACCURACY_DROP", "DEFAULT_MIN_SNR_DB", "Evaluation", "Judge",
            "fidelity_budget", "search_budget"]
