@@ -382,7 +382,7 @@ def targets(case: Case, rows: list[dict[str, Any]], pick: Optional[str], wall: f
     out: list[dict[str, Any]] = []
     int8 = [r for r in rows if r["candidate"] in INT8_ENGINES and r["p50_ms"] is not None]
     chosen = _row(rows, pick) if pick else None
-    if int8 and chosen and case.recipes is None:
+    if int8 and chosen and case.recipes is None and case.device == DEVICE:  # issue 4: x86-amx
         fastest = min(int8, key=lambda r: r["p50_ms"])
         ratio = chosen["p50_ms"] / fastest["p50_ms"]
         out.append({"target": "x86-amx pick within 10 % of the fastest int8 path",

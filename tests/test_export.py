@@ -393,6 +393,38 @@ def test_onnx2tf_export_matches_onnxruntime_on_the_digits_test_split(
 
 
 @pytest.mark.slow
+def test_exports_of_one_file_inside_shared_runs_take_one_onnx2tf_run(
+    digits_onnx: Path, digits_test_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """compress's fp32, int8 and fp16 TFLite candidates of one model: one onnx2tf run, then
+    TensorFlow's converter on its saved_model for int8."""
+    import subprocess
+
+    import edgeship
+    from edgeship.converters.export import onnx2tf
+
+    ran: list[str] = []
+    real = subprocess.run
+
+    def counting(argv: list[str], *args: Any, **kwargs: Any) -> Any:
+        ran.append(Path(argv[0]).name)
+        return real(argv, *args, **kwargs)
+
+    monkeypatch.setattr(onnx2tf.subprocess, "run", counting)
+    store = tmp_path / "runs"
+    with onnx2tf.shared_runs(store):
+        for precision in ("fp32", "int8", "fp16"):
+            artifact = edgeship.export(digits_onnx, "tflite", tmp_path / f"{precision}.tflite",
+                                       precision=precision, data=digits_test_npz)
+            assert artifact.manifest.parity is not None and artifact.manifest.parity["ok"]
+    assert ran.count("onnx2tf") == 1 and len(list(store.iterdir())) == 1
+    quant = ModelArtifact.load(tmp_path / "int8.tflite").manifest.quantization
+    assert quant is not None and quant["io"] == "int8" and "onnx2tf's TensorFlow model" in quant["tool"]
+    edgeship.export(digits_onnx, "tflite", tmp_path / "again.tflite")  # outside: its own run
+    assert ran.count("onnx2tf") == 2
+
+
+@pytest.mark.slow
 def test_onnx2tf_int8_is_calibrated_on_the_given_data(
     digits_onnx: Path, digits_test_npz: Path, digits_data: Any, tmp_path: Path,
 ) -> None:

@@ -183,3 +183,27 @@ def test_a_dataset_reads_into_a_sample_set_with_its_labels(digits_test_npz: Path
         np.testing.assert_array_equal(samples.array, npz["x"][:50])
         np.testing.assert_array_equal(samples.y, npz["y"][:50])  # type: ignore[arg-type]
     assert samples.source == str(digits_test_npz) and not samples.random
+
+
+def test_a_tflite_step_whose_torch_route_failed_goes_to_onnx2tf_at_once_the_next_time(
+        digits_original: Original, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeship.converters.export import tools
+    from edgeship.core.errors import ModelError, UnsupportedError
+
+    monkeypatch.setattr(tools, "tool_env", lambda name: tmp_path / "env")  # onnx2tf is there
+    ctx = _context(digits_original, tmp_path, None)
+    tried: list[str] = []
+
+    def convert(model: object, example: object) -> object:
+        tried.append("onnx2tf" if isinstance(model, Path) else "torch")
+        if not isinstance(model, Path):
+            raise RuntimeError("litert-torch: torch.export failed")
+        if len(tried) > 3:
+            raise UnsupportedError("onnx2tf could not convert it", "report the model")
+        return model
+
+    assert ctx.tflite_route(ctx.start(), convert) == digits_original.path  # fp32: torch, then
+    assert ctx.tflite_route(ctx.start(), convert) == digits_original.path  # int8: onnx2tf only
+    assert tried == ["torch", "onnx2tf", "onnx2tf"]
+    with pytest.raises(ModelError, match="through torch: litert-torch: torch.export failed"):
+        ctx.tflite_route(ctx.start(), convert)  # the reason the torch route failed is kept

@@ -23,8 +23,9 @@ TOOLS = ("edgeship", "onnx", "onnxruntime", "openvino", "nncf", "torch", "litert
          "ai-edge-litert", "onnx2torch", "torch-pruning")
 META = "candidate.json"
 # bumped when what a build writes changes meaning: 2, manifests record each tensor's source_name
-# and source_perm (the runtime maps onnx2tf's NHWC back; a build without them would be misjudged)
-BUILD_FORMAT = 2
+# and source_perm (the runtime maps onnx2tf's NHWC back; a build without them would be misjudged);
+# 3, full-int8 TFLite from ONNX is TensorFlow's converter on onnx2tf's saved_model
+BUILD_FORMAT = 3
 
 
 def default_cache_dir() -> Path:
@@ -46,6 +47,11 @@ def tool_versions() -> dict[str, Optional[str]]:
             found[name] = version(name)
         except PackageNotFoundError:
             found[name] = None
+    # onnx2tf lives in its own venv (edgeship tools install): its version is in its marker
+    from edgeship.converters.export.tools import tool_env, tool_version
+
+    env = tool_env("onnx2tf")
+    found["onnx2tf"] = tool_version(env) if env is not None else None
     return found
 
 
