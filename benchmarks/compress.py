@@ -3,8 +3,8 @@
 Per model, the whole default search (``edgeship.compress``: the planner's candidates, then
 structured prune + distill on the fastest engine) is run on this host with one inference thread
 (the machine is shared; a fresh process per measurement, >= 300 runs and >= 1.5 s each).  Per
-candidate: size, MACs/FLOPs, accuracy (top-1 on labelled data, else top-1 agreement with the
-original), p50/p99 latency, peak memory; per search: the pick and its wall time.
+candidate: size, MACs/FLOPs, fidelity (top-1 drop on labelled data, else the fidelity judge's
+figure: the estimated drop for class scores, output error for other outputs), p50/p99 latency, peak memory; per search: the pick and its wall time.
 
 Models, each when present: the bundled digits CNN (sklearn digits), the Fashion-MNIST CNN and
 EfficientNet-Lite0 from examples/models (examples/models_zoo makes them), and a ResNet-18-sized
@@ -152,8 +152,8 @@ def efficientnet_case(work: Path, per_image: int = 8) -> Optional[Case]:
     data = work / "photo_crops.npz"
     np.savez(data, x=_crops(photos, spec, per_image=per_image))
     return Case("EfficientNet-Lite0", model, data, None, 1.0,
-                f"ImageNet weights; no labelled ImageNet data here: judged by top-1 agreement with "
-                f"the original on seeded random crops of the {len(photos)} scikit-image photos "
+                f"ImageNet weights; no labelled ImageNet data here: judged by the estimated drop "
+                f"(no labels) on seeded random crops of the {len(photos)} scikit-image photos "
                 f"({per_image * len(photos)} inputs, half evaluate, half calibrate and drive the "
                 "accuracy-aware search); too few to distill, so no pruned candidates")
 
@@ -230,8 +230,7 @@ def efficientnet_vnni_case(work: Path) -> Optional[Case]:
     if base is None:
         return None
     return Case("EfficientNet-Lite0 (no labels, x86-avx512-vnni)", base.model, base.data, None,
-                1.0, base.note.replace("judged by top-1 agreement with the original",
-                                       "judged by the estimated drop (no labels)"),
+                1.0, base.note,
                 device=vnni_bf16_profile(work),
                 native=("int8-onnx", "int8-openvino", "int8-tflite", "bf16-openvino"),
                 issue10_targets=True)

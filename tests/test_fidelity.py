@@ -277,6 +277,24 @@ def test_quantizing_a_model_onnxruntime_cannot_shape_leaves_the_working_dir_alon
     assert Path.cwd() == here
 
 
+def test_static_int8_of_magika_quantizes_the_graph_onnxruntime_can_and_says_which(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """quant_pre_process's fusions of Magika trip onnxruntime's own per-channel bias check
+    (it compares arrays): the model as given quantizes, and the warning says so."""
+    from edgeship.converters.quantize import quantize
+    from edgeship.runtime import load
+
+    from examples.models_zoo import magika_content_type as magika
+
+    model = magika.prepare(tmp_path / "model" / "magika.onnx")
+    x = np.random.default_rng(0).integers(0, 257, (16, 2048)).astype(np.int32)
+    result = quantize(model, tmp_path / "out" / "magika.int8.onnx", mode="static",
+                      backend="onnxruntime", calib=x)
+    assert "quantized the model without quant_pre_process" in capfd.readouterr().err
+    probs = load(result.path).run({"bytes": x[:4]})["target_label"]
+    assert probs.shape == (4, 214) and np.allclose(probs.sum(1), 1, atol=0.05)
+
+
 def test_a_missed_floor_reads_as_a_floor() -> None:
     from edgeship.budget import Check, Verdict
     from edgeship.compression.select import misses

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from edgeship.converters.quantize.calib import warn
 from edgeship.converters.quantize.config import Outcome, QuantizeConfig
 from edgeship.converters.quantize.ort import (
     check_loadable,
@@ -21,6 +22,7 @@ from edgeship.converters.quantize.ort import (
 )
 from edgeship.converters.quantize.sensitivity import accuracy_aware, layer_sensitivity
 from edgeship.core.data import SampleSet
+from edgeship.core.errors import UnsupportedError
 from edgeship.runtime.formats import FORMATS
 
 
@@ -41,15 +43,27 @@ def run(src: Path, out: Path, cfg: QuantizeConfig, calib: Optional[SampleSet],
         params = convert_fp16(pre, out)
     else:
         assert calib is not None
-        return _run_static(pre, out, cfg, calib, labelled, work)
+        try:
+            return _run_static(pre, out, cfg, calib, labelled, work)
+        except UnsupportedError as exc:
+            if pre.name == onnx_file("pre_named") and src.resolve() != pre.resolve():
+                # quant_pre_process's fusions can trip onnxruntime's own quantizer (Magika's
+                # pre-processed graph: its per-channel bias-scale check compares arrays); the
+                # model as given is what onnxruntime quantized before those fusions existed
+                plain = named(src, work / onnx_file("plain_named"))
+                warn(f"onnxruntime could not quantize the pre-processed model "
+                     f"({exc.problem[:120]}); quantized the model without quant_pre_process")
+                return _run_static(plain, out, cfg, calib, labelled, work, "plain")
+            raise
     check_loadable(out)
     return Outcome([out], params)
 
 
 def _run_static(pre: Path, out: Path, cfg: QuantizeConfig, calib: SampleSet,
-                labelled: Optional[tuple[dict[str, Any], Any]], work: Path) -> Outcome:
+                labelled: Optional[tuple[dict[str, Any], Any]], work: Path,
+                graph: str = "pre") -> Outcome:
     warn_slow_static(cfg)
-    cache = work / "calibration.json"
+    cache = work / f"calibration-{graph}.json"  # activation ranges by this graph's tensor names
     search = report = None
     if cfg.max_accuracy_drop is not None:
         assert labelled is not None
