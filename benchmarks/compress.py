@@ -4,7 +4,8 @@ Per model, the whole default search (``edgeship.compress``: the planner's candid
 structured prune + distill on the fastest engine) is run on this host with one inference thread
 (the machine is shared; a fresh process per measurement, >= 300 runs and >= 1.5 s each).  Per
 candidate: size, MACs/FLOPs, fidelity (top-1 drop on labelled data, else the fidelity judge's
-figure: the estimated drop for class scores, output error for other outputs), p50/p99 latency, peak memory; per search: the pick and its wall time.
+figure: the estimated drop for class scores, output error for other outputs), p50/p99 latency,
+peak memory; per search: the pick and its wall time.
 
 Models, each when present: the bundled digits CNN (sklearn digits), the Fashion-MNIST CNN and
 EfficientNet-Lite0 from examples/models (examples/models_zoo makes them), and a ResNet-18-sized
