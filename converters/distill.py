@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -227,7 +228,7 @@ def pruned_candidates(
     example = train.array[:1] if example_input is None else example_input
     pct = f"{round(100 * sparsity)}"
     rows = []
-    for name, technique, run in [
+    runs: list[tuple[str, str, Callable[[Path], Any]]] = [
         (f"prune-unstructured-{pct}", "prune-unstructured",
          lambda path: prune(model, sparsity, example_input=example, output=path, progress=False)),
         (f"prune-channels-{pct}", "prune-channels",
@@ -236,7 +237,8 @@ def pruned_candidates(
         (f"prune-channels-{pct}+distill", "prune-channels+distill",
          lambda path: distill(model, f"pruned:{sparsity}", train, epochs=epochs, lr=lr,
                               output=path, progress=False)),
-    ]:
+    ]
+    for name, technique, run in runs:
         start = time.perf_counter()
         target = out / FORMATS["onnx"].filename(name)
         result = run(target)

@@ -154,13 +154,15 @@ class QuantizeStep:
         aware = self.accuracy_aware
         labelled = ctx.search_labels() if aware else None
 
+        ort_only: dict[str, Any] = ({"activations": self.activations,
+                                     "reduce_range": self.reduce_range}
+                                    if self.backend == "onnxruntime" else {})
+
         def convert(model: Any, example: Any) -> Any:
             return quantize(
                 model, out, mode=self.mode, backend=self.backend,
                 calib=ctx.calibration_data() if self.mode == "static" else None,
-                per_channel=self.per_channel, calibration=self.calibration,
-                **({"activations": self.activations, "reduce_range": self.reduce_range}
-                   if self.backend == "onnxruntime" else {}),
+                per_channel=self.per_channel, calibration=self.calibration, **ort_only,
                 max_accuracy_drop=ctx.max_accuracy_drop if aware else None,
                 data=labelled, example_input=example, input_shapes=ctx.shapes(model),
                 input_fills=ctx.original.input_fills or None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeGuard
 
 import numpy as np
 from edgeship.runtime.errors import ConfigError
@@ -76,7 +76,7 @@ def resolve_shapes(
             for spec in specs}
 
 
-def shared_dim(d: Dim) -> bool:
+def shared_dim(d: Dim) -> TypeGuard[str]:
     """A symbolic dimension every input naming it shares ("batch", "sequence")."""
     return isinstance(d, str) and d not in ("", "?")  # '?' is anonymous, not one shared size
 

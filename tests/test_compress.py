@@ -10,10 +10,11 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from edgeship.compression.plan import ModelFacts, plan_recipes, structural_recipes
+from edgeship.compression.plan import ModelFacts, plan_recipes, structural_candidates
 from edgeship.profiles import load_profile, parse_profile
 from edgeship.recipe import load_recipes
 
@@ -112,14 +113,18 @@ def test_accuracy_aware_int8_falls_back_only_for_its_own_engine() -> None:
     assert not any(r.only_if_missed for r in plan_recipes(load_profile("x86-amx"), no_budget).recipes)
 
 
+def _structural_recipes(*args: Any) -> list[Any]:
+    return [p.recipe for p in structural_candidates(*args)]
+
+
 def test_structural_candidates_go_to_the_fastest_engine_and_need_training_data() -> None:
     plan = plan_recipes(load_profile("x86-amx"), CONV)
-    recipes = structural_recipes(plan, CONV, {"fp32": "tflite", "int8": "openvino"})
+    recipes = _structural_recipes(plan, CONV, {"fp32": "tflite", "int8": "openvino"})
     assert [r.name for r in recipes] == ["pruned25-fp32-tflite", "pruned25-int8-openvino",
                                          "pruned50-fp32-tflite", "pruned50-int8-openvino"]
     assert [s.step for s in recipes[1].steps] == ["prune", "distill", "quantize"]
     untrained = ModelFacts("onnx", conv_share=0.97)
-    assert structural_recipes(plan, untrained, {"fp32": "tflite"}) == []
+    assert _structural_recipes(plan, untrained, {"fp32": "tflite"}) == []
     assert "training samples" in dict(plan.skipped)["pruned25-fp32"]
 
 
@@ -373,12 +378,12 @@ def test_structured_pruning_needs_enough_samples_to_recover_for_the_models_size(
     # EfficientNet-Lite0: 4.6 M parameters and 144 training crops lost 80-84 pt when pruned
     lite0 = ModelFacts("onnx", conv_share=0.97, training_samples=144, params=4_650_000)
     plan = plan_recipes(load_profile("x86-avx512-vnni"), lite0)
-    assert structural_recipes(plan, lite0, {"fp32": "onnx", "int8": "onnx"}) == []
+    assert _structural_recipes(plan, lite0, {"fp32": "onnx", "int8": "onnx"}) == []
     reason = dict(plan.skipped)["pruned25-fp32"]
     assert reason.startswith("structured pruning needs at least 4650 training samples")
     enough = ModelFacts("onnx", conv_share=0.97, training_samples=5000, params=4_650_000)
     plan = plan_recipes(load_profile("x86-avx512-vnni"), enough)
-    assert len(structural_recipes(plan, enough, {"fp32": "onnx", "int8": "onnx"})) == 4
+    assert len(_structural_recipes(plan, enough, {"fp32": "onnx", "int8": "onnx"})) == 4
 
 
 def test_onnxruntime_int8_uses_the_activation_types_the_cpu_runs_fast() -> None:
@@ -399,7 +404,7 @@ def test_outputs_that_are_not_class_scores_get_no_accuracy_aware_search_or_disti
     skipped = dict(plan.skipped)
     assert "not class scores" in skipped["int8-accuracy-onnx"]
     assert not any(r.name.startswith("int8-accuracy") for r in plan.recipes)
-    assert structural_recipes(plan, scores, {"fp32": "onnx", "int8": "onnx"}) == []
+    assert _structural_recipes(plan, scores, {"fp32": "onnx", "int8": "onnx"}) == []
     assert "class probabilities" in dict(plan.skipped)["pruned25-fp32"]
 
 

@@ -187,9 +187,10 @@ def test_a_dataset_reads_into_a_sample_set_with_its_labels(digits_test_npz: Path
 
 def test_a_tflite_step_whose_torch_route_failed_goes_to_onnx2tf_at_once_the_next_time(
         digits_original: Original, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgeship.converters.export import tools
+    from edgeship.converters.export import onnx2tf, tools
     from edgeship.core.errors import ModelError, UnsupportedError
 
+    assert onnx2tf.tool_env is tools.tool_env  # imported first: it keeps the real lookup
     monkeypatch.setattr(tools, "tool_env", lambda name: tmp_path / "env")  # onnx2tf is there
     ctx = _context(digits_original, tmp_path, None)
     tried: list[str] = []

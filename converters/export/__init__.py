@@ -249,11 +249,12 @@ def _tensors(specs: Sequence[Any], names: Sequence[str], layouts: Sequence[Optio
     maps them back, edgeship.runtime.iomap)."""
     ordered = _in_order(specs, names)
     same = positional and len(ordered) == len(names)
+    padded = [*perms, *[None] * (len(ordered) - len(perms))]
     return [TensorInfo(name=s.name, shape=list(s.shape), dtype=s.dtype,
                        layout=layouts[i] if i < len(layouts) else None,
                        source_name=names[i] if same and names[i] != s.name else None,
-                       source_perm=list(perms[i]) if i < len(perms) and perms[i] else None)
-            for i, s in enumerate(ordered)]
+                       source_perm=list(perm) if perm else None)
+            for i, (s, perm) in enumerate(zip(ordered, padded))]
 
 
 def _inverse(perm: Perm) -> Perm:

@@ -74,7 +74,8 @@ def quantize_tflite(model: Any, output: Union[str, Path, None], cfg: QuantizeCon
         from edgeship.converters.export.source import read_onnx
         from edgeship.converters.quantize.graph import refuse_quantized
 
-        refuse_quantized(read_onnx(source.path), source.path.name)  # type: ignore[arg-type]
+        assert source.path is not None  # an ONNX source is a file
+        refuse_quantized(read_onnx(source.path), source.path.name)
     precision = "int8" if cfg.mode == "static" else "fp16"
     with collect_warnings() as notes:
         calib_set = None

@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
@@ -141,7 +142,7 @@ class OnnxRuntimeSession(Session):
         run, names = self._sess.run, self._output_names
         return lambda: run(names, checked)
 
-    def node_coverage(self, feeds: Optional[dict[str, np.ndarray]] = None) -> Optional[NodeCoverage]:
+    def node_coverage(self, feeds: Optional[Mapping[str, np.ndarray]] = None) -> Optional[NodeCoverage]:
         """Nodes per execution provider, read from one profiled run of a second session on
         ``feeds`` (the measured inputs; else inputs made at the session's input shapes)."""
         from edgeship.runtime.inputs import random_inputs

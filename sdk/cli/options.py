@@ -55,15 +55,11 @@ def make_budget(
     from edgeship.budget import Budget
 
     d = defaults or {}
-    return Budget(
-        max_latency_ms=max_latency_ms if max_latency_ms is not None else d.get("max_latency_ms"),
-        max_memory_mb=max_memory_mb if max_memory_mb is not None else d.get("max_memory_mb"),
-        max_size_mb=max_size_mb if max_size_mb is not None else d.get("max_size_mb"),
-        max_accuracy_drop=max_accuracy_drop
-        if max_accuracy_drop is not None
-        else d.get("max_accuracy_drop"),
-        percentile=percentile,
-    )
+    given = {"max_latency_ms": max_latency_ms, "max_memory_mb": max_memory_mb,
+             "max_size_mb": max_size_mb, "max_accuracy_drop": max_accuracy_drop}
+    # the CLI's strings as they are: Budget parses and validates each limit (one error path)
+    limits: dict[str, Any] = {k: v if v is not None else d.get(k) for k, v in given.items()}
+    return Budget(**limits, percentile=percentile)
 
 
 InputValue = Annotated[

@@ -77,10 +77,10 @@ def original_facts(original: Any, scratch: Path, data: Any) -> OriginalFacts:
         return facts
     cost = count_onnx(onnx_path, shapes)
     conv = sum(v for k, v in cost.macs_by_op.items() if k in _CONV_OPS)
-    counted = bool(cost.macs) and not cost.uncounted
-    return replace(facts, macs=cost.macs if counted else None, params=cost.params,
-                   conv_share=conv / cost.macs if counted else _conv_node_share(onnx_path),
-                   conv_share_basis="MACs" if counted else "node count (MACs not countable)")
+    macs = cost.macs if cost.macs and not cost.uncounted else None  # None: not countable
+    return replace(facts, macs=macs, params=cost.params,
+                   conv_share=conv / macs if macs else _conv_node_share(onnx_path),
+                   conv_share_basis="MACs" if macs else "node count (MACs not countable)")
 
 
 def _conv_node_share(path: Path) -> Optional[float]:

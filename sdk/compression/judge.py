@@ -53,7 +53,8 @@ def fidelity_budget(budget: Budget, spec: Any, metric_given: bool) -> tuple[Budg
             spec = dataclasses.replace(spec, metric=given[0])
     name, default = DEFAULT_OUTPUT_LIMITS[spec.metric]
     if getattr(budget, name) is None:
-        budget = dataclasses.replace(budget, **{name: default})
+        limit: dict[str, Any] = {name: default}
+        budget = dataclasses.replace(budget, **limit)
     return budget, spec
 
 

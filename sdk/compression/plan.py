@@ -345,16 +345,6 @@ def distill_epochs(samples: int, batch: int = 64) -> int:
     return min(high, max(low, math.ceil(DISTILL_STEPS / per_epoch)))
 
 
-def structural_recipes(
-    plan: Plan,
-    facts: ModelFacts,
-    fastest: Mapping[str, str],
-    sparsities: Sequence[float] = PRUNE_SPARSITIES,
-) -> list[Recipe]:
-    """The recipes of ``structural_candidates``."""
-    return [p.recipe for p in structural_candidates(plan, facts, fastest, sparsities)]
-
-
 def structural_candidates(
     plan: Plan,
     facts: ModelFacts,

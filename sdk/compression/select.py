@@ -31,8 +31,9 @@ def fallback_needed(primary: Candidate, done: list[Candidate], percentile: str) 
     assert primary.evaluation is not None
     noise = 0.0
     figures = primary.evaluation.fidelity.figures
-    if primary.evaluation.fidelity.metric == "estimated_drop" and figures.get("estimated_drop_upper"):
-        noise = float(figures["estimated_drop_upper"]) - float(figures["estimated_drop"])
+    upper, drop = figures.get("estimated_drop_upper"), figures.get("estimated_drop")
+    if primary.evaluation.fidelity.metric == "estimated_drop" and upper and drop is not None:
+        noise = float(upper) - float(drop)
     margin = check.margin or 0.0
     if margin <= max(REAL_MISS * check.limit, noise):
         return (f"{primary.name} missed the {check.name} budget by only {margin:.3g} "
