@@ -97,14 +97,14 @@ def shared_runs(directory: Path) -> Iterator[None]:
 def _convert(env: Path, source: Source, directory: Path, stem: str, options: ExportOptions,
              data: Any, work: Path) -> Exported:
     samples = _samples(source, data, options)
-    run = _onnx2tf_run(env, source, samples, work)
+    version = tool_version(env)
+    run = _onnx2tf_run(env, version, source, samples, work)
     produced = (_full_int8(env, run, source, samples, work) if options.precision == "int8"
                 else run / OUTPUT[options.precision])
     path = directory / FORMATS["tflite"].filename(stem)
     renamed = _rename_tensors(env, produced, path, source, work)
     in_ranks = [len(s.shape) for s in source.inputs]
     out_perms = _output_perms(path, run / STATIC, source.output_names if renamed else None)
-    version = tool_version(env)
     return Exported(
         file=path.name,
         files=[path.name],
@@ -121,7 +121,8 @@ def _convert(env: Path, source: Source, directory: Path, stem: str, options: Exp
     )
 
 
-def _onnx2tf_run(env: Path, source: Source, samples: list[np.ndarray], work: Path) -> Path:
+def _onnx2tf_run(env: Path, version: str, source: Source, samples: list[np.ndarray],
+                 work: Path) -> Path:
     """The directory of onnx2tf's run on the source: its saved_model, float32 and float16
     TFLite and the static ONNX copy it converted; the shared one when ``shared_runs`` has it."""
     from edgeship.converters.onnx_shapes import static_copy
@@ -130,7 +131,7 @@ def _onnx2tf_run(env: Path, source: Source, samples: list[np.ndarray], work: Pat
     store = _RUNS.get()
     key = hashlib.sha256(json.dumps(
         [source.sha256, sorted((k, list(v)) for k, v in (source.input_shapes or {}).items()),
-         tool_version(env)]).encode()).hexdigest()[:32]
+         version]).encode()).hexdigest()[:32]
     if store is not None and (store / key).is_dir():
         return store / key
     model = static_copy(source.path, work / STATIC, source.input_shapes, scope_names=True)

@@ -84,11 +84,12 @@ def _table(path: Path, manifest: Any) -> Any:
     table.add_column("output")
     table.add_column("max abs diff", justify="right")
     table.add_column("cosine (min)", justify="right")
+    table.add_column("cosine (mean)", justify="right")  # what int8's tolerance gates
     table.add_column("top-1 agreement", justify="right")
     for out in parity.get("outputs", []):
         top1 = out["top1"]
         table.add_row(out["name"], f"{out['max_abs_diff']:.3g}", f"{out['cosine_min']:.6f}",
-                      "–" if top1 is None else f"{100 * top1:.1f} %")
+                      f"{out['cosine_mean']:.6f}", "–" if top1 is None else f"{100 * top1:.1f} %")
     table.caption = (f"✅ parity vs {parity.get('reference')} on {parity.get('samples')} samples "
                      f"({parity.get('random')} random, {parity.get('real')} real); files: "
                      f"{', '.join(manifest.files)} + manifest")
